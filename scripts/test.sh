@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Sets up what the tests need on a fresh Debian machine (as root, or with the packages already
+# there) and runs them: formatting, lints, the WASM build of the engine, and every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "Rust is needed: install it with rustup (https://rustup.rs)" >&2
+  exit 1
+fi
+
+# Mesa's lavapipe gives wgpu a Vulkan device without a GPU, so the GPU code path is tested too.
+if ! ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers >/dev/null
+  else
+    echo "note: mesa-vulkan-drivers is not installed; the wgpu tests will be skipped" >&2
+  fi
+fi
+
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
+
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+cargo check --lib --target wasm32-unknown-unknown
+cargo test

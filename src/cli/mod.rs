@@ -1,0 +1,263 @@
+//! Command-line front end: argument parsing, files, progress bars and tables. The engine it
+//! drives knows nothing of any of these.
+
+mod backend;
+mod output;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use walf_lab::bias::{Target, bias_report};
+use walf_lab::data::{Benchmark, Split};
+use walf_lab::engine::{LanguageModel, ModelFiles};
+use walf_lab::measure::{MeasureInput, ProbeSettings};
+
+use backend::BackendChoice;
+
+#[derive(Parser)]
+#[command(
+    name = "walf",
+    version,
+    about = "Measure and mitigate gender bias of masked language models"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TargetArg {
+    Equal,
+    RealWorld,
+    Both,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SplitArg {
+    Train,
+    Valid,
+    Test,
+    All,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Measure how far the model's gender distribution over professions is from a target.
+    Probe {
+        /// A Hugging Face model folder: config.json, tokenizer.json, model.safetensors.
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, value_enum, default_value = "test")]
+        split: SplitArg,
+        #[arg(long, value_enum, default_value = "both")]
+        target: TargetArg,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: BackendChoice,
+        /// Template ids to use instead of the split's own (e.g. T1,T4).
+        #[arg(long, value_delimiter = ',')]
+        templates: Option<Vec<String>>,
+        /// A folder with professions.tsv, templates.tsv and gendered_phrases.tsv to use instead
+        /// of the bundled benchmark (any of the three may be absent).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Distinct sentences per forward pass.
+        #[arg(long, default_value_t = 64)]
+        batch_size: usize,
+        /// Write everything, raw per-sentence scores included, as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write individual.tsv and summary.tsv in the paper's column names.
+        #[arg(long)]
+        tsv: Option<PathBuf>,
+    },
+    /// Predict the masked word(s) of a sentence.
+    Fill {
+        #[arg(long)]
+        model: PathBuf,
+        /// A sentence with [MASK] or <mask>.
+        text: String,
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: BackendChoice,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+pub(crate) fn load_model(dir: &Path, backend: BackendChoice) -> Result<LanguageModel> {
+    if !dir.is_dir() {
+        bail!(
+            "{} is not a folder (expected config.json, tokenizer.json, model.safetensors)",
+            dir.display()
+        );
+    }
+    let config = read(&dir.join("config.json"))?;
+    let tokenizer = read(&dir.join("tokenizer.json"))?;
+    let weights_path = dir.join("model.safetensors");
+    if !weights_path.exists() && dir.join("pytorch_model.bin").exists() {
+        bail!(
+            "{} holds only pytorch_model.bin; convert it to model.safetensors (transformers: \
+             model.save_pretrained(dir, safe_serialization=True))",
+            dir.display()
+        );
+    }
+    let weights = read(&weights_path)?;
+    let device = backend.device()?;
+    let name = weights_path.display().to_string();
+    LanguageModel::load(
+        ModelFiles {
+            config: &config,
+            tokenizer: &tokenizer,
+            weights: &weights,
+            weights_name: &name,
+        },
+        &device,
+    )
+    .with_context(|| format!("cannot load the model in {}", dir.display()))
+}
+
+fn benchmark(data: Option<&Path>) -> Result<Benchmark> {
+    use walf_lab::data::{PHRASES_TSV, PROFESSIONS_TSV, TEMPLATES_TSV};
+    let Some(dir) = data else {
+        return Ok(Benchmark::bundled());
+    };
+    let file = |name: &str, bundled: &str| -> Result<String> {
+        let path = dir.join(name);
+        if path.exists() {
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))
+        } else {
+            Ok(bundled.to_string())
+        }
+    };
+    Ok(Benchmark::from_tsv(
+        &file("professions.tsv", PROFESSIONS_TSV)?,
+        &file("templates.tsv", TEMPLATES_TSV)?,
+        &file("gendered_phrases.tsv", PHRASES_TSV)?,
+    )?)
+}
+
+fn progress_bar(total: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} sentences, {eta} left")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Probe {
+            model,
+            split,
+            target,
+            backend,
+            templates,
+            data,
+            batch_size,
+            json,
+            tsv,
+        } => {
+            if batch_size == 0 {
+                bail!("--batch-size must be at least 1");
+            }
+            let split = match split {
+                SplitArg::Train => Split::Train,
+                SplitArg::Valid => Split::Valid,
+                SplitArg::Test => Split::Test,
+                SplitArg::All => Split::All,
+            };
+            let targets: Vec<Target> = match target {
+                TargetArg::Equal => vec![Target::Equal],
+                TargetArg::RealWorld => vec![Target::RealWorld],
+                TargetArg::Both => vec![Target::Equal, Target::RealWorld],
+            };
+            let bench = benchmark(data.as_deref())?;
+            let professions = bench.professions_of(split);
+            let templates = match &templates {
+                None => bench.templates_of(split),
+                Some(ids) => ids
+                    .iter()
+                    .map(|id| {
+                        bench
+                            .templates
+                            .iter()
+                            .find(|t| &t.id == id)
+                            .cloned()
+                            .with_context(|| {
+                                let known: Vec<&str> =
+                                    bench.templates.iter().map(|t| t.id.as_str()).collect();
+                                format!("unknown template `{id}` (known: {})", known.join(", "))
+                            })
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            };
+            if professions.is_empty() || templates.is_empty() || bench.phrases.is_empty() {
+                bail!(
+                    "nothing to measure: the {} split has no professions, templates or phrases",
+                    split.label()
+                );
+            }
+            let lm = load_model(&model, backend)?;
+            let input = MeasureInput {
+                professions: &professions,
+                templates: &templates,
+                phrases: &bench.phrases,
+            };
+            let bar = progress_bar(0, "probing");
+            let started = Instant::now();
+            let result =
+                pollster::block_on(lm.probe(input, ProbeSettings { batch_size }, &mut |p| {
+                    bar.set_length(p.total as u64);
+                    bar.set_position(p.done as u64);
+                }))?;
+            bar.finish_and_clear();
+            let seconds = started.elapsed().as_secs_f64();
+            let reports: Vec<_> = targets
+                .iter()
+                .map(|&t| bias_report(&result.professions, t))
+                .collect();
+            output::print_probe(&result, &reports, split, seconds);
+            if let Some(dir) = tsv {
+                output::write_tsv(&dir, &reports)?;
+            }
+            if let Some(path) = json {
+                output::write_json(&path, &model, split, &templates, &result, &reports, seconds)?;
+            }
+            Ok(())
+        }
+        Command::Fill {
+            model,
+            text,
+            top,
+            backend,
+        } => {
+            let lm = load_model(&model, backend)?;
+            let predictions = pollster::block_on(lm.fill_mask(&text, top))?;
+            output::print_fill(&predictions);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! Tables on stdout and the TSV/JSON files of `walf probe`. The TSV column names are the paper's
+//! own, so its analysis scripts read our files.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+
+use walf_lab::bias::{BiasReport, Target};
+use walf_lab::data::{Split, Template};
+use walf_lab::engine::MaskPrediction;
+use walf_lab::measure::ProbeResult;
+
+/// The paper writes NaN as an empty field (pandas' default).
+fn number(v: f64) -> String {
+    if v.is_nan() {
+        String::new()
+    } else {
+        format!("{v}")
+    }
+}
+
+pub fn print_probe(result: &ProbeResult, reports: &[BiasReport], split: Split, seconds: f64) {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} professions, split {}: {} masked sentences of the paper's procedure, {} distinct run, {:.2} s\n",
+        result.professions.len(),
+        split.label(),
+        result.paper_sentences,
+        result.forward_sentences,
+        seconds
+    );
+    let _ = write!(out, "{:<18}", "group");
+    for r in reports {
+        let _ = write!(
+            out,
+            "{:>14}{:>14}",
+            format!("KL mean {}", short(r.target)),
+            "variance"
+        );
+    }
+    out.push('\n');
+    if let Some(first) = reports.first() {
+        for (i, row) in first.summary.iter().enumerate() {
+            let _ = write!(out, "{:<18}", row.group);
+            for r in reports {
+                let s = &r.summary[i];
+                let _ = write!(out, "{:>14.6}{:>14.6}", s.kl_mean, s.kl_variance);
+            }
+            out.push('\n');
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<36}{:>10}{:>10}  group",
+        "profession", "P(female)", "BLS 2024"
+    );
+    let mut rows: Vec<_> = result.professions.iter().collect();
+    rows.sort_by(|a, b| a.p_female.total_cmp(&b.p_female));
+    for p in rows {
+        let _ = writeln!(
+            out,
+            "{:<36}{:>9.1}%{:>9.1}%  {}",
+            p.profession,
+            100.0 * p.p_female,
+            100.0 * p.female_share,
+            p.group
+        );
+    }
+    print!("{out}");
+}
+
+fn short(target: Target) -> &'static str {
+    match target {
+        Target::Equal => "equal",
+        Target::RealWorld => "real",
+    }
+}
+
+fn individual_tsv(report: &BiasReport) -> String {
+    let mut s = String::from(
+        "profession\tf before\tm before\tf true\tm true\tprof_gender\tKL_female\tKL_male\tKL_total\n",
+    );
+    for r in &report.individual {
+        let _ = writeln!(
+            s,
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            r.profession,
+            number(r.f_pred),
+            number(r.m_pred),
+            number(r.f_true),
+            number(r.m_true),
+            r.prof_gender,
+            number(r.kl_female),
+            number(r.kl_male),
+            number(r.kl_total)
+        );
+    }
+    s
+}
+
+fn summary_tsv(report: &BiasReport) -> String {
+    let mut s = String::from("prof_gender\tKL_mean\tKL_variance\n");
+    for r in &report.summary {
+        let _ = writeln!(
+            s,
+            "{}\t{}\t{}",
+            r.group,
+            number(r.kl_mean),
+            number(r.kl_variance)
+        );
+    }
+    s
+}
+
+/// `DIR/individual.tsv` and `DIR/summary.tsv`, or one such pair per target under
+/// `DIR/equal/` and `DIR/real-world/` when both are reported.
+pub fn write_tsv(dir: &Path, reports: &[BiasReport]) -> Result<()> {
+    for report in reports {
+        let folder = if reports.len() > 1 {
+            dir.join(report.target.label())
+        } else {
+            dir.to_path_buf()
+        };
+        fs::create_dir_all(&folder)
+            .with_context(|| format!("cannot create {}", folder.display()))?;
+        for (name, text) in [
+            ("individual.tsv", individual_tsv(report)),
+            ("summary.tsv", summary_tsv(report)),
+        ] {
+            let path = folder.join(name);
+            fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+pub fn write_json(
+    path: &Path,
+    model: &Path,
+    split: Split,
+    templates: &[Template],
+    result: &ProbeResult,
+    reports: &[BiasReport],
+    seconds: f64,
+) -> Result<()> {
+    let value = json!({
+        "model": model.display().to_string(),
+        "split": split.label(),
+        "templates": templates.iter().map(|t| &t.id).collect::<Vec<_>>(),
+        "seconds": seconds,
+        "paper_sentences": result.paper_sentences,
+        "forward_sentences": result.forward_sentences,
+        "professions": result.professions,
+        "reports": reports,
+        "raw": result.raw,
+    });
+    let text = serde_json::to_string_pretty(&value).context("cannot serialise the results")?;
+    fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+pub fn print_fill(predictions: &[MaskPrediction]) {
+    for p in predictions {
+        println!("mask at token {}:", p.position);
+        for t in &p.top {
+            println!("  {:<20} {:.6}", t.token, t.probability);
+        }
+    }
+}

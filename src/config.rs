@@ -1,0 +1,209 @@
+//! `config.json` of a Hugging Face masked LM, read into one description shared by the three
+//! architectures. Field names follow the checkpoint's own config so that a reader of
+//! `config.json` recognises them.
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Architecture {
+    Bert,
+    DistilBert,
+    Roberta,
+}
+
+impl Architecture {
+    pub fn name(self) -> &'static str {
+        match self {
+            Architecture::Bert => "BertForMaskedLM",
+            Architecture::DistilBert => "DistilBertForMaskedLM",
+            Architecture::Roberta => "RobertaForMaskedLM",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// The exact, erf-based GELU (`"gelu"` in transformers).
+    Gelu,
+    /// The tanh approximation (`"gelu_new"`, `"gelu_pytorch_tanh"`).
+    GeluTanh,
+    Relu,
+}
+
+/// What the engine needs of a checkpoint's configuration, whatever the architecture.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    pub architecture: Architecture,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    pub hidden_act: Activation,
+    pub max_position_embeddings: usize,
+    /// 0 for DistilBERT, which has no token-type embeddings.
+    pub type_vocab_size: usize,
+    pub layer_norm_eps: f64,
+    pub pad_token_id: usize,
+    pub tie_word_embeddings: bool,
+}
+
+/// The union of the fields of BERT, RoBERTa and DistilBERT configs, as written in config.json.
+#[derive(Debug, Deserialize)]
+struct RawConfig {
+    architectures: Option<Vec<String>>,
+    model_type: Option<String>,
+    vocab_size: Option<usize>,
+    // BERT, RoBERTa
+    hidden_size: Option<usize>,
+    num_hidden_layers: Option<usize>,
+    num_attention_heads: Option<usize>,
+    intermediate_size: Option<usize>,
+    hidden_act: Option<String>,
+    max_position_embeddings: Option<usize>,
+    type_vocab_size: Option<usize>,
+    layer_norm_eps: Option<f64>,
+    pad_token_id: Option<usize>,
+    tie_word_embeddings: Option<bool>,
+    // DistilBERT
+    dim: Option<usize>,
+    n_layers: Option<usize>,
+    n_heads: Option<usize>,
+    hidden_dim: Option<usize>,
+    activation: Option<String>,
+}
+
+const FILE: &str = "config.json";
+
+fn required(value: Option<usize>, field: &str) -> Result<usize> {
+    match value {
+        Some(0) => Err(Error::invalid_file(
+            FILE,
+            format!("`{field}` must be positive"),
+        )),
+        Some(v) => Ok(v),
+        None => Err(Error::invalid_file(
+            FILE,
+            format!("missing field `{field}`"),
+        )),
+    }
+}
+
+fn activation(name: Option<&str>) -> Result<Activation> {
+    match name.unwrap_or("gelu") {
+        "gelu" => Ok(Activation::Gelu),
+        "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Ok(Activation::GeluTanh),
+        "relu" => Ok(Activation::Relu),
+        other => Err(Error::invalid_file(
+            FILE,
+            format!("unsupported activation `{other}`"),
+        )),
+    }
+}
+
+fn architecture(raw: &RawConfig) -> Result<Architecture> {
+    if let Some(names) = &raw.architectures {
+        let name = names.first().map(String::as_str).unwrap_or("");
+        return match name {
+            "BertForMaskedLM" | "BertForPreTraining" => Ok(Architecture::Bert),
+            "DistilBertForMaskedLM" => Ok(Architecture::DistilBert),
+            "RobertaForMaskedLM" => Ok(Architecture::Roberta),
+            other => Err(Error::UnsupportedArchitecture {
+                found: other.to_string(),
+            }),
+        };
+    }
+    match raw.model_type.as_deref() {
+        Some("bert") => Ok(Architecture::Bert),
+        Some("distilbert") => Ok(Architecture::DistilBert),
+        Some("roberta") => Ok(Architecture::Roberta),
+        Some(other) => Err(Error::UnsupportedArchitecture {
+            found: other.to_string(),
+        }),
+        None => Err(Error::invalid_file(
+            FILE,
+            "neither `architectures` nor `model_type` is given",
+        )),
+    }
+}
+
+impl ModelConfig {
+    pub fn from_json(bytes: &[u8]) -> Result<Self> {
+        let raw: RawConfig = serde_json::from_slice(bytes)
+            .map_err(|e| Error::invalid_file(FILE, format!("not valid JSON: {e}")))?;
+        let architecture = architecture(&raw)?;
+        let vocab_size = required(raw.vocab_size, "vocab_size")?;
+        let config = match architecture {
+            Architecture::Bert | Architecture::Roberta => ModelConfig {
+                architecture,
+                vocab_size,
+                hidden_size: required(raw.hidden_size, "hidden_size")?,
+                num_hidden_layers: required(raw.num_hidden_layers, "num_hidden_layers")?,
+                num_attention_heads: required(raw.num_attention_heads, "num_attention_heads")?,
+                intermediate_size: required(raw.intermediate_size, "intermediate_size")?,
+                hidden_act: activation(raw.hidden_act.as_deref())?,
+                max_position_embeddings: required(
+                    raw.max_position_embeddings,
+                    "max_position_embeddings",
+                )?,
+                type_vocab_size: raw.type_vocab_size.unwrap_or(2),
+                layer_norm_eps: raw.layer_norm_eps.unwrap_or(1e-12),
+                pad_token_id: raw.pad_token_id.unwrap_or(match architecture {
+                    Architecture::Roberta => 1,
+                    _ => 0,
+                }),
+                tie_word_embeddings: raw.tie_word_embeddings.unwrap_or(true),
+            },
+            Architecture::DistilBert => ModelConfig {
+                architecture,
+                vocab_size,
+                hidden_size: required(raw.dim, "dim")?,
+                num_hidden_layers: required(raw.n_layers, "n_layers")?,
+                num_attention_heads: required(raw.n_heads, "n_heads")?,
+                intermediate_size: required(raw.hidden_dim, "hidden_dim")?,
+                hidden_act: activation(raw.activation.as_deref())?,
+                max_position_embeddings: required(
+                    raw.max_position_embeddings,
+                    "max_position_embeddings",
+                )?,
+                type_vocab_size: 0,
+                // DistilBERT's modelling code fixes this value; its config does not carry it.
+                layer_norm_eps: 1e-12,
+                pad_token_id: raw.pad_token_id.unwrap_or(0),
+                tie_word_embeddings: raw.tie_word_embeddings.unwrap_or(true),
+            },
+        };
+        if config.hidden_size % config.num_attention_heads != 0 {
+            return Err(Error::invalid_file(
+                FILE,
+                format!(
+                    "hidden size {} is not a multiple of the {} attention heads",
+                    config.hidden_size, config.num_attention_heads
+                ),
+            ));
+        }
+        if config.pad_token_id >= config.vocab_size {
+            return Err(Error::invalid_file(
+                FILE,
+                "pad_token_id is outside the vocabulary",
+            ));
+        }
+        Ok(config)
+    }
+
+    /// First position id. RoBERTa numbers positions from `padding_idx + 1`.
+    pub fn position_offset(&self) -> usize {
+        match self.architecture {
+            Architecture::Roberta => self.pad_token_id + 1,
+            _ => 0,
+        }
+    }
+
+    /// Longest input, in tokens, that the position table allows.
+    pub fn max_sequence_length(&self) -> usize {
+        self.max_position_embeddings
+            .saturating_sub(self.position_offset())
+    }
+}

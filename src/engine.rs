@@ -1,0 +1,135 @@
+//! A loaded masked LM: configuration, tokenizer and weights together, with the operations the
+//! front ends offer (measure, fill-mask). Takes bytes, never paths: the browser has no files.
+
+use burn::tensor::Device;
+use burn::tensor::activation::softmax;
+use serde::Serialize;
+
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
+use crate::measure::{MeasureInput, ProbeResult, ProbeSettings, Progress, probe};
+use crate::model::{MaskedLm, TokenBatch};
+use crate::readback::read_f32;
+use crate::tokenizer::MaskTokenizer;
+use crate::weights::Weights;
+
+/// The three files of a Hugging Face model folder.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelFiles<'a> {
+    pub config: &'a [u8],
+    pub tokenizer: &'a [u8],
+    pub weights: &'a [u8],
+    /// How to name the weights in messages (a path, a URL, a file name).
+    pub weights_name: &'a str,
+}
+
+pub struct LanguageModel {
+    pub config: ModelConfig,
+    pub tokenizer: MaskTokenizer,
+    pub model: MaskedLm,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenProbability {
+    pub token: String,
+    pub id: u32,
+    pub probability: f64,
+}
+
+/// The top predictions at one masked position.
+#[derive(Debug, Clone, Serialize)]
+pub struct MaskPrediction {
+    pub position: usize,
+    pub top: Vec<TokenProbability>,
+    /// Full softmax over the vocabulary, for looking up any token's probability.
+    #[serde(skip)]
+    pub probabilities: Vec<f32>,
+}
+
+impl LanguageModel {
+    pub fn load(files: ModelFiles, device: &Device) -> Result<Self> {
+        let config = ModelConfig::from_json(files.config)?;
+        let tokenizer = MaskTokenizer::from_json(files.tokenizer, &config)?;
+        let weights = Weights::parse(files.weights_name, files.weights)?;
+        let model = MaskedLm::load(&config, &weights, device)?;
+        Ok(Self {
+            config,
+            tokenizer,
+            model,
+        })
+    }
+
+    pub fn max_len(&self) -> usize {
+        self.config.max_sequence_length()
+    }
+
+    pub async fn probe(
+        &self,
+        input: MeasureInput<'_>,
+        settings: ProbeSettings,
+        on_progress: &mut dyn FnMut(Progress),
+    ) -> Result<ProbeResult> {
+        probe(
+            &self.model,
+            &self.tokenizer,
+            input,
+            self.max_len(),
+            settings,
+            on_progress,
+        )
+        .await
+    }
+
+    /// Predictions at every mask of `text` (`[MASK]` and `<mask>` both accepted).
+    pub async fn fill_mask(&self, text: &str, top: usize) -> Result<Vec<MaskPrediction>> {
+        let text = self.tokenizer.with_model_mask(text);
+        let ids = self.tokenizer.encode(&text)?;
+        if ids.len() > self.max_len() {
+            return Err(Error::Input(format!(
+                "the text has {} tokens; the model takes at most {}",
+                ids.len(),
+                self.max_len()
+            )));
+        }
+        let positions: Vec<usize> = ids
+            .iter()
+            .enumerate()
+            .filter(|(_, id)| **id == self.tokenizer.mask_id())
+            .map(|(i, _)| i)
+            .collect();
+        if positions.is_empty() {
+            return Err(Error::Input(format!(
+                "the text has no mask: write {} (or [MASK] / <mask>) where a word is to be predicted",
+                self.tokenizer.mask_token()
+            )));
+        }
+        let batch = TokenBatch {
+            ids: vec![ids],
+            pad_id: self.tokenizer.pad_id(),
+        };
+        let at: Vec<(usize, usize)> = positions.iter().map(|&p| (0, p)).collect();
+        let probabilities = read_f32(softmax(self.model.logits_at(&batch, &at), 1)).await?;
+        let vocab = self.config.vocab_size;
+        Ok(positions
+            .iter()
+            .zip(probabilities.chunks_exact(vocab))
+            .map(|(&position, row)| {
+                let mut order: Vec<usize> = (0..vocab).collect();
+                order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+                MaskPrediction {
+                    position,
+                    top: order
+                        .into_iter()
+                        .take(top)
+                        .map(|id| TokenProbability {
+                            token: self.tokenizer.display_token(id as u32),
+                            id: id as u32,
+                            probability: row[id] as f64,
+                        })
+                        .collect(),
+                    probabilities: row.to_vec(),
+                }
+            })
+            .collect())
+    }
+}

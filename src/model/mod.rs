@@ -1,0 +1,264 @@
+//! Masked language models: one encoder for BERT, DistilBERT and RoBERTa (they share the
+//! post-LayerNorm transformer block and differ in names, embeddings and head), with the
+//! vocabulary projection computed only at the positions a caller asks for.
+
+mod bert;
+mod distilbert;
+mod roberta;
+
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::tensor::activation::{gelu, gelu_approximate, relu, softmax};
+use burn::tensor::module::{embedding, layer_norm};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::config::{Activation, Architecture, ModelConfig};
+use crate::error::Result;
+use crate::weights::Weights;
+
+/// Reads named tensors onto a device in the layout the modules below expect.
+pub(crate) struct Loader<'w, 'a> {
+    pub weights: &'w Weights<'a>,
+    pub device: &'w Device,
+}
+
+impl Loader<'_, '_> {
+    fn param<const D: usize>(&self, data: TensorData) -> Param<Tensor<D>> {
+        Param::from_tensor(Tensor::from_data(data, self.device))
+    }
+
+    pub fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Param<Tensor<2>>> {
+        Ok(self.param(self.weights.tensor(name, &[rows, cols])?))
+    }
+
+    pub fn vector(&self, name: &str, len: usize) -> Result<Param<Tensor<1>>> {
+        Ok(self.param(self.weights.tensor(name, &[len])?))
+    }
+
+    pub fn linear(&self, prefix: &str, d_in: usize, d_out: usize) -> Result<Linear> {
+        let weight = self
+            .weights
+            .linear_weight(&format!("{prefix}.weight"), d_in, d_out)?;
+        Ok(Linear {
+            weight: self.param(weight),
+            bias: Some(self.vector(&format!("{prefix}.bias"), d_out)?),
+        })
+    }
+
+    pub fn layer_norm(&self, prefix: &str, dim: usize, eps: f64) -> Result<LayerNorm> {
+        Ok(LayerNorm {
+            weight: self.vector(&format!("{prefix}.weight"), dim)?,
+            bias: self.vector(&format!("{prefix}.bias"), dim)?,
+            eps,
+        })
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct LayerNorm {
+    pub weight: Param<Tensor<1>>,
+    pub bias: Param<Tensor<1>>,
+    #[module(skip)]
+    pub eps: f64,
+}
+
+impl LayerNorm {
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        layer_norm(x, self.weight.val(), Some(self.bias.val()), self.eps)
+    }
+}
+
+fn activate<const D: usize>(activation: Activation, x: Tensor<D>) -> Tensor<D> {
+    match activation {
+        Activation::Gelu => gelu(x),
+        Activation::GeluTanh => gelu_approximate(x),
+        Activation::Relu => relu(x),
+    }
+}
+
+/// Word, position and (for BERT and RoBERTa) token-type embeddings, summed and normalised.
+#[derive(Module, Debug)]
+pub struct Embeddings {
+    pub word: Param<Tensor<2>>,
+    pub position: Param<Tensor<2>>,
+    pub token_type: Option<Param<Tensor<2>>>,
+    pub norm: LayerNorm,
+    #[module(skip)]
+    pub position_offset: usize,
+}
+
+impl Embeddings {
+    fn forward(&self, input_ids: Tensor<2, Int>) -> Tensor<3> {
+        let [_, seq_len] = input_ids.dims();
+        let words = embedding(self.word.val(), input_ids);
+        // Inputs are padded on the right, so every row numbers its tokens from the same offset;
+        // padding positions get ids too, but no real token attends to them.
+        let start = self.position_offset;
+        let mut positional = self.position.val().slice(start..start + seq_len);
+        if let Some(token_type) = &self.token_type {
+            // Every sentence is a single segment: token type 0.
+            positional = positional + token_type.val().slice(0..1);
+        }
+        self.norm.forward(words + positional.unsqueeze::<3>())
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct SelfAttention {
+    pub query: Linear,
+    pub key: Linear,
+    pub value: Linear,
+    pub output: Linear,
+    #[module(skip)]
+    pub heads: usize,
+}
+
+impl SelfAttention {
+    /// `key_bias` is 0 for real tokens and a large negative number for padding, `[batch, 1, 1, seq]`.
+    fn forward(&self, x: Tensor<3>, key_bias: Tensor<4>) -> Tensor<3> {
+        let [batch, seq_len, hidden] = x.dims();
+        let head_dim = hidden / self.heads;
+        let split = |t: Tensor<3>| {
+            t.reshape([batch, seq_len, self.heads, head_dim])
+                .swap_dims(1, 2)
+        };
+        let q = split(self.query.forward(x.clone()));
+        let k = split(self.key.forward(x.clone()));
+        let v = split(self.value.forward(x));
+        let scores = q
+            .matmul(k.swap_dims(2, 3))
+            .mul_scalar(1.0 / (head_dim as f64).sqrt());
+        let weights = softmax(scores + key_bias, 3);
+        let context = weights
+            .matmul(v)
+            .swap_dims(1, 2)
+            .reshape([batch, seq_len, hidden]);
+        self.output.forward(context)
+    }
+}
+
+/// A post-LayerNorm transformer block, as in BERT, RoBERTa and DistilBERT.
+#[derive(Module, Debug)]
+pub struct EncoderLayer {
+    pub attention: SelfAttention,
+    pub attention_norm: LayerNorm,
+    pub intermediate: Linear,
+    pub output: Linear,
+    pub output_norm: LayerNorm,
+    #[module(skip)]
+    pub activation: Activation,
+}
+
+impl EncoderLayer {
+    fn forward(&self, x: Tensor<3>, key_bias: Tensor<4>) -> Tensor<3> {
+        let attended = self.attention.forward(x.clone(), key_bias);
+        let x = self.attention_norm.forward(x + attended);
+        let inner = activate(self.activation, self.intermediate.forward(x.clone()));
+        let out = self.output.forward(inner);
+        self.output_norm.forward(x + out)
+    }
+}
+
+/// The masked-LM head: transform, normalise, project onto the vocabulary.
+#[derive(Module, Debug)]
+pub struct LmHead {
+    pub dense: Linear,
+    pub norm: LayerNorm,
+    /// `[vocab, hidden]`; `None` when the decoder is tied to the word embeddings.
+    pub decoder: Option<Param<Tensor<2>>>,
+    pub bias: Param<Tensor<1>>,
+    #[module(skip)]
+    pub activation: Activation,
+}
+
+#[derive(Module, Debug)]
+pub struct MaskedLm {
+    pub embeddings: Embeddings,
+    pub layers: Vec<EncoderLayer>,
+    pub head: LmHead,
+    #[module(skip)]
+    pub architecture: Architecture,
+}
+
+/// A padded batch of token ids, right-padded, with its mask (1 for real tokens, 0 for padding).
+#[derive(Debug, Clone)]
+pub struct TokenBatch {
+    pub ids: Vec<Vec<u32>>,
+    pub pad_id: u32,
+}
+
+impl TokenBatch {
+    pub fn seq_len(&self) -> usize {
+        self.ids.iter().map(Vec::len).max().unwrap_or(0)
+    }
+
+    fn tensors(&self, device: &Device) -> (Tensor<2, Int>, Tensor<4>) {
+        let batch = self.ids.len();
+        let seq_len = self.seq_len();
+        let mut ids = Vec::with_capacity(batch * seq_len);
+        let mut bias = Vec::with_capacity(batch * seq_len);
+        for row in &self.ids {
+            ids.extend(row.iter().map(|&id| id as i64));
+            ids.extend(std::iter::repeat_n(self.pad_id as i64, seq_len - row.len()));
+            bias.extend(std::iter::repeat_n(0f32, row.len()));
+            // Large and finite: exp() of it underflows to exactly 0, as transformers' mask does.
+            bias.extend(std::iter::repeat_n(-1e9f32, seq_len - row.len()));
+        }
+        let ids = Tensor::from_data(TensorData::new(ids, [batch, seq_len]), device);
+        let bias = Tensor::from_data(TensorData::new(bias, [batch, 1, 1, seq_len]), device);
+        (ids, bias)
+    }
+}
+
+impl MaskedLm {
+    /// Loads a checkpoint of any supported architecture.
+    pub fn load(config: &ModelConfig, weights: &Weights, device: &Device) -> Result<Self> {
+        let loader = Loader { weights, device };
+        match config.architecture {
+            Architecture::Bert => bert::load(config, &loader),
+            Architecture::Roberta => roberta::load(config, &loader),
+            Architecture::DistilBert => distilbert::load(config, &loader),
+        }
+    }
+
+    pub fn device(&self) -> Device {
+        self.embeddings.word.val().device()
+    }
+
+    /// Final hidden states, `[batch, seq, hidden]`.
+    pub fn hidden_states(&self, batch: &TokenBatch) -> Tensor<3> {
+        let (ids, key_bias) = batch.tensors(&self.device());
+        let mut x = self.embeddings.forward(ids);
+        for layer in &self.layers {
+            x = layer.forward(x, key_bias.clone());
+        }
+        x
+    }
+
+    /// Vocabulary logits at the given `(row, position)` pairs only, `[positions, vocab]`: the
+    /// projection onto the vocabulary is most of the cost of a small model, and callers need it
+    /// at a few masked positions per sentence.
+    pub fn logits_at(&self, batch: &TokenBatch, positions: &[(usize, usize)]) -> Tensor<2> {
+        let hidden = self.hidden_states(batch);
+        let [rows, seq_len, width] = hidden.dims();
+        let flat: Vec<i64> = positions
+            .iter()
+            .map(|&(r, p)| (r * seq_len + p) as i64)
+            .collect();
+        let index =
+            Tensor::<1, Int>::from_data(TensorData::new(flat, [positions.len()]), &hidden.device());
+        let selected = hidden.reshape([rows * seq_len, width]).select(0, index);
+        self.project(selected)
+    }
+
+    fn project(&self, hidden: Tensor<2>) -> Tensor<2> {
+        let head = &self.head;
+        let x = activate(head.activation, head.dense.forward(hidden));
+        let x = head.norm.forward(x);
+        let decoder = match &head.decoder {
+            Some(decoder) => decoder.val(),
+            None => self.embeddings.word.val(),
+        };
+        x.matmul(decoder.transpose()) + head.bias.val().unsqueeze::<2>()
+    }
+}

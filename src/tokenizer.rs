@@ -1,0 +1,110 @@
+//! The checkpoint's own `tokenizer.json`, through the `tokenizers` crate, plus what the engine
+//! needs to know of it: the mask token, padding, unknown token, and how a word is split.
+
+use tokenizers::Tokenizer;
+
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
+
+/// Mask spellings users may type, whatever the model's own is.
+pub const MASK_SPELLINGS: [&str; 2] = ["[MASK]", "<mask>"];
+
+pub struct MaskTokenizer {
+    inner: Tokenizer,
+    mask_token: String,
+    mask_id: u32,
+    pad_id: u32,
+    unk_id: Option<u32>,
+}
+
+impl MaskTokenizer {
+    pub fn from_json(bytes: &[u8], config: &ModelConfig) -> Result<Self> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(Error::Tokenizer("the file is empty".into()));
+        }
+        let inner = Tokenizer::from_bytes(bytes)
+            .map_err(|e| Error::Tokenizer(format!("cannot be read ({e})")))?;
+        let (mask_token, mask_id) = MASK_SPELLINGS
+            .iter()
+            .find_map(|t| inner.token_to_id(t).map(|id| (t.to_string(), id)))
+            .ok_or_else(|| Error::Tokenizer("has no mask token ([MASK] or <mask>)".into()))?;
+        let vocab = inner.get_vocab_size(true);
+        let max_id = inner.get_vocab(true).values().copied().max().unwrap_or(0) as usize;
+        if vocab > config.vocab_size || max_id >= config.vocab_size {
+            return Err(Error::Tokenizer(format!(
+                "has {vocab} tokens (largest id {max_id}) but config.json's vocab_size is {}: \
+                 the files are not from the same model",
+                config.vocab_size
+            )));
+        }
+        let unk_id = ["[UNK]", "<unk>"].iter().find_map(|t| inner.token_to_id(t));
+        Ok(Self {
+            inner,
+            mask_token,
+            mask_id,
+            pad_id: config.pad_token_id as u32,
+            unk_id,
+        })
+    }
+
+    pub fn mask_token(&self) -> &str {
+        &self.mask_token
+    }
+
+    pub fn mask_id(&self) -> u32 {
+        self.mask_id
+    }
+
+    pub fn pad_id(&self) -> u32 {
+        self.pad_id
+    }
+
+    pub fn unk_id(&self) -> Option<u32> {
+        self.unk_id
+    }
+
+    /// Rewrites any mask spelling in user text into the model's own mask token.
+    pub fn with_model_mask(&self, text: &str) -> String {
+        MASK_SPELLINGS
+            .iter()
+            .fold(text.to_string(), |t, m| t.replace(m, &self.mask_token))
+    }
+
+    /// Ids of a whole sentence, with the model's special tokens.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let encoding = self
+            .inner
+            .encode(text, true)
+            .map_err(|e| Error::Input(format!("cannot tokenize {text:?}: {e}")))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    /// Ids of a word (or words) as it stands inside a sentence: after a space unless it opens the
+    /// sentence. For WordPiece this is the plain split of the word; byte-level BPE marks a
+    /// leading space in the token itself, so the space matters there.
+    pub fn word_ids(&self, word: &str, starts_sentence: bool) -> Result<Vec<u32>> {
+        let text = if starts_sentence {
+            word.to_string()
+        } else {
+            format!(" {word}")
+        };
+        let encoding = self
+            .inner
+            .encode(text.as_str(), false)
+            .map_err(|e| Error::Input(format!("cannot tokenize {word:?}: {e}")))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    pub fn token(&self, id: u32) -> String {
+        self.inner
+            .id_to_token(id)
+            .unwrap_or_else(|| format!("<{id}>"))
+    }
+
+    /// Readable text of one token (byte-level BPE's `Ġ` shown as a space).
+    pub fn display_token(&self, id: u32) -> String {
+        self.inner
+            .decode(&[id], false)
+            .unwrap_or_else(|_| self.token(id))
+    }
+}

@@ -1,0 +1,139 @@
+//! The `walf` command end to end: its files, its errors.
+
+mod common;
+
+use std::process::Command;
+
+use common::fixture_model;
+
+fn walf(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_walf"))
+        .args(args)
+        .output()
+        .expect("walf runs")
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+#[test]
+fn probe_writes_the_papers_files() {
+    let out = tempfile::tempdir().unwrap();
+    let json = out.path().join("result.json");
+    let model = fixture_model("bert");
+    let o = walf(&[
+        "probe",
+        "--model",
+        model.to_str().unwrap(),
+        "--split",
+        "test",
+        "--target",
+        "both",
+        "--tsv",
+        out.path().to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("male_dominated") && stdout.contains("P(female)"),
+        "{stdout}"
+    );
+    for target in ["equal", "real-world"] {
+        let individual =
+            std::fs::read_to_string(out.path().join(target).join("individual.tsv")).unwrap();
+        let mut lines = individual.lines();
+        assert_eq!(
+            lines.next().unwrap(),
+            "profession\tf before\tm before\tf true\tm true\tprof_gender\tKL_female\tKL_male\tKL_total"
+        );
+        assert_eq!(lines.count(), 45);
+        let summary = std::fs::read_to_string(out.path().join(target).join("summary.tsv")).unwrap();
+        let groups: Vec<&str> = summary
+            .lines()
+            .map(|l| l.split('\t').next().unwrap())
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                "prof_gender",
+                "ALL",
+                "balanced",
+                "female_dominated",
+                "male_dominated"
+            ]
+        );
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    assert_eq!(value["raw"].as_array().unwrap().len(), 45 * 3 * 22);
+}
+
+#[test]
+fn one_target_writes_one_pair_of_files() {
+    let out = tempfile::tempdir().unwrap();
+    let model = fixture_model("distilbert");
+    let o = walf(&[
+        "probe",
+        "--model",
+        model.to_str().unwrap(),
+        "--split",
+        "valid",
+        "--target",
+        "equal",
+        "--tsv",
+        out.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.path().join("individual.tsv").exists());
+    assert!(out.path().join("summary.tsv").exists());
+}
+
+#[test]
+fn fill_prints_probabilities() {
+    let model = fixture_model("roberta");
+    let o = walf(&[
+        "fill",
+        "--model",
+        model.to_str().unwrap(),
+        "[MASK] is a nurse.",
+        "--top",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(stdout.lines().count(), 4, "{stdout}");
+}
+
+#[test]
+fn missing_files_are_named_without_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = walf(&["probe", "--model", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("config.json"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let o = walf(&["probe", "--model", "no/such/folder"]);
+    assert!(stderr(&o).contains("is not a folder"), "{}", stderr(&o));
+}
+
+#[test]
+fn unknown_template_is_reported() {
+    let model = fixture_model("bert");
+    let o = walf(&[
+        "probe",
+        "--model",
+        model.to_str().unwrap(),
+        "--templates",
+        "T9",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("unknown template `T9`"),
+        "{}",
+        stderr(&o)
+    );
+}

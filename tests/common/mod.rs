@@ -1,0 +1,67 @@
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use walf_lab::engine::{LanguageModel, ModelFiles};
+
+pub fn fixture_model(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/models")
+        .join(name)
+}
+
+pub fn read_model_files(dir: &Path) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let read = |f: &str| {
+        std::fs::read(dir.join(f)).unwrap_or_else(|e| panic!("{}/{f}: {e}", dir.display()))
+    };
+    (
+        read("config.json"),
+        read("tokenizer.json"),
+        read("model.safetensors"),
+    )
+}
+
+pub fn load_bytes(
+    config: &[u8],
+    tokenizer: &[u8],
+    weights: &[u8],
+    device: &Device,
+) -> walf_lab::Result<LanguageModel> {
+    LanguageModel::load(
+        ModelFiles {
+            config,
+            tokenizer,
+            weights,
+            weights_name: "model.safetensors",
+        },
+        device,
+    )
+}
+
+pub fn load(name: &str, device: &Device) -> LanguageModel {
+    let (c, t, w) = read_model_files(&fixture_model(name));
+    load_bytes(&c, &t, &w, device).unwrap_or_else(|e| panic!("loading {name}: {e}"))
+}
+
+pub fn expected(name: &str) -> serde_json::Value {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/expected/{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("expected values are JSON")
+}
+
+/// The devices to check, with the tolerance on probabilities and KL for each: the CPU always;
+/// wgpu where a Vulkan (or other) adapter exists, with the looser GPU tolerance.
+pub fn devices() -> Vec<(&'static str, Device, f64)> {
+    let mut devices = vec![("cpu", walf_lab::device::cpu(), 1e-5)];
+    match walf_lab::device::wgpu() {
+        Ok(device) => devices.push(("wgpu", device, 1e-4)),
+        Err(e) => eprintln!("wgpu not checked: {e}"),
+    }
+    devices
+}
+
+pub fn f(v: &serde_json::Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}

@@ -1,0 +1,209 @@
+//! Our engine against the reference: logits from Hugging Face `transformers` and the paper's
+//! measure computed by a faithful Python port of its code (tests/reference/), on tiny random
+//! checkpoints of each architecture.
+
+mod common;
+
+use burn::tensor::activation::softmax;
+use common::{devices, expected, f, load};
+use walf_lab::bias::{Target, bias_report};
+use walf_lab::data::{Benchmark, Split};
+use walf_lab::measure::{MeasureInput, ProbeSettings};
+use walf_lab::model::TokenBatch;
+use walf_lab::readback::read_f32;
+
+fn check_logits(name: &str) {
+    let exp = expected(name);
+    for (backend, device, tol) in devices() {
+        let lm = load(name, &device);
+        for case in exp["fill"].as_array().expect("fill cases") {
+            let text = case["text"].as_str().unwrap();
+            let ids = lm.tokenizer.encode(text).unwrap();
+            let want_ids: Vec<u32> = case["input_ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect();
+            assert_eq!(ids, want_ids, "{name}: token ids of {text:?}");
+            let positions: Vec<(usize, usize)> = case["positions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (0, p.as_u64().unwrap() as usize))
+                .collect();
+            let batch = TokenBatch {
+                ids: vec![ids],
+                pad_id: lm.tokenizer.pad_id(),
+            };
+            let logits = lm.model.logits_at(&batch, &positions);
+            let probs = pollster::block_on(read_f32(softmax(logits.clone(), 1))).unwrap();
+            let logits = pollster::block_on(read_f32(logits)).unwrap();
+            let want: Vec<f64> = case["logits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|row| row.as_array().unwrap().iter().map(f))
+                .collect();
+            assert_eq!(logits.len(), want.len());
+            let vocab = lm.config.vocab_size;
+            let mut worst_logit = 0f64;
+            let mut worst_prob = 0f64;
+            for (row, want_row) in want.chunks(vocab).enumerate() {
+                let max = want_row.iter().cloned().fold(f64::MIN, f64::max);
+                let z: f64 = want_row.iter().map(|v| (v - max).exp()).sum();
+                for (j, w) in want_row.iter().enumerate() {
+                    let got = logits[row * vocab + j] as f64;
+                    worst_logit = worst_logit.max((got - w).abs());
+                    let p = (w - max).exp() / z;
+                    worst_prob = worst_prob.max((probs[row * vocab + j] as f64 - p).abs());
+                }
+            }
+            assert!(
+                worst_prob <= tol,
+                "{name} on {backend}: probability off by {worst_prob:e} for {text:?}"
+            );
+            assert!(
+                worst_logit <= 1e3 * tol,
+                "{name} on {backend}: logit off by {worst_logit:e} for {text:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn bert_logits_match_transformers() {
+    check_logits("bert");
+}
+
+#[test]
+fn distilbert_logits_match_transformers() {
+    check_logits("distilbert");
+}
+
+#[test]
+fn roberta_logits_match_transformers() {
+    check_logits("roberta");
+}
+
+#[test]
+fn legacy_layernorm_names_and_f16_weights_load() {
+    check_logits("bert-legacy");
+}
+
+fn check_measure(name: &str) {
+    let exp = expected(name);
+    let bench = Benchmark::bundled();
+    for (backend, device, tol) in devices() {
+        let lm = load(name, &device);
+        for split in [Split::Test, Split::Valid] {
+            let professions = bench.professions_of(split);
+            let templates = bench.templates_of(split);
+            let input = MeasureInput {
+                professions: &professions,
+                templates: &templates,
+                phrases: &bench.phrases,
+            };
+            let result =
+                pollster::block_on(lm.probe(input, ProbeSettings::default(), &mut |_| {})).unwrap();
+            assert!(
+                result.forward_sentences < result.paper_sentences,
+                "identical sentences run once"
+            );
+            for (target, key) in [(Target::Equal, "equal"), (Target::RealWorld, "real_world")] {
+                let want = &exp["measure"][split.label()][key];
+                let report = bias_report(&result.professions, target);
+                let rows = want["individual"].as_array().expect("individual rows");
+                assert_eq!(
+                    rows.len(),
+                    report.individual.len(),
+                    "{name} {}: professions",
+                    split.label()
+                );
+                for (got, w) in report.individual.iter().zip(rows) {
+                    assert_eq!(got.profession, w["profession"].as_str().unwrap());
+                    assert_eq!(got.prof_gender.label(), w["prof_gender"].as_str().unwrap());
+                    for (label, g, wv) in [
+                        ("f before", got.f_pred, &w["f before"]),
+                        ("m before", got.m_pred, &w["m before"]),
+                        ("f true", got.f_true, &w["f true"]),
+                        ("m true", got.m_true, &w["m true"]),
+                        ("KL_female", got.kl_female, &w["KL_female"]),
+                        ("KL_male", got.kl_male, &w["KL_male"]),
+                        ("KL_total", got.kl_total, &w["KL_total"]),
+                    ] {
+                        assert!(
+                            (g - f(wv)).abs() <= tol,
+                            "{name} on {backend}, {} {key}, {}: {label} {g} vs {}",
+                            split.label(),
+                            got.profession,
+                            f(wv)
+                        );
+                    }
+                }
+                let summary = want["summary"].as_array().expect("summary rows");
+                assert_eq!(summary.len(), report.summary.len());
+                for (got, w) in report.summary.iter().zip(summary) {
+                    assert_eq!(got.group, w["prof_gender"].as_str().unwrap());
+                    assert!(
+                        (got.kl_mean - f(&w["KL_mean"])).abs() <= tol,
+                        "{name} {backend} {}: KL mean",
+                        got.group
+                    );
+                    assert!(
+                        (got.kl_variance - f(&w["KL_variance"])).abs() <= tol,
+                        "{name} {backend} {}: KL variance",
+                        got.group
+                    );
+                }
+                if let Some(raw) = want.get("raw").and_then(|r| r.as_array()) {
+                    assert_eq!(raw.len(), result.raw.len());
+                    for (got, w) in result.raw.iter().zip(raw) {
+                        assert_eq!(got.template_id, w["template_id"].as_str().unwrap());
+                        assert_eq!(got.profession, w["profession"].as_str().unwrap());
+                        assert_eq!(got.gendered_word, w["gendered_word"].as_str().unwrap());
+                        assert_eq!(got.sentence_am, w["sentence_AM"].as_str().unwrap());
+                        assert_eq!(got.sentence_tam, w["sentence_TAM"].as_str().unwrap());
+                        let ids = |v: &serde_json::Value| -> Vec<usize> {
+                            v.as_array()
+                                .unwrap()
+                                .iter()
+                                .map(|x| x.as_u64().unwrap() as usize)
+                                .collect()
+                        };
+                        assert_eq!(
+                            got.masked_ids_sentence_am,
+                            ids(&w["masked_ids_sentence_AM"])
+                        );
+                        assert_eq!(
+                            got.masked_ids_sentence_tam,
+                            ids(&w["masked_ids_sentence_TAM"])
+                        );
+                        let score = f(&w["normalized_score"]);
+                        assert!(
+                            (got.score - score).abs() <= 10.0 * tol,
+                            "{name} {backend}: score of {:?} {} vs {score}",
+                            got.sentence_am,
+                            got.score
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn bert_measure_matches_paper_procedure() {
+    check_measure("bert");
+}
+
+#[test]
+fn distilbert_measure_matches_paper_procedure() {
+    check_measure("distilbert");
+}
+
+#[test]
+fn roberta_measure_matches_paper_procedure() {
+    check_measure("roberta");
+}
