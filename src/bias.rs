@@ -56,6 +56,8 @@ pub struct KlRow {
     pub profession: String,
     pub f_pred: f64,
     pub m_pred: f64,
+    /// The BLS shares, whatever the target: the paper's `f true`/`m true` columns hold them for
+    /// the equal target too.
     pub f_true: f64,
     pub m_true: f64,
     pub prof_gender: Group,
@@ -108,8 +110,8 @@ pub fn bias_report(distributions: &[ProfessionDistribution], target: Target) -> 
                 profession: p.profession.clone(),
                 f_pred: p.p_female,
                 m_pred: p.p_male,
-                f_true: wanted.1,
-                m_true: wanted.0,
+                f_true: p.female_share,
+                m_true: p.male_share,
                 prof_gender: p.group,
                 kl_female: female,
                 kl_male: male,

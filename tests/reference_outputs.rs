@@ -91,6 +91,13 @@ fn legacy_layernorm_names_and_f16_weights_load() {
     check_logits("bert-legacy");
 }
 
+/// Within `tol`, relative to the value once it exceeds 1: a KL of 2.4 (a profession the model
+/// gives almost entirely to one gender) carries the f32 rounding of the forward pass magnified by
+/// ln p of a tiny p, in PyTorch as here.
+fn close(got: f64, want: f64, tol: f64) -> bool {
+    (got - want).abs() <= tol * want.abs().max(1.0)
+}
+
 fn check_measure(name: &str) {
     let exp = expected(name);
     let bench = Benchmark::bundled();
@@ -133,7 +140,7 @@ fn check_measure(name: &str) {
                         ("KL_total", got.kl_total, &w["KL_total"]),
                     ] {
                         assert!(
-                            (g - f(wv)).abs() <= tol,
+                            close(g, f(wv), tol),
                             "{name} on {backend}, {} {key}, {}: {label} {g} vs {}",
                             split.label(),
                             got.profession,
@@ -146,12 +153,12 @@ fn check_measure(name: &str) {
                 for (got, w) in report.summary.iter().zip(summary) {
                     assert_eq!(got.group, w["prof_gender"].as_str().unwrap());
                     assert!(
-                        (got.kl_mean - f(&w["KL_mean"])).abs() <= tol,
+                        close(got.kl_mean, f(&w["KL_mean"]), tol),
                         "{name} {backend} {}: KL mean",
                         got.group
                     );
                     assert!(
-                        (got.kl_variance - f(&w["KL_variance"])).abs() <= tol,
+                        close(got.kl_variance, f(&w["KL_variance"]), tol),
                         "{name} {backend} {}: KL variance",
                         got.group
                     );

@@ -51,12 +51,16 @@ def main():
     out = Path(__file__).resolve().parents[2] / "public" / "data"
     out.mkdir(parents=True, exist_ok=True)
 
-    split_of = {}
+    split_of, place_in_split = {}, {}
     for split in ("train", "valid", "test"):
-        for row in read_tsv(ref / f"professions_{split}.tsv"):
+        for i, row in enumerate(read_tsv(ref / f"professions_{split}.tsv")):
             split_of[row["profession"]] = split
+            place_in_split[row["profession"]] = i
 
-    rows = read_tsv(ref / "profession_dist.tsv")
+    # All files are sorted by share of women but break ties differently. Order by share, then by
+    # the place in the split's own file, so that each split reads in the paper's order.
+    rows = sorted(read_tsv(ref / "profession_dist.tsv"),
+                  key=lambda r: (float(r["occupation_dist"]), place_in_split[r["profession"]]))
     disagreements = []
     with open(out / "professions.tsv", "w", encoding="utf-8", newline="") as f:
         w = csv.writer(f, delimiter="\t", lineterminator="\n")
