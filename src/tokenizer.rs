@@ -22,8 +22,14 @@ impl MaskTokenizer {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(Error::Tokenizer("the file is empty".into()));
         }
-        let inner = Tokenizer::from_bytes(bytes)
+        let mut inner = Tokenizer::from_bytes(bytes)
             .map_err(|e| Error::Tokenizer(format!("cannot be read ({e})")))?;
+        // Some exported tokenizers pad or truncate every encoding; batching and length checks
+        // are the engine's own.
+        inner.with_padding(None);
+        inner
+            .with_truncation(None)
+            .map_err(|e| Error::Tokenizer(format!("cannot be configured ({e})")))?;
         let (mask_token, mask_id) = MASK_SPELLINGS
             .iter()
             .find_map(|t| inner.token_to_id(t).map(|id| (t.to_string(), id)))
