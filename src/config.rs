@@ -48,6 +48,10 @@ pub struct ModelConfig {
     pub layer_norm_eps: f64,
     pub pad_token_id: usize,
     pub tie_word_embeddings: bool,
+    /// Dropout on hidden states while training (`hidden_dropout_prob`, DistilBERT's `dropout`).
+    pub hidden_dropout: f64,
+    /// Dropout on attention weights while training.
+    pub attention_dropout: f64,
 }
 
 /// The union of the fields of BERT, RoBERTa and DistilBERT configs, as written in config.json.
@@ -67,12 +71,16 @@ struct RawConfig {
     layer_norm_eps: Option<f64>,
     pad_token_id: Option<usize>,
     tie_word_embeddings: Option<bool>,
+    hidden_dropout_prob: Option<f64>,
+    attention_probs_dropout_prob: Option<f64>,
     // DistilBERT
     dim: Option<usize>,
     n_layers: Option<usize>,
     n_heads: Option<usize>,
     hidden_dim: Option<usize>,
     activation: Option<String>,
+    dropout: Option<f64>,
+    attention_dropout: Option<f64>,
 }
 
 const FILE: &str = "config.json";
@@ -87,6 +95,18 @@ fn required(value: Option<usize>, field: &str) -> Result<usize> {
         None => Err(Error::invalid_file(
             FILE,
             format!("missing field `{field}`"),
+        )),
+    }
+}
+
+/// A dropout probability; 0.1, the value of every released BERT, when absent.
+fn probability(value: Option<f64>, field: &str) -> Result<f64> {
+    match value {
+        None => Ok(0.1),
+        Some(p) if (0.0..1.0).contains(&p) => Ok(p),
+        Some(p) => Err(Error::invalid_file(
+            FILE,
+            format!("`{field}` {p} is not in [0, 1)"),
         )),
     }
 }
@@ -155,6 +175,11 @@ impl ModelConfig {
                     _ => 0,
                 }),
                 tie_word_embeddings: raw.tie_word_embeddings.unwrap_or(true),
+                hidden_dropout: probability(raw.hidden_dropout_prob, "hidden_dropout_prob")?,
+                attention_dropout: probability(
+                    raw.attention_probs_dropout_prob,
+                    "attention_probs_dropout_prob",
+                )?,
             },
             Architecture::DistilBert => ModelConfig {
                 architecture,
@@ -173,6 +198,8 @@ impl ModelConfig {
                 layer_norm_eps: 1e-12,
                 pad_token_id: raw.pad_token_id.unwrap_or(0),
                 tie_word_embeddings: raw.tie_word_embeddings.unwrap_or(true),
+                hidden_dropout: probability(raw.dropout, "dropout")?,
+                attention_dropout: probability(raw.attention_dropout, "attention_dropout")?,
             },
         };
         if config.hidden_size % config.num_attention_heads != 0 {

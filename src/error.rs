@@ -48,6 +48,9 @@ pub enum Error {
     #[error("the tokenizer has no id for {what}: {items}")]
     UnknownTokens { what: String, items: String },
 
+    #[error("training stopped: {0}")]
+    Training(String),
+
     #[error("backend: {0}")]
     Backend(String),
 }

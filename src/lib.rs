@@ -9,10 +9,13 @@ pub mod data;
 pub mod device;
 pub mod engine;
 pub mod error;
+pub mod lm_loss;
 pub mod measure;
 pub mod model;
 pub mod readback;
+pub mod rng;
 pub mod tokenizer;
+pub mod walf;
 pub mod weights;
 
 pub use error::{Error, Result};

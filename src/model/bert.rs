@@ -25,6 +25,7 @@ pub(super) fn embeddings(config: &ModelConfig, loader: &Loader, base: &str) -> R
             h,
         )?),
         norm: loader.layer_norm(&format!("{prefix}.LayerNorm"), h, config.layer_norm_eps)?,
+        dropout: super::dropout(config.hidden_dropout),
         position_offset: config.position_offset(),
     })
 }
@@ -48,6 +49,7 @@ pub(super) fn encoder(
                     key: loader.linear(&format!("{p}.attention.self.key"), h, h)?,
                     value: loader.linear(&format!("{p}.attention.self.value"), h, h)?,
                     output: loader.linear(&format!("{p}.attention.output.dense"), h, h)?,
+                    dropout: super::dropout(config.attention_dropout),
                     heads: config.num_attention_heads,
                 },
                 attention_norm: loader.layer_norm(
@@ -58,6 +60,7 @@ pub(super) fn encoder(
                 intermediate: loader.linear(&format!("{p}.intermediate.dense"), h, i)?,
                 output: loader.linear(&format!("{p}.output.dense"), i, h)?,
                 output_norm: loader.layer_norm(&format!("{p}.output.LayerNorm"), h, eps)?,
+                dropout: super::dropout(config.hidden_dropout),
                 activation: config.hidden_act,
             })
         })

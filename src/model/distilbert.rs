@@ -23,6 +23,7 @@ pub(super) fn load(config: &ModelConfig, loader: &Loader) -> Result<MaskedLm> {
         )?,
         token_type: None,
         norm: loader.layer_norm("distilbert.embeddings.LayerNorm", h, eps)?,
+        dropout: super::dropout(config.hidden_dropout),
         position_offset: 0,
     };
     let layers = (0..config.num_hidden_layers)
@@ -34,12 +35,14 @@ pub(super) fn load(config: &ModelConfig, loader: &Loader) -> Result<MaskedLm> {
                     key: loader.linear(&format!("{p}.attention.k_lin"), h, h)?,
                     value: loader.linear(&format!("{p}.attention.v_lin"), h, h)?,
                     output: loader.linear(&format!("{p}.attention.out_lin"), h, h)?,
+                    dropout: super::dropout(config.attention_dropout),
                     heads: config.num_attention_heads,
                 },
                 attention_norm: loader.layer_norm(&format!("{p}.sa_layer_norm"), h, eps)?,
                 intermediate: loader.linear(&format!("{p}.ffn.lin1"), h, i)?,
                 output: loader.linear(&format!("{p}.ffn.lin2"), i, h)?,
                 output_norm: loader.layer_norm(&format!("{p}.output_layer_norm"), h, eps)?,
+                dropout: super::dropout(config.hidden_dropout),
                 activation: config.hidden_act,
             })
         })

@@ -7,7 +7,7 @@ mod distilbert;
 mod roberta;
 
 use burn::module::{Module, Param};
-use burn::nn::Linear;
+use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::tensor::activation::{gelu, gelu_approximate, relu, softmax};
 use burn::tensor::module::{embedding, layer_norm};
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -83,6 +83,7 @@ pub struct Embeddings {
     pub position: Param<Tensor<2>>,
     pub token_type: Option<Param<Tensor<2>>>,
     pub norm: LayerNorm,
+    pub dropout: Dropout,
     #[module(skip)]
     pub position_offset: usize,
 }
@@ -99,7 +100,8 @@ impl Embeddings {
             // Every sentence is a single segment: token type 0.
             positional = positional + token_type.val().slice(0..1);
         }
-        self.norm.forward(words + positional.unsqueeze::<3>())
+        self.dropout
+            .forward(self.norm.forward(words + positional.unsqueeze::<3>()))
     }
 }
 
@@ -109,6 +111,7 @@ pub struct SelfAttention {
     pub key: Linear,
     pub value: Linear,
     pub output: Linear,
+    pub dropout: Dropout,
     #[module(skip)]
     pub heads: usize,
 }
@@ -128,7 +131,7 @@ impl SelfAttention {
         let scores = q
             .matmul(k.swap_dims(2, 3))
             .mul_scalar(1.0 / (head_dim as f64).sqrt());
-        let weights = softmax(scores + key_bias, 3);
+        let weights = self.dropout.forward(softmax(scores + key_bias, 3));
         let context = weights
             .matmul(v)
             .swap_dims(1, 2)
@@ -145,18 +148,27 @@ pub struct EncoderLayer {
     pub intermediate: Linear,
     pub output: Linear,
     pub output_norm: LayerNorm,
+    pub dropout: Dropout,
     #[module(skip)]
     pub activation: Activation,
 }
 
 impl EncoderLayer {
     fn forward(&self, x: Tensor<3>, key_bias: Tensor<4>) -> Tensor<3> {
-        let attended = self.attention.forward(x.clone(), key_bias);
+        let attended = self
+            .dropout
+            .forward(self.attention.forward(x.clone(), key_bias));
         let x = self.attention_norm.forward(x + attended);
         let inner = activate(self.activation, self.intermediate.forward(x.clone()));
-        let out = self.output.forward(inner);
+        let out = self.dropout.forward(self.output.forward(inner));
         self.output_norm.forward(x + out)
     }
+}
+
+/// Dropout as the checkpoint's config sets it. burn applies it only to tensors on an autodiff
+/// device, that is while training.
+pub(crate) fn dropout(p: f64) -> Dropout {
+    DropoutConfig::new(p).init()
 }
 
 /// The masked-LM head: transform, normalise, project onto the vocabulary.
@@ -218,6 +230,15 @@ impl MaskedLm {
             Architecture::Bert => bert::load(config, &loader),
             Architecture::Roberta => roberta::load(config, &loader),
             Architecture::DistilBert => distilbert::load(config, &loader),
+        }
+    }
+
+    /// Sets every dropout probability (0 makes training deterministic).
+    pub fn set_dropout(&mut self, hidden: f64, attention: f64) {
+        self.embeddings.dropout.prob = hidden;
+        for layer in &mut self.layers {
+            layer.dropout.prob = hidden;
+            layer.attention.dropout.prob = attention;
         }
     }
 

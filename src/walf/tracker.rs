@@ -1,0 +1,118 @@
+//! The adaptive part of WALF for the real-world target: a per-group running KL (EMA mean and a
+//! Welford-style running variance) and the weight λ derived from it, exactly as the paper's
+//! `KLTracker` and `adjust_lambda`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::data::Group;
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct GroupKl {
+    pub mean: f64,
+    pub variance: f64,
+    /// Professions seen so far.
+    pub count: f64,
+}
+
+/// Running KL statistics per group. The first batch of a group initialises its mean; later
+/// batches move it by `1 − beta` and update the variance from the old and new means.
+#[derive(Debug, Clone, Serialize)]
+pub struct KlTracker {
+    pub beta: f64,
+    pub groups: BTreeMap<Group, GroupKl>,
+}
+
+impl KlTracker {
+    pub fn new(beta: f64) -> Self {
+        Self {
+            beta,
+            groups: BTreeMap::new(),
+        }
+    }
+
+    /// Feeds a batch's KL (a value: no gradient flows through the tracker) and returns the
+    /// group's statistics after the update.
+    pub fn update(&mut self, group: Group, kl: f64, batch_size: usize) -> GroupKl {
+        let n = batch_size as f64;
+        let beta = self.beta;
+        let entry = self
+            .groups
+            .entry(group)
+            .and_modify(|g| {
+                let (old_mean, old_var, previous) = (g.mean, g.variance, g.count);
+                g.count += n;
+                g.mean = beta * old_mean + (1.0 - beta) * kl;
+                g.variance = (previous * old_var + (kl - g.mean) * (kl - old_mean)) / g.count;
+            })
+            .or_insert(GroupKl {
+                mean: kl,
+                variance: 0.0,
+                count: n,
+            });
+        *entry
+    }
+
+    pub fn get(&self, group: Group) -> Option<GroupKl> {
+        self.groups.get(&group).copied()
+    }
+}
+
+/// α of the normalised loss `KL / (mean + α)`.
+pub fn alpha(group: Group) -> f64 {
+    match group {
+        Group::MaleDominated => 1e-6,
+        Group::FemaleDominated | Group::Balanced => 1e-5,
+    }
+}
+
+/// λ = clamp(c · mean / (1 + variance), lo, hi), with the paper's c and bounds per group.
+pub fn adjust_lambda(group: Group, stats: GroupKl) -> f64 {
+    let (c, lo, hi) = match group {
+        Group::MaleDominated => (0.95, 0.8, 1.5),
+        Group::FemaleDominated | Group::Balanced => (1.2, 1.0, 1.5),
+    };
+    (c * stats.mean / (1.0 + stats.variance)).clamp(lo, hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_batch_initialises_then_ema_and_variance_follow() {
+        let mut t = KlTracker::new(0.8);
+        let first = t.update(Group::Balanced, 0.5, 8);
+        assert_eq!(
+            first,
+            GroupKl {
+                mean: 0.5,
+                variance: 0.0,
+                count: 8.0
+            }
+        );
+        let second = t.update(Group::Balanced, 1.0, 4);
+        let mean = 0.8 * 0.5 + 0.2 * 1.0;
+        assert!((second.mean - mean).abs() < 1e-15);
+        let variance = (8.0 * 0.0 + (1.0 - mean) * (1.0 - 0.5)) / 12.0;
+        assert!((second.variance - variance).abs() < 1e-15);
+        assert_eq!(second.count, 12.0);
+        // groups are independent
+        assert_eq!(t.update(Group::MaleDominated, 2.0, 8).mean, 2.0);
+    }
+
+    #[test]
+    fn lambda_is_clamped_per_group() {
+        let stats = |mean, variance| GroupKl {
+            mean,
+            variance,
+            count: 1.0,
+        };
+        assert_eq!(adjust_lambda(Group::MaleDominated, stats(0.1, 0.0)), 0.8);
+        assert_eq!(adjust_lambda(Group::MaleDominated, stats(10.0, 0.0)), 1.5);
+        assert!((adjust_lambda(Group::MaleDominated, stats(1.2, 0.2)) - 0.95).abs() < 1e-12);
+        assert_eq!(adjust_lambda(Group::Balanced, stats(0.1, 0.0)), 1.0);
+        assert!((adjust_lambda(Group::FemaleDominated, stats(1.1, 0.1)) - 1.2).abs() < 1e-12);
+    }
+}

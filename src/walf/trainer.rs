@@ -1,0 +1,508 @@
+use std::collections::BTreeMap;
+
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use serde::Serialize;
+
+use super::loss::{mean_kl, mlm_loss_sum, mlm_rows, profession_distribution};
+use super::tracker::{GroupKl, KlTracker, adjust_lambda, alpha};
+use crate::bias::{Target, bias_report};
+use crate::data::{Benchmark, GenderedPhrase, Group, Profession, Split, Template};
+use crate::engine::LanguageModel;
+use crate::error::{Error, Result};
+use crate::measure::{MeasureInput, ProbeSettings, SentencePlan};
+use crate::model::MaskedLm;
+use crate::readback::read_f32;
+use crate::rng::SplitMix64;
+
+/// WALF's hyper-parameters; `paper` gives the paper's defaults.
+#[derive(Debug, Clone, Serialize)]
+pub struct WalfConfig {
+    pub target: Target,
+    /// Weight of the masked-LM loss (real-world target only).
+    pub gamma: f64,
+    /// Momentum of the KL tracker's moving average.
+    pub beta: f64,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub batch_size: usize,
+    pub valid_batch_size: usize,
+    pub patience: usize,
+    pub min_delta: f64,
+    pub max_epochs: usize,
+    pub seed: u64,
+    /// Distinct sentences per forward pass.
+    pub forward_batch: usize,
+    /// Masked copies per forward pass of the masked-LM loss (bounds memory: each chunk is
+    /// differentiated on its own and the gradients summed).
+    pub mlm_chunk: usize,
+}
+
+impl WalfConfig {
+    pub fn paper(target: Target) -> Self {
+        Self {
+            target,
+            gamma: 0.1,
+            beta: 0.95,
+            lr: 2e-5,
+            weight_decay: 0.01,
+            batch_size: 8,
+            valid_batch_size: 3,
+            patience: 5,
+            min_delta: match target {
+                Target::Equal => 1e-4,
+                Target::RealWorld => 1e-3,
+            },
+            max_epochs: 50,
+            seed: 42,
+            forward_batch: 64,
+            mlm_chunk: 256,
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        let bad = |what: &str| Err(Error::Input(format!("WALF setting: {what}")));
+        if self.batch_size == 0
+            || self.valid_batch_size == 0
+            || self.forward_batch == 0
+            || self.mlm_chunk == 0
+        {
+            return bad("batch sizes must be at least 1");
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad("the learning rate must be a positive number");
+        }
+        if !(0.0..1.0).contains(&self.beta) {
+            return bad("beta must be in [0, 1)");
+        }
+        if !(self.gamma >= 0.0 && self.weight_decay >= 0.0 && self.min_delta >= 0.0) {
+            return bad("gamma, weight decay and min-delta must not be negative");
+        }
+        if self.max_epochs == 0 {
+            return bad("max epochs must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// What one training batch did.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    pub epoch: usize,
+    /// 0-based index within the epoch, and the epoch's number of batches.
+    pub batch: usize,
+    pub batches: usize,
+    pub group: Group,
+    pub professions: Vec<String>,
+    /// The batch's mean KL (the equal target's whole loss).
+    pub kl: f64,
+    pub normalized_loss: Option<f64>,
+    pub lambda: Option<f64>,
+    pub mlm_loss: Option<f64>,
+    pub mlm_tokens: Option<usize>,
+    pub total_loss: f64,
+    /// The tracker after this batch, per group (real-world target).
+    pub tracker: BTreeMap<Group, GroupKl>,
+}
+
+/// The end of an epoch: validation and early stopping.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    /// Mean over the epoch's professions of the loss that was minimised.
+    pub train_loss: f64,
+    /// Mean KL of the valid professions against the target (unweighted, as the paper).
+    pub valid_kl: f64,
+    pub improved: bool,
+    pub best_valid_kl: f64,
+    pub best_epoch: usize,
+    /// No more epochs: patience exhausted or the epoch limit reached.
+    pub finished: bool,
+}
+
+/// Batches holding professions of one group, groups in order of first appearance (the paper's
+/// `create_batches`); shuffled within groups and in order when `shuffler` is given.
+fn group_batches(
+    professions: &[Profession],
+    size: usize,
+    mut shuffler: Option<&mut SplitMix64>,
+) -> Vec<(Group, Vec<usize>)> {
+    let mut groups: Vec<(Group, Vec<usize>)> = Vec::new();
+    for (i, p) in professions.iter().enumerate() {
+        match groups.iter_mut().find(|(g, _)| *g == p.group) {
+            Some((_, items)) => items.push(i),
+            None => groups.push((p.group, vec![i])),
+        }
+    }
+    let mut batches = Vec::new();
+    for (group, mut items) in groups {
+        if let Some(s) = shuffler.as_deref_mut() {
+            s.shuffle(&mut items);
+        }
+        batches.extend(items.chunks(size).map(|c| (group, c.to_vec())));
+    }
+    if let Some(s) = shuffler {
+        s.shuffle(&mut batches);
+    }
+    batches
+}
+
+pub struct WalfTrainer {
+    lm: LanguageModel,
+    config: WalfConfig,
+    train: Vec<Profession>,
+    valid: Vec<Profession>,
+    templates: Vec<Template>,
+    phrases: Vec<GenderedPhrase>,
+    optimizer: ModuleOptimizer,
+    tracker: KlTracker,
+    shuffler: SplitMix64,
+    epoch: usize,
+    queue: Vec<(Group, Vec<usize>)>,
+    next: usize,
+    epoch_loss: f64,
+    epoch_count: usize,
+    best: Option<(f64, usize, MaskedLm)>,
+    stale_epochs: usize,
+}
+
+impl WalfTrainer {
+    /// `lm` must live on an autodiff device (e.g. `Device::flex().autodiff()`).
+    pub fn new(lm: LanguageModel, benchmark: &Benchmark, config: WalfConfig) -> Result<Self> {
+        config.check()?;
+        if !lm.model.device().is_autodiff() {
+            return Err(Error::Backend(
+                "WALF needs the model on an autodiff device".into(),
+            ));
+        }
+        let train = benchmark.professions_of(Split::Train);
+        let valid = benchmark.professions_of(Split::Valid);
+        if train.is_empty() || valid.is_empty() {
+            return Err(Error::Input(
+                "WALF needs train and valid professions".into(),
+            ));
+        }
+        let optimizer = AdamWConfig::new()
+            .with_beta_1(0.9)
+            .with_beta_2(0.999)
+            .with_epsilon(1e-8) // PyTorch's default; burn's is 1e-5
+            .with_weight_decay(config.weight_decay as f32)
+            .init();
+        let mut trainer = Self {
+            lm,
+            train,
+            valid,
+            templates: benchmark.templates_of(Split::Train),
+            phrases: benchmark.phrases.clone(),
+            optimizer,
+            tracker: KlTracker::new(config.beta),
+            shuffler: SplitMix64::new(config.seed),
+            config,
+            epoch: 0,
+            queue: Vec::new(),
+            next: 0,
+            epoch_loss: 0.0,
+            epoch_count: 0,
+            best: None,
+            stale_epochs: 0,
+        };
+        trainer.start_epoch();
+        Ok(trainer)
+    }
+
+    fn start_epoch(&mut self) {
+        self.queue = group_batches(
+            &self.train,
+            self.config.batch_size,
+            Some(&mut self.shuffler),
+        );
+        self.next = 0;
+        self.epoch_loss = 0.0;
+        self.epoch_count = 0;
+    }
+
+    pub fn config(&self) -> &WalfConfig {
+        &self.config
+    }
+
+    pub fn language_model(&self) -> &LanguageModel {
+        &self.lm
+    }
+
+    pub fn epoch(&self) -> usize {
+        self.epoch
+    }
+
+    pub fn batches_in_epoch(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// The weights with the best validation KL so far (the current ones before any validation).
+    pub fn best_model(&self) -> MaskedLm {
+        match &self.best {
+            Some((_, _, model)) => model.clone(),
+            None => self.lm.model.valid(),
+        }
+    }
+
+    fn targets(&self, professions: &[Profession]) -> Vec<(f64, f64)> {
+        professions
+            .iter()
+            .map(|p| match self.config.target {
+                Target::Equal => (0.5, 0.5),
+                Target::RealWorld => (p.male_share, p.female_share),
+            })
+            .collect()
+    }
+
+    /// Trains on the epoch's next batch; `None` once every batch of the epoch is done (then call
+    /// [`validate`](Self::validate)).
+    pub async fn step(&mut self) -> Result<Option<StepRecord>> {
+        let Some((group, members)) = self.queue.get(self.next).cloned() else {
+            return Ok(None);
+        };
+        let professions: Vec<Profession> = members.iter().map(|&i| self.train[i].clone()).collect();
+        let record = self.train_on(group, &professions).await?;
+        self.next += 1;
+        self.epoch_loss += record.total_loss * professions.len() as f64;
+        self.epoch_count += professions.len();
+        Ok(Some(StepRecord {
+            batch: self.next - 1,
+            batches: self.queue.len(),
+            ..record
+        }))
+    }
+
+    /// One WALF update on `professions`, all of `group`.
+    pub async fn train_on(
+        &mut self,
+        group: Group,
+        professions: &[Profession],
+    ) -> Result<StepRecord> {
+        let (record, grads) = self.gradients(group, professions).await?;
+        self.apply(grads);
+        Ok(record)
+    }
+
+    /// Applies gradients with AdamW.
+    pub fn apply(&mut self, grads: GradientsParams) {
+        self.lm.model = self
+            .optimizer
+            .step(self.config.lr, self.lm.model.clone(), grads);
+    }
+
+    /// The losses of a WALF step on `professions` (all of `group`) and the gradients of the
+    /// total loss; updates the KL tracker but not the weights.
+    pub async fn gradients(
+        &mut self,
+        group: Group,
+        professions: &[Profession],
+    ) -> Result<(StepRecord, GradientsParams)> {
+        let config = self.config.clone();
+        let input = MeasureInput {
+            professions,
+            templates: &self.templates,
+            phrases: &self.phrases,
+        };
+        let lm = &self.lm;
+        let plan = SentencePlan::new(&lm.tokenizer, input, lm.max_len())?;
+        let distribution =
+            profession_distribution(&lm.model, &lm.tokenizer, &plan, input, config.forward_batch);
+        let kl = mean_kl(distribution, &self.targets(professions));
+        let kl_value = read_scalar(kl.clone()).await?;
+        let names: Vec<String> = professions.iter().map(|p| p.name.clone()).collect();
+        self.ensure_finite(kl_value, "KL", &names)?;
+
+        let mut accumulator = GradientsAccumulator::new();
+        let mut record = StepRecord {
+            epoch: self.epoch,
+            batch: 0,
+            batches: 0,
+            group,
+            professions: names.clone(),
+            kl: kl_value,
+            normalized_loss: None,
+            lambda: None,
+            mlm_loss: None,
+            mlm_tokens: None,
+            total_loss: kl_value,
+            tracker: BTreeMap::new(),
+        };
+        match config.target {
+            Target::Equal => {
+                accumulator.accumulate(
+                    &lm.model,
+                    GradientsParams::from_grads(kl.backward(), &lm.model),
+                );
+            }
+            Target::RealWorld => {
+                // The tracker sees the value only: λ and the normaliser are constants of the step.
+                let stats = self.tracker.update(group, kl_value, professions.len());
+                let lambda = adjust_lambda(group, stats);
+                let scale = lambda / (stats.mean + alpha(group));
+                let weighted = kl.mul_scalar(scale);
+                accumulator.accumulate(
+                    &lm.model,
+                    GradientsParams::from_grads(weighted.backward(), &lm.model),
+                );
+
+                let sentences: Vec<String> =
+                    plan.instances.iter().map(|i| i.sentence.clone()).collect();
+                let rows = mlm_rows(&lm.tokenizer, &sentences, lm.max_len())?;
+                let tokens = rows.len();
+                let mut mlm_sum = 0.0;
+                for chunk in rows.chunks(config.mlm_chunk) {
+                    let sum = mlm_loss_sum(&lm.model, chunk, lm.tokenizer.pad_id());
+                    mlm_sum += read_scalar(sum.clone()).await?;
+                    let part = sum.mul_scalar(config.gamma / tokens as f64);
+                    accumulator.accumulate(
+                        &lm.model,
+                        GradientsParams::from_grads(part.backward(), &lm.model),
+                    );
+                }
+                let mlm = mlm_sum / tokens as f64;
+                self.ensure_finite(mlm, "masked-LM loss", &names)?;
+                let normalized = kl_value / (stats.mean + alpha(group));
+                record.normalized_loss = Some(normalized);
+                record.lambda = Some(lambda);
+                record.mlm_loss = Some(mlm);
+                record.mlm_tokens = Some(tokens);
+                record.total_loss = lambda * normalized + config.gamma * mlm;
+                record.tracker = self.tracker.groups.clone();
+            }
+        }
+        Ok((record, accumulator.grads()))
+    }
+
+    fn ensure_finite(&self, value: f64, what: &str, professions: &[String]) -> Result<()> {
+        if value.is_finite() {
+            return Ok(());
+        }
+        Err(Error::Training(format!(
+            "the {what} became {value} in epoch {} on {}; training stopped, the best weights so far are kept",
+            self.epoch + 1,
+            professions.join(", ")
+        )))
+    }
+
+    /// Mean KL of the valid professions against the target, with the current weights.
+    pub async fn valid_kl(&self) -> Result<f64> {
+        let model = LanguageModelView {
+            lm: &self.lm,
+            model: self.lm.model.valid(),
+        };
+        model
+            .mean_kl(
+                &self.valid,
+                &self.templates,
+                &self.phrases,
+                self.config.target,
+                self.config.forward_batch,
+            )
+            .await
+    }
+
+    /// Ends the epoch: validation, best weights, early stopping; then starts the next epoch.
+    pub async fn validate(&mut self) -> Result<EpochRecord> {
+        let valid_kl = self.valid_kl().await?;
+        if !valid_kl.is_finite() {
+            return Err(Error::Training(format!(
+                "the validation KL became {valid_kl} after epoch {}; the best weights so far are kept",
+                self.epoch + 1
+            )));
+        }
+        let best_so_far = self.best.as_ref().map(|b| b.0).unwrap_or(f64::INFINITY);
+        let improved = best_so_far - valid_kl >= self.config.min_delta;
+        if improved {
+            self.best = Some((valid_kl, self.epoch, self.lm.model.valid()));
+            self.stale_epochs = 0;
+        } else {
+            self.stale_epochs += 1;
+        }
+        let (best_valid_kl, best_epoch) = self
+            .best
+            .as_ref()
+            .map(|b| (b.0, b.1))
+            .unwrap_or((valid_kl, self.epoch));
+        let record = EpochRecord {
+            epoch: self.epoch,
+            train_loss: self.epoch_loss / self.epoch_count.max(1) as f64,
+            valid_kl,
+            improved,
+            best_valid_kl,
+            best_epoch,
+            finished: self.stale_epochs >= self.config.patience
+                || self.epoch + 1 >= self.config.max_epochs,
+        };
+        self.epoch += 1;
+        self.start_epoch();
+        Ok(record)
+    }
+}
+
+/// The engine's probe with a validation snapshot of the weights.
+struct LanguageModelView<'a> {
+    lm: &'a LanguageModel,
+    model: MaskedLm,
+}
+
+impl LanguageModelView<'_> {
+    async fn mean_kl(
+        &self,
+        professions: &[Profession],
+        templates: &[Template],
+        phrases: &[GenderedPhrase],
+        target: Target,
+        batch_size: usize,
+    ) -> Result<f64> {
+        let input = MeasureInput {
+            professions,
+            templates,
+            phrases,
+        };
+        let result = crate::measure::probe(
+            &self.model,
+            &self.lm.tokenizer,
+            input,
+            self.lm.max_len(),
+            ProbeSettings { batch_size },
+            &mut |_| {},
+        )
+        .await?;
+        let report = bias_report(&result.professions, target);
+        Ok(report
+            .summary
+            .first()
+            .map(|s| s.kl_mean)
+            .unwrap_or(f64::NAN))
+    }
+}
+
+async fn read_scalar(t: burn::tensor::Tensor<1>) -> Result<f64> {
+    Ok(read_f32(t).await?.first().copied().unwrap_or(f32::NAN) as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_hold_one_group_and_cover_every_profession_once() {
+        let bench = Benchmark::bundled();
+        let train = bench.professions_of(Split::Train);
+        let mut s = SplitMix64::new(7);
+        let batches = group_batches(&train, 8, Some(&mut s));
+        let mut seen: Vec<usize> = batches.iter().flat_map(|(_, b)| b.clone()).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..train.len()).collect::<Vec<_>>());
+        for (group, members) in &batches {
+            assert!(members.len() <= 8 && members.iter().all(|&i| train[i].group == *group));
+        }
+        // 59, 58 and 29 professions: 8 + 8 + 4 batches
+        assert_eq!(batches.len(), 20);
+        let again = group_batches(&train, 8, Some(&mut SplitMix64::new(7)));
+        assert_eq!(batches, again, "same seed, same batches");
+        let unshuffled = group_batches(&train, 3, None);
+        assert_eq!(unshuffled[0], (Group::MaleDominated, vec![0, 1, 2]));
+    }
+}
