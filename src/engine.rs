@@ -27,6 +27,17 @@ pub struct LanguageModel {
     pub config: ModelConfig,
     pub tokenizer: MaskTokenizer,
     pub model: MaskedLm,
+    /// The original config.json and tokenizer.json, written out again on export.
+    pub config_json: Vec<u8>,
+    pub tokenizer_json: Vec<u8>,
+}
+
+/// A Hugging Face model folder's three files, in memory.
+#[derive(Debug, Clone)]
+pub struct ExportedModel {
+    pub config_json: Vec<u8>,
+    pub tokenizer_json: Vec<u8>,
+    pub safetensors: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -56,6 +67,18 @@ impl LanguageModel {
             config,
             tokenizer,
             model,
+            config_json: files.config.to_vec(),
+            tokenizer_json: files.tokenizer.to_vec(),
+        })
+    }
+
+    /// The model as a Hugging Face folder's files, with `model` as its weights (e.g. the best
+    /// weights of a fine-tuning run), in the checkpoint's own tensor names and dtypes.
+    pub async fn export(&self, model: &MaskedLm) -> Result<ExportedModel> {
+        Ok(ExportedModel {
+            config_json: self.config_json.clone(),
+            tokenizer_json: self.tokenizer_json.clone(),
+            safetensors: model.to_safetensors().await?,
         })
     }
 

@@ -55,6 +55,13 @@ impl<'a> Weights<'a> {
             .find(|c| self.tensors.tensor(c).is_ok())
     }
 
+    /// The name and dtype under which `name` is stored.
+    pub fn stored(&self, name: &str) -> Option<(String, Dtype)> {
+        let stored = self.resolve(name)?;
+        let dtype = self.tensors.tensor(&stored).ok()?.dtype();
+        Some((stored, dtype))
+    }
+
     /// The tensor `name` as f32 data of exactly `shape`.
     pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<TensorData> {
         Ok(TensorData::new(self.values(name, shape)?, shape.to_vec()))
@@ -97,6 +104,26 @@ impl<'a> Weights<'a> {
         }
         Ok(TensorData::new(transposed, vec![d_in, d_out]))
     }
+}
+
+/// f32 values encoded as `dtype` (one of those `to_f32` reads), little-endian.
+pub fn from_f32(dtype: Dtype, values: &[f32]) -> Option<Vec<u8>> {
+    Some(match dtype {
+        Dtype::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        Dtype::F16 => values
+            .iter()
+            .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+            .collect(),
+        Dtype::BF16 => values
+            .iter()
+            .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes())
+            .collect(),
+        Dtype::F64 => values
+            .iter()
+            .flat_map(|v| (*v as f64).to_le_bytes())
+            .collect(),
+        _ => return None,
+    })
 }
 
 fn to_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {

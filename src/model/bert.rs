@@ -112,5 +112,6 @@ pub(super) fn load(config: &ModelConfig, loader: &Loader) -> Result<MaskedLm> {
             activation: config.hidden_act,
         },
         architecture: Architecture::Bert,
+        checkpoint: loader.checkpoint(),
     })
 }

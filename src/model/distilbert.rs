@@ -63,5 +63,6 @@ pub(super) fn load(config: &ModelConfig, loader: &Loader) -> Result<MaskedLm> {
             activation: config.hidden_act,
         },
         architecture: Architecture::DistilBert,
+        checkpoint: loader.checkpoint(),
     })
 }

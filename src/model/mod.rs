@@ -4,9 +4,12 @@
 
 mod bert;
 mod distilbert;
+mod export;
 mod roberta;
 
-use burn::module::{Module, Param};
+use std::cell::RefCell;
+
+use burn::module::{Module, Param, ParamId};
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::tensor::activation::{gelu, gelu_approximate, relu, softmax};
 use burn::tensor::module::{embedding, layer_norm};
@@ -15,34 +18,74 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use crate::config::{Activation, Architecture, ModelConfig};
 use crate::error::Result;
 use crate::weights::Weights;
+use safetensors::Dtype;
 
-/// Reads named tensors onto a device in the layout the modules below expect.
+/// Where a parameter came from in the checkpoint, so that it can be written back under its own
+/// name, layout and dtype.
+#[derive(Debug, Clone)]
+pub struct CheckpointTensor {
+    pub name: String,
+    pub id: ParamId,
+    /// Stored `[out, in]`, held `[in, out]` (linear layers).
+    pub transposed: bool,
+    pub dtype: Dtype,
+    /// The shape in the file.
+    pub shape: Vec<usize>,
+}
+
+/// Reads named tensors onto a device in the layout the modules below expect, and remembers
+/// where each came from.
 pub(crate) struct Loader<'w, 'a> {
     pub weights: &'w Weights<'a>,
     pub device: &'w Device,
+    pub read: RefCell<Vec<CheckpointTensor>>,
 }
 
 impl Loader<'_, '_> {
-    fn param<const D: usize>(&self, data: TensorData) -> Param<Tensor<D>> {
-        Param::from_tensor(Tensor::from_data(data, self.device))
+    fn param<const D: usize>(
+        &self,
+        name: &str,
+        data: TensorData,
+        transposed: bool,
+    ) -> Param<Tensor<D>> {
+        let mut shape = data.shape().to_vec();
+        if transposed {
+            shape.reverse();
+        }
+        let param = Param::from_tensor(Tensor::from_data(data, self.device));
+        let (stored, dtype) = self
+            .weights
+            .stored(name)
+            .expect("a tensor just read is stored");
+        self.read.borrow_mut().push(CheckpointTensor {
+            name: stored,
+            id: param.id,
+            transposed,
+            dtype,
+            shape,
+        });
+        param
     }
 
     pub fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Param<Tensor<2>>> {
-        Ok(self.param(self.weights.tensor(name, &[rows, cols])?))
+        Ok(self.param(name, self.weights.tensor(name, &[rows, cols])?, false))
     }
 
     pub fn vector(&self, name: &str, len: usize) -> Result<Param<Tensor<1>>> {
-        Ok(self.param(self.weights.tensor(name, &[len])?))
+        Ok(self.param(name, self.weights.tensor(name, &[len])?, false))
     }
 
     pub fn linear(&self, prefix: &str, d_in: usize, d_out: usize) -> Result<Linear> {
-        let weight = self
-            .weights
-            .linear_weight(&format!("{prefix}.weight"), d_in, d_out)?;
+        let name = format!("{prefix}.weight");
+        let weight = self.weights.linear_weight(&name, d_in, d_out)?;
         Ok(Linear {
-            weight: self.param(weight),
+            weight: self.param(&name, weight, true),
             bias: Some(self.vector(&format!("{prefix}.bias"), d_out)?),
         })
+    }
+
+    pub fn checkpoint(&self) -> Vec<CheckpointTensor> {
+        self.read.take()
     }
 
     pub fn layer_norm(&self, prefix: &str, dim: usize, eps: f64) -> Result<LayerNorm> {
@@ -190,6 +233,9 @@ pub struct MaskedLm {
     pub head: LmHead,
     #[module(skip)]
     pub architecture: Architecture,
+    /// Every parameter's checkpoint name, layout and dtype, in the order read.
+    #[module(skip)]
+    pub checkpoint: Vec<CheckpointTensor>,
 }
 
 /// A padded batch of token ids, right-padded, with its mask (1 for real tokens, 0 for padding).
@@ -225,7 +271,11 @@ impl TokenBatch {
 impl MaskedLm {
     /// Loads a checkpoint of any supported architecture.
     pub fn load(config: &ModelConfig, weights: &Weights, device: &Device) -> Result<Self> {
-        let loader = Loader { weights, device };
+        let loader = Loader {
+            weights,
+            device,
+            read: RefCell::new(Vec::new()),
+        };
         match config.architecture {
             Architecture::Bert => bert::load(config, &loader),
             Architecture::Roberta => roberta::load(config, &loader),

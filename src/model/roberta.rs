@@ -19,5 +19,6 @@ pub(super) fn load(config: &ModelConfig, loader: &Loader) -> Result<MaskedLm> {
             activation: config.hidden_act,
         },
         architecture: Architecture::Roberta,
+        checkpoint: loader.checkpoint(),
     })
 }

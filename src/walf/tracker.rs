@@ -18,6 +18,11 @@ pub struct GroupKl {
 
 /// Running KL statistics per group. The first batch of a group initialises its mean; later
 /// batches move it by `1 − beta` and update the variance from the old and new means.
+///
+/// The paper's code means `(n_old·var + (x − new_mean)(x − old_mean)) / n_new`, but its
+/// `n_old` is the same tensor as the count it has just increased in place, so what it computes is
+/// `var + (x − new_mean)(x − old_mean) / n_new`. That is reproduced here; the two differ from a
+/// group's third batch on.
 #[derive(Debug, Clone, Serialize)]
 pub struct KlTracker {
     pub beta: f64,
@@ -41,10 +46,10 @@ impl KlTracker {
             .groups
             .entry(group)
             .and_modify(|g| {
-                let (old_mean, old_var, previous) = (g.mean, g.variance, g.count);
+                let (old_mean, old_var) = (g.mean, g.variance);
                 g.count += n;
                 g.mean = beta * old_mean + (1.0 - beta) * kl;
-                g.variance = (previous * old_var + (kl - g.mean) * (kl - old_mean)) / g.count;
+                g.variance = (g.count * old_var + (kl - g.mean) * (kl - old_mean)) / g.count;
             })
             .or_insert(GroupKl {
                 mean: kl,
@@ -95,9 +100,14 @@ mod tests {
         let second = t.update(Group::Balanced, 1.0, 4);
         let mean = 0.8 * 0.5 + 0.2 * 1.0;
         assert!((second.mean - mean).abs() < 1e-15);
-        let variance = (8.0 * 0.0 + (1.0 - mean) * (1.0 - 0.5)) / 12.0;
+        let variance = (1.0 - mean) * (1.0 - 0.5) / 12.0;
         assert!((second.variance - variance).abs() < 1e-15);
         assert_eq!(second.count, 12.0);
+        // the paper's aliased count: the old variance is carried whole
+        let third = t.update(Group::Balanced, 0.0, 4);
+        let mean3 = 0.8 * mean;
+        let expected = variance + (0.0 - mean3) * (0.0 - mean) / 16.0;
+        assert!((third.variance - expected).abs() < 1e-15);
         // groups are independent
         assert_eq!(t.update(Group::MaleDominated, 2.0, 8).mean, 2.0);
     }

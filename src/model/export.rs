@@ -1,0 +1,71 @@
+//! Writing a model back as `model.safetensors`: the checkpoint's own tensor names, layouts and
+//! dtypes, so that transformers and this loader read the tuned model as they read the original.
+
+use std::collections::HashMap;
+
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::tensor::Tensor;
+use safetensors::tensor::TensorView;
+
+use super::MaskedLm;
+use crate::error::{Error, Result};
+use crate::readback::read_f32;
+use crate::weights::from_f32;
+
+/// Every float parameter, flattened, by id.
+struct Collect(HashMap<ParamId, Tensor<1>>);
+
+impl ModuleVisitor for Collect {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let value = param.val();
+        let n = value.shape().num_elements();
+        self.0.insert(param.id, value.reshape([n]));
+    }
+}
+
+impl MaskedLm {
+    /// The weights as a safetensors file (read back from the device asynchronously).
+    pub async fn to_safetensors(&self) -> Result<Vec<u8>> {
+        let mut collect = Collect(HashMap::new());
+        self.visit(&mut collect);
+        let mut tensors = Vec::with_capacity(self.checkpoint.len());
+        for entry in &self.checkpoint {
+            let tensor = collect.0.remove(&entry.id).ok_or_else(|| {
+                Error::Backend(format!(
+                    "parameter for `{}` not found in the model",
+                    entry.name
+                ))
+            })?;
+            let mut values = read_f32(tensor).await?;
+            if entry.transposed {
+                // held [in, out]; stored [out, in]
+                let (d_out, d_in) = (entry.shape[0], entry.shape[1]);
+                let mut stored = vec![0f32; values.len()];
+                for i in 0..d_in {
+                    for o in 0..d_out {
+                        stored[o * d_in + i] = values[i * d_out + o];
+                    }
+                }
+                values = stored;
+            }
+            let bytes = from_f32(entry.dtype, &values).ok_or_else(|| {
+                Error::Backend(format!(
+                    "cannot write `{}` as {:?}",
+                    entry.name, entry.dtype
+                ))
+            })?;
+            tensors.push((entry.name.clone(), entry.dtype, entry.shape.clone(), bytes));
+        }
+        let views = tensors
+            .iter()
+            .map(|(name, dtype, shape, bytes)| {
+                TensorView::new(*dtype, shape.clone(), bytes)
+                    .map(|v| (name.clone(), v))
+                    .map_err(|e| Error::Backend(format!("tensor `{name}`: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+        safetensors::serialize(views, Some(metadata))
+            .map_err(|e| Error::Backend(format!("cannot write safetensors: {e}")))
+    }
+}
