@@ -7,7 +7,7 @@ use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::tensor::Tensor;
 use safetensors::tensor::TensorView;
 
-use super::MaskedLm;
+use super::{CheckpointTensor, MaskedLm};
 use crate::error::{Error, Result};
 use crate::readback::read_f32;
 use crate::weights::from_f32;
@@ -23,31 +23,52 @@ impl ModuleVisitor for Collect {
     }
 }
 
+/// A parameter's values in the checkpoint's layout (linear weights back to `[out, in]`).
+async fn stored_values(entry: &CheckpointTensor, tensor: Tensor<1>) -> Result<Vec<f32>> {
+    let values = read_f32(tensor).await?;
+    if !entry.transposed {
+        return Ok(values);
+    }
+    let (d_out, d_in) = (entry.shape[0], entry.shape[1]);
+    let mut stored = vec![0f32; values.len()];
+    for i in 0..d_in {
+        for o in 0..d_out {
+            stored[o * d_in + i] = values[i * d_out + o];
+        }
+    }
+    Ok(stored)
+}
+
 impl MaskedLm {
-    /// The weights as a safetensors file (read back from the device asynchronously).
-    pub async fn to_safetensors(&self) -> Result<Vec<u8>> {
+    fn parameters(&self) -> HashMap<ParamId, Tensor<1>> {
         let mut collect = Collect(HashMap::new());
         self.visit(&mut collect);
+        collect.0
+    }
+
+    /// The tensor a checkpoint stores under `name`, in its layout, as the model holds it now.
+    pub async fn checkpoint_tensor(&self, name: &str) -> Result<Option<Vec<f32>>> {
+        let Some(entry) = self.checkpoint.iter().find(|e| e.name == name) else {
+            return Ok(None);
+        };
+        match self.parameters().remove(&entry.id) {
+            Some(tensor) => Ok(Some(stored_values(entry, tensor).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The weights as a safetensors file (read back from the device asynchronously).
+    pub async fn to_safetensors(&self) -> Result<Vec<u8>> {
+        let mut parameters = self.parameters();
         let mut tensors = Vec::with_capacity(self.checkpoint.len());
         for entry in &self.checkpoint {
-            let tensor = collect.0.remove(&entry.id).ok_or_else(|| {
+            let tensor = parameters.remove(&entry.id).ok_or_else(|| {
                 Error::Backend(format!(
                     "parameter for `{}` not found in the model",
                     entry.name
                 ))
             })?;
-            let mut values = read_f32(tensor).await?;
-            if entry.transposed {
-                // held [in, out]; stored [out, in]
-                let (d_out, d_in) = (entry.shape[0], entry.shape[1]);
-                let mut stored = vec![0f32; values.len()];
-                for i in 0..d_in {
-                    for o in 0..d_out {
-                        stored[o * d_in + i] = values[i * d_out + o];
-                    }
-                }
-                values = stored;
-            }
+            let values = stored_values(entry, tensor).await?;
             let bytes = from_f32(entry.dtype, &values).ok_or_else(|| {
                 Error::Backend(format!(
                     "cannot write `{}` as {:?}",

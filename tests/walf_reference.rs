@@ -1,0 +1,169 @@
+//! Two WALF steps against PyTorch + transformers running the paper's fine-tuning code
+//! (tests/reference/walf_step.py), from the same weights on the same batches, dropout off:
+//! loss parts, gradient norms of named tensors and their values after AdamW.
+
+mod common;
+
+use common::{expected, f, fixture_model, load_bytes, read_model_files};
+use walf_lab::bias::Target;
+use walf_lab::data::{Benchmark, Group, Split};
+use walf_lab::walf::{KlTracker, WalfConfig, WalfTrainer};
+
+/// Within `tol`, relative once the value exceeds 1.
+fn close(got: f64, want: f64, tol: f64) -> bool {
+    (got - want).abs() <= tol * want.abs().max(1.0)
+}
+
+fn group(label: &str) -> Group {
+    Group::ALL.into_iter().find(|g| g.label() == label).unwrap()
+}
+
+fn check(name: &str) {
+    let exp = expected(&format!("walf_step_{name}"));
+    let bench = Benchmark::bundled();
+    let train = bench.professions_of(Split::Train);
+    for (target, key) in [(Target::Equal, "equal"), (Target::RealWorld, "real_world")] {
+        let (c, t, w) = read_model_files(&fixture_model(name));
+        let mut lm = load_bytes(&c, &t, &w, &walf_lab::device::cpu().autodiff()).unwrap();
+        lm.model.set_dropout(0.0, 0.0);
+        let config = WalfConfig {
+            lr: 1e-3,
+            weight_decay: 0.01,
+            gamma: 0.1,
+            beta: 0.95,
+            ..WalfConfig::paper(target)
+        };
+        let mut trainer = WalfTrainer::new(lm, &bench, config).unwrap();
+        for step in exp["targets"][key]["steps"].as_array().unwrap() {
+            let professions: Vec<_> = step["professions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| {
+                    train
+                        .iter()
+                        .find(|p| p.name == n.as_str().unwrap())
+                        .unwrap()
+                        .clone()
+                })
+                .collect();
+            let (record, grads) = pollster::block_on(
+                trainer.gradients(group(step["group"].as_str().unwrap()), &professions),
+            )
+            .unwrap();
+            let at = format!("{name} {key} step {}", step["step"]);
+            assert!(
+                close(record.kl, f(&step["kl"]), 1e-4),
+                "{at}: kl {} vs {}",
+                record.kl,
+                step["kl"]
+            );
+            if target == Target::RealWorld {
+                let stats = record.tracker[&record.group];
+                for (label, got, want) in [
+                    ("kl_mean", stats.mean, &step["kl_mean"]),
+                    ("kl_var", stats.variance, &step["kl_var"]),
+                    (
+                        "normalized_loss",
+                        record.normalized_loss.unwrap(),
+                        &step["normalized_loss"],
+                    ),
+                    ("lambda", record.lambda.unwrap(), &step["lambda"]),
+                    ("mlm_loss", record.mlm_loss.unwrap(), &step["mlm_loss"]),
+                    ("total_loss", record.total_loss, &step["total_loss"]),
+                ] {
+                    assert!(close(got, f(want), 1e-4), "{at}: {label} {got} vs {want}");
+                }
+                assert_eq!(
+                    record.mlm_tokens.unwrap() as u64,
+                    step["mlm_tokens"].as_u64().unwrap(),
+                    "{at}"
+                );
+            }
+            let model = &trainer.language_model().model;
+            for (tensor, want) in step["grad_norms"].as_object().unwrap() {
+                let entry = model
+                    .checkpoint
+                    .iter()
+                    .find(|e| &e.name == tensor)
+                    .unwrap_or_else(|| panic!("{tensor}"));
+                let norm = match entry.shape.len() {
+                    1 => grads
+                        .get::<1>(entry.id)
+                        .map(|g| g.square().sum().sqrt().into_scalar::<f32>()),
+                    _ => grads
+                        .get::<2>(entry.id)
+                        .map(|g| g.square().sum().sqrt().into_scalar::<f32>()),
+                }
+                .unwrap_or_else(|| panic!("{at}: no gradient for {tensor}"))
+                    as f64;
+                assert!(
+                    close(norm, f(want), 1e-4),
+                    "{at}: |grad {tensor}| {norm} vs {want}"
+                );
+            }
+            trainer.apply(grads);
+            let model = &trainer.language_model().model;
+            for (tensor, want) in step["after_step"].as_object().unwrap() {
+                let got = pollster::block_on(model.checkpoint_tensor(tensor))
+                    .unwrap()
+                    .unwrap();
+                let want: Vec<f64> = match want.as_array().unwrap()[0].as_array() {
+                    // the first rows of a matrix
+                    Some(_) => want
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .flat_map(|r| r.as_array().unwrap().iter().map(f))
+                        .collect(),
+                    None => want.as_array().unwrap().iter().map(f).collect(),
+                };
+                let worst = want
+                    .iter()
+                    .zip(&got)
+                    .map(|(w, g)| (w - *g as f64).abs())
+                    .fold(0.0, f64::max);
+                assert!(worst <= 1e-4, "{at}: {tensor} after AdamW off by {worst:e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn bert_walf_steps_match_pytorch() {
+    check("bert");
+}
+
+#[test]
+fn distilbert_walf_steps_match_pytorch() {
+    check("distilbert");
+}
+
+#[test]
+fn roberta_walf_steps_match_pytorch() {
+    check("roberta");
+}
+
+#[test]
+fn kl_tracker_matches_the_papers_class() {
+    let exp = expected("walf_step_bert");
+    let mut tracker = KlTracker::new(f(&exp["hyper"]["beta"]));
+    for v in exp["tracker_vectors"].as_array().unwrap() {
+        let g = group(v["group"].as_str().unwrap());
+        let stats = tracker.update(g, f(&v["kl"]), v["batch_size"].as_u64().unwrap() as usize);
+        assert!(close(stats.mean, f(&v["kl_mean"]), 1e-6), "{v}");
+        assert!(
+            close(stats.variance, f(&v["kl_var"]), 1e-6),
+            "{v}: variance {}",
+            stats.variance
+        );
+        assert!(
+            close(
+                walf_lab::walf::adjust_lambda(g, stats),
+                f(&v["lambda"]),
+                1e-6
+            ),
+            "{v}"
+        );
+    }
+}
