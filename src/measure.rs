@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::Serialize;
 
 use crate::data::{Gender, GenderedPhrase, Group, Profession, Template};
@@ -217,6 +217,22 @@ impl SentencePlan {
         })
     }
 
+    /// The column of each candidate id in `candidate_ids`.
+    pub fn candidate_columns(&self) -> HashMap<u32, usize> {
+        self.candidate_ids
+            .iter()
+            .enumerate()
+            .map(|(c, &id)| (id, c))
+            .collect()
+    }
+
+    /// `candidate_ids` as an index tensor on `device`.
+    pub fn candidate_tensor(&self, device: &Device) -> Tensor<1, Int> {
+        let ids: Vec<i64> = self.candidate_ids.iter().map(|&i| i as i64).collect();
+        let n = ids.len();
+        Tensor::from_data(TensorData::new(ids, [n]), device)
+    }
+
     /// Sentences grouped into batches of similar length (less padding), as index lists.
     pub fn batches(&self, batch_size: usize) -> Vec<Vec<usize>> {
         let mut order: Vec<usize> = (0..self.sentences.len()).collect();
@@ -302,18 +318,9 @@ pub async fn probe(
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<ProbeResult> {
     let plan = SentencePlan::new(tokenizer, input, max_len)?;
-    let device = model.device();
     let k = plan.candidate_ids.len();
-    let column: HashMap<u32, usize> = plan
-        .candidate_ids
-        .iter()
-        .enumerate()
-        .map(|(c, &id)| (id, c))
-        .collect();
-    let candidates = Tensor::<1, Int>::from_data(
-        TensorData::new(plan.candidate_ids.iter().map(|&i| i as i64).collect(), [k]),
-        &device,
-    );
+    let column = plan.candidate_columns();
+    let candidates = plan.candidate_tensor(&model.device());
 
     // Per sentence, per masked position, the candidates' log-probabilities.
     let mut log_probs: Vec<Vec<f32>> = vec![Vec::new(); plan.sentences.len()];

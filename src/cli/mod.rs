@@ -3,6 +3,7 @@
 
 mod backend;
 mod output;
+mod tune;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -75,6 +76,24 @@ enum Command {
         #[arg(long)]
         tsv: Option<PathBuf>,
     },
+    /// Fine-tune the model towards a target with WALF; the best weights go to --out.
+    Tune(tune::TuneArgs),
+    /// Masked-LM loss on a text file (one passage per line, or a TSV with a `text` column).
+    LmLoss {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        text: PathBuf,
+        #[arg(long, default_value_t = 0.15)]
+        mask_prob: f64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Passages per forward pass.
+        #[arg(long, default_value_t = 16)]
+        batch_size: usize,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: BackendChoice,
+    },
     /// Predict the masked word(s) of a sentence.
     Fill {
         #[arg(long)]
@@ -104,6 +123,10 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 }
 
 pub(crate) fn load_model(dir: &Path, backend: BackendChoice) -> Result<LanguageModel> {
+    load_model_on(dir, &backend.device()?)
+}
+
+pub(crate) fn load_model_on(dir: &Path, device: &burn::tensor::Device) -> Result<LanguageModel> {
     if !dir.is_dir() {
         bail!(
             "{} is not a folder (expected config.json, tokenizer.json, model.safetensors)",
@@ -121,7 +144,6 @@ pub(crate) fn load_model(dir: &Path, backend: BackendChoice) -> Result<LanguageM
         );
     }
     let weights = read(&weights_path)?;
-    let device = backend.device()?;
     let name = weights_path.display().to_string();
     LanguageModel::load(
         ModelFiles {
@@ -130,7 +152,7 @@ pub(crate) fn load_model(dir: &Path, backend: BackendChoice) -> Result<LanguageM
             weights: &weights,
             weights_name: &name,
         },
-        &device,
+        device,
     )
     .with_context(|| format!("cannot load the model in {}", dir.display()))
 }
@@ -156,7 +178,7 @@ fn benchmark(data: Option<&Path>) -> Result<Benchmark> {
     )?)
 }
 
-fn progress_bar(total: u64, what: &str) -> ProgressBar {
+pub(crate) fn progress_bar(total: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} sentences, {eta} left")
@@ -246,6 +268,47 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(path) = json {
                 output::write_json(&path, &model, split, &templates, &result, &reports, seconds)?;
             }
+            Ok(())
+        }
+        Command::Tune(args) => tune::run(args),
+        Command::LmLoss {
+            model,
+            text,
+            mask_prob,
+            seed,
+            batch_size,
+            backend,
+        } => {
+            let content = std::fs::read_to_string(&text)
+                .with_context(|| format!("cannot read {}", text.display()))?;
+            let passages = walf_lab::lm_loss::passages(&content);
+            if passages.is_empty() {
+                bail!("{} holds no text", text.display());
+            }
+            let lm = load_model(&model, backend)?;
+            let bar = ProgressBar::new(passages.len() as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "masked-LM loss [{bar:40}] {pos}/{len} passages, {eta} left",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            let report =
+                pollster::block_on(
+                    lm.lm_loss(&passages, mask_prob, seed, batch_size, &mut |p| {
+                        bar.set_position(p.done as u64)
+                    }),
+                )?;
+            bar.finish_and_clear();
+            println!(
+                "{} passages, {} tokens, {} masked: masked-LM loss {:.4} (perplexity {:.2})",
+                report.passages,
+                report.tokens,
+                report.masked_tokens,
+                report.loss,
+                report.loss.exp()
+            );
             Ok(())
         }
         Command::Fill {

@@ -3,8 +3,6 @@
 //! professions of KL(target ‖ predicted)/2) and the masked-LM loss that WALF adds for the
 //! real-world target.
 
-use std::collections::HashMap;
-
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
@@ -34,16 +32,8 @@ pub fn profession_distribution(
 ) -> Tensor<2> {
     let device = model.device();
     let k = plan.candidate_ids.len();
-    let column: HashMap<u32, usize> = plan
-        .candidate_ids
-        .iter()
-        .enumerate()
-        .map(|(c, &id)| (id, c))
-        .collect();
-    let candidates = ints(
-        plan.candidate_ids.iter().map(|&i| i as i64).collect(),
-        &device,
-    );
+    let column = plan.candidate_columns();
+    let candidates = plan.candidate_tensor(&device);
 
     // Log-probabilities of every masked position, batch after batch; `row` says where each
     // sentence's first position landed.

@@ -393,6 +393,7 @@ def main(argv=None):
     p.add_argument("--mlm-batch-size", type=int, default=256, help="batched mode: MLM rows per forward")
     p.add_argument("--valid-mlm", action="store_true",
                    help="real_world: also compute (and discard) the MLM loss in validation, as the paper's code")
+    p.add_argument("--skip-valid", action="store_true", help="no validation pass (benchmarks of training only)")
     p.add_argument("--reference-dir", default=None,
                    help=f"paper data (default $WALF_REFERENCE_DIR, else {pm.DEFAULT_REFERENCE_DIR})")
     args = p.parse_args(argv)
@@ -410,6 +411,7 @@ def main(argv=None):
     train_batches, train_groups = create_batches(*data["train"], args.train_batch_size, is_training=True)
     model.train()
     done = 0
+    professions_done = 0
     for professions, category in zip(train_batches, train_groups):
         if args.max_batches is not None and done >= args.max_batches:
             break
@@ -421,11 +423,13 @@ def main(argv=None):
         loss.backward()
         optimizer.step()
         done += 1
+        professions_done += len(professions)
     seconds = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    valid_kl = validation_kl(model, tokenizer, data, args.target, args.mode, args.batch_size, args.mlm_batch_size,
-                             args.valid_batch_size, args.valid_mlm)
+    valid_kl = None if args.skip_valid else validation_kl(
+        model, tokenizer, data, args.target, args.mode, args.batch_size, args.mlm_batch_size,
+        args.valid_batch_size, args.valid_mlm)
     valid_seconds = time.perf_counter() - t1
     print(json.dumps({
         "mode": args.mode,
@@ -433,6 +437,7 @@ def main(argv=None):
         "seconds": seconds,
         "valid_seconds": valid_seconds,
         "batches": done,
+        "professions": professions_done,
         "valid_kl": valid_kl,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     }))

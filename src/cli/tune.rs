@@ -1,0 +1,233 @@
+//! `walf tune`: WALF with progress, JSON-lines records, the best weights saved atomically and
+//! never replaced by worse ones.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use walf_lab::bias::{BiasReport, Target, bias_report};
+use walf_lab::data::{Benchmark, Split};
+use walf_lab::engine::{ExportedModel, LanguageModel};
+use walf_lab::measure::{MeasureInput, ProbeSettings, probe};
+use walf_lab::model::MaskedLm;
+use walf_lab::walf::{WalfConfig, WalfTrainer};
+
+use super::backend::BackendChoice;
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TuneTarget {
+    Equal,
+    RealWorld,
+}
+
+#[derive(Args)]
+pub struct TuneArgs {
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long, value_enum)]
+    target: TuneTarget,
+    /// Folder for the best model (config.json, tokenizer.json, model.safetensors) and the
+    /// training records (training.jsonl).
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long)]
+    gamma: Option<f64>,
+    #[arg(long)]
+    beta: Option<f64>,
+    #[arg(long)]
+    lr: Option<f64>,
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    #[arg(long)]
+    valid_batch_size: Option<usize>,
+    #[arg(long)]
+    patience: Option<usize>,
+    #[arg(long)]
+    min_delta: Option<f64>,
+    #[arg(long)]
+    max_epochs: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Train without dropout (deterministic; the paper trains with the model's dropout).
+    #[arg(long)]
+    no_dropout: bool,
+    #[arg(long, value_enum, default_value = "cpu")]
+    backend: BackendChoice,
+}
+
+impl TuneArgs {
+    fn config(&self) -> WalfConfig {
+        let target = match self.target {
+            TuneTarget::Equal => Target::Equal,
+            TuneTarget::RealWorld => Target::RealWorld,
+        };
+        let d = WalfConfig::paper(target);
+        WalfConfig {
+            gamma: self.gamma.unwrap_or(d.gamma),
+            beta: self.beta.unwrap_or(d.beta),
+            lr: self.lr.unwrap_or(d.lr),
+            weight_decay: self.weight_decay.unwrap_or(d.weight_decay),
+            batch_size: self.batch_size.unwrap_or(d.batch_size),
+            valid_batch_size: self.valid_batch_size.unwrap_or(d.valid_batch_size),
+            patience: self.patience.unwrap_or(d.patience),
+            min_delta: self.min_delta.unwrap_or(d.min_delta),
+            max_epochs: self.max_epochs.unwrap_or(d.max_epochs),
+            seed: self.seed.unwrap_or(d.seed),
+            ..d
+        }
+    }
+}
+
+/// Writes the three files through temporary names and renames them into place, so that a
+/// crash leaves either the previous best model or the new one.
+fn save_atomically(dir: &Path, files: &ExportedModel) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for (name, bytes) in [
+        ("config.json", &files.config_json),
+        ("tokenizer.json", &files.tokenizer_json),
+        ("model.safetensors", &files.safetensors),
+    ] {
+        let tmp = dir.join(format!(".{name}.partial"));
+        let path = dir.join(name);
+        fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+        fs::rename(&tmp, &path)
+            .with_context(|| format!("cannot move {} into place", path.display()))?;
+    }
+    Ok(())
+}
+
+fn test_reports(lm: &LanguageModel, model: &MaskedLm) -> Result<Vec<BiasReport>> {
+    let bench = Benchmark::bundled();
+    let professions = bench.professions_of(Split::Test);
+    let templates = bench.templates_of(Split::Test);
+    let input = MeasureInput {
+        professions: &professions,
+        templates: &templates,
+        phrases: &bench.phrases,
+    };
+    let result = pollster::block_on(probe(
+        model,
+        &lm.tokenizer,
+        input,
+        lm.max_len(),
+        ProbeSettings::default(),
+        &mut |_| {},
+    ))?;
+    Ok([Target::Equal, Target::RealWorld]
+        .iter()
+        .map(|&t| bias_report(&result.professions, t))
+        .collect())
+}
+
+pub fn run(args: TuneArgs) -> Result<()> {
+    let config = args.config();
+    let device = args.backend.device()?.autodiff();
+    let mut lm = super::load_model_on(&args.model, &device)?;
+    if args.no_dropout {
+        lm.model.set_dropout(0.0, 0.0);
+    }
+    fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    if args.out.join("model.safetensors").exists() {
+        bail!(
+            "{} already holds a model; choose another --out (a tuned model is never overwritten by another run)",
+            args.out.display()
+        );
+    }
+    let log_path = args.out.join("training.jsonl");
+    let mut log = fs::File::create(&log_path)
+        .with_context(|| format!("cannot create {}", log_path.display()))?;
+
+    eprintln!("measuring the test split before tuning…");
+    let before = test_reports(&lm, &lm.model.valid())?;
+    let bench = Benchmark::bundled();
+    let mut trainer = WalfTrainer::new(lm, &bench, config.clone())?;
+    writeln!(log, "{}", json!({"config": config}))?;
+    let started = Instant::now();
+    let mut outcome = Ok(());
+    'epochs: loop {
+        let bar = ProgressBar::new(trainer.batches_in_epoch() as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "epoch {prefix} [{bar:30}] {pos}/{len} batches, {eta} left  {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix((trainer.epoch() + 1).to_string());
+        loop {
+            match pollster::block_on(trainer.step()) {
+                Ok(Some(step)) => {
+                    writeln!(
+                        log,
+                        "{}",
+                        json!({"step": step, "elapsed_s": started.elapsed().as_secs_f64()})
+                    )?;
+                    bar.set_message(format!("{} loss {:.4}", step.group, step.total_loss));
+                    bar.inc(1);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    bar.abandon();
+                    outcome = Err(e);
+                    break 'epochs;
+                }
+            }
+        }
+        bar.finish_and_clear();
+        let epoch = match pollster::block_on(trainer.validate()) {
+            Ok(epoch) => epoch,
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        };
+        writeln!(
+            log,
+            "{}",
+            json!({"epoch": epoch, "elapsed_s": started.elapsed().as_secs_f64()})
+        )?;
+        eprintln!(
+            "epoch {}: train loss {:.5}, valid KL {:.5}{}",
+            epoch.epoch + 1,
+            epoch.train_loss,
+            epoch.valid_kl,
+            if epoch.improved { " (best, saved)" } else { "" }
+        );
+        if epoch.improved {
+            let best = trainer.best_model();
+            let files = pollster::block_on(trainer.language_model().export(&best))?;
+            save_atomically(&args.out, &files)?;
+        }
+        if epoch.finished {
+            eprintln!(
+                "stopping: best valid KL {:.5} at epoch {}",
+                epoch.best_valid_kl,
+                epoch.best_epoch + 1
+            );
+            break;
+        }
+    }
+    let after = test_reports(trainer.language_model(), &trainer.best_model())?;
+    println!("test split, group KL mean (variance): before → after tuning");
+    for (b, a) in before.iter().zip(&after) {
+        println!("target {}:", b.target.label());
+        for (x, y) in b.summary.iter().zip(&a.summary) {
+            println!(
+                "  {:<18}{:>10.5} ({:.5}) → {:>8.5} ({:.5})",
+                x.group, x.kl_mean, x.kl_variance, y.kl_mean, y.kl_variance
+            );
+        }
+    }
+    println!("best model in {}", args.out.display());
+    outcome.map_err(Into::into)
+}
