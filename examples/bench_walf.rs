@@ -5,7 +5,7 @@
 //! memory; asserts nothing. Needs python3 with tests/reference/requirements.txt.
 //!
 //!     cargo run --release --example bench_walf -- MODEL_DIR [--batches N] [--no-sequential]
-//!         [--target equal|real-world] [--threads N] [--no-python]
+//!         [--target equal|real-world] [--threads N] [--no-python] [--mlm-chunk N]
 //!
 //! `--batches N` stops each run after N training batches (a whole epoch by default); the
 //! comparison is per profession, since the two sides shuffle batches with different generators.
@@ -79,7 +79,7 @@ fn python(
     })
 }
 
-fn ours(dir: &Path, target: Target, batches: Option<usize>) -> Run {
+fn ours(dir: &Path, target: Target, batches: Option<usize>, mlm_chunk: usize) -> Run {
     let read = |f: &str| {
         std::fs::read(dir.join(f)).unwrap_or_else(|e| panic!("{}/{f}: {e}", dir.display()))
     };
@@ -98,8 +98,15 @@ fn ours(dir: &Path, target: Target, batches: Option<usize>) -> Run {
         &walf_lab::device::cpu().autodiff(),
     )
     .unwrap();
-    let mut trainer =
-        WalfTrainer::new(lm, &Benchmark::bundled(), WalfConfig::paper(target)).unwrap();
+    let mut trainer = WalfTrainer::new(
+        lm,
+        &Benchmark::bundled(),
+        WalfConfig {
+            mlm_chunk,
+            ..WalfConfig::paper(target)
+        },
+    )
+    .unwrap();
     let started = Instant::now();
     let mut professions = 0;
     let mut done = 0;
@@ -131,6 +138,9 @@ fn main() {
                 .map(|n| n.get())
                 .unwrap_or(1)
         });
+    let mlm_chunk = arg(&args, "--mlm-chunk")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(64);
     let no_python = args.iter().any(|a| a == "--no-python");
     let sequential = !no_python && !args.iter().any(|a| a == "--no-sequential");
     let targets: Vec<(Target, &str)> = match arg(&args, "--target").as_deref() {
@@ -157,7 +167,7 @@ fn main() {
         "torch peak MiB"
     );
     for (target, key) in targets {
-        let ours = ours(&model, target, batches);
+        let ours = ours(&model, target, batches, mlm_chunk);
         let per = |r: &Run| r.seconds / r.professions.max(1) as f64;
         let batched = if no_python {
             None

@@ -137,3 +137,98 @@ fn unknown_template_is_reported() {
         stderr(&o)
     );
 }
+
+#[test]
+fn tune_saves_the_best_model_and_its_records_and_never_overwrites() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("tuned");
+    let model = fixture_model("distilbert");
+    let args = [
+        "tune",
+        "--model",
+        model.to_str().unwrap(),
+        "--target",
+        "equal",
+        "--out",
+        dir.to_str().unwrap(),
+        "--max-epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--lr",
+        "1e-3",
+        "--no-dropout",
+    ];
+    let o = walf(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+        assert!(dir.join(f).exists(), "{f}");
+    }
+    let log = std::fs::read_to_string(dir.join("training.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines[0].get("config").is_some());
+    let steps = lines.iter().filter(|l| l.get("step").is_some()).count();
+    assert_eq!(
+        steps, 10,
+        "146 train professions in batches of at most 16 within groups"
+    );
+    assert!(
+        lines.last().unwrap()["epoch"]["improved"]
+            .as_bool()
+            .unwrap()
+    );
+    // the saved model loads and measures
+    let o = walf(&[
+        "probe",
+        "--model",
+        dir.to_str().unwrap(),
+        "--target",
+        "equal",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // a second run does not overwrite it
+    let o = walf(&args);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("already holds a model"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn lm_loss_reads_a_text_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("held-out.txt");
+    std::fs::write(
+        &text,
+        "she is a nurse and he is a carpenter.\n\nmy sister works as an editor.\n",
+    )
+    .unwrap();
+    let model = fixture_model("bert");
+    let o = walf(&[
+        "lm-loss",
+        "--model",
+        model.to_str().unwrap(),
+        "--text",
+        text.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).starts_with("2 passages"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    std::fs::write(&text, "\n\n").unwrap();
+    let o = walf(&[
+        "lm-loss",
+        "--model",
+        model.to_str().unwrap(),
+        "--text",
+        text.to_str().unwrap(),
+    ]);
+    assert!(stderr(&o).contains("holds no text"), "{}", stderr(&o));
+}
