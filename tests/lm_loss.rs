@@ -33,6 +33,21 @@ fn tsv_text_column_and_plain_lines_are_both_read() {
 }
 
 #[test]
+fn gap_passages_are_read_from_the_text_column() {
+    let path = reference_dir().join("gap_flipped.tsv");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        eprintln!("{} not found: skipped", path.display());
+        return;
+    };
+    let passages = passages(&text);
+    assert_eq!(passages.len(), text.lines().count() - 1);
+    assert!(passages[0].starts_with("Karl Telford"), "{}", passages[0]);
+    let lm = common::load("distilbert", &walf_lab::device::cpu());
+    let report = pollster::block_on(lm.lm_loss(&passages[..20], 0.15, 42, 8, &mut |_| {})).unwrap();
+    assert!(report.loss.is_finite() && report.masked_tokens >= 20);
+}
+
+#[test]
 fn loss_on_wikitext_is_seeded_and_masks_fifteen_percent() {
     let path = reference_dir().join("WikiText-103-test-en.tsv");
     let text = match std::fs::read_to_string(&path) {

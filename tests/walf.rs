@@ -162,3 +162,40 @@ fn export_then_reload_gives_the_same_measure() {
         );
     }
 }
+
+/// The same WALF step on wgpu (where a Vulkan device exists) as on the CPU.
+#[test]
+fn a_walf_step_on_wgpu_matches_the_cpu() {
+    let Ok(gpu) = walf_lab::device::wgpu() else {
+        eprintln!("wgpu not checked: no adapter");
+        return;
+    };
+    let bench = Benchmark::bundled();
+    let step_on = |device: burn::tensor::Device| {
+        let (c, t, w) = read_model_files(&fixture_model("roberta"));
+        let mut lm = load_bytes(&c, &t, &w, &device.autodiff()).unwrap();
+        lm.model.set_dropout(0.0, 0.0);
+        let config = WalfConfig {
+            lr: 1e-3,
+            ..WalfConfig::paper(Target::RealWorld)
+        };
+        let mut trainer = WalfTrainer::new(lm, &bench, config).unwrap();
+        let step = pollster::block_on(trainer.step()).unwrap().unwrap();
+        let after = pollster::block_on(trainer.valid_kl()).unwrap();
+        (step, after)
+    };
+    let (cpu_step, cpu_after) = step_on(walf_lab::device::cpu());
+    let (gpu_step, gpu_after) = step_on(gpu);
+    assert_eq!(cpu_step.professions, gpu_step.professions);
+    assert!(
+        (cpu_step.kl - gpu_step.kl).abs() < 1e-5,
+        "{} vs {}",
+        cpu_step.kl,
+        gpu_step.kl
+    );
+    assert!((cpu_step.total_loss - gpu_step.total_loss).abs() < 1e-4);
+    assert!(
+        (cpu_after - gpu_after).abs() < 1e-4,
+        "valid KL after the step: {cpu_after} vs {gpu_after}"
+    );
+}
