@@ -16,7 +16,6 @@ use std::time::Instant;
 
 use walf_lab::bias::{Target, bias_report};
 use walf_lab::data::{Benchmark, Split};
-use walf_lab::engine::{LanguageModel, ModelFiles};
 use walf_lab::measure::{MeasureInput, ProbeSettings};
 
 struct Python {
@@ -128,24 +127,8 @@ fn main() {
         "model", "walf s", "sentences", "batched s", "ratio", "sequential s", "ratio", "max |ΔKL|"
     );
     for dir in models {
-        let read = |f: &str| {
-            std::fs::read(dir.join(f)).unwrap_or_else(|e| panic!("{}/{f}: {e}", dir.display()))
-        };
-        let (c, t, w) = (
-            read("config.json"),
-            read("tokenizer.json"),
-            read("model.safetensors"),
-        );
-        let lm = LanguageModel::load(
-            ModelFiles {
-                config: &c,
-                tokenizer: &t,
-                weights: &w,
-                weights_name: "model.safetensors",
-            },
-            &device,
-        )
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let lm =
+            walf_lab::folder::load_model_folder(&dir, &device).unwrap_or_else(|e| panic!("{e}"));
         let run = || {
             let started = Instant::now();
             let result =

@@ -16,7 +16,6 @@ use std::time::Instant;
 
 use walf_lab::bias::Target;
 use walf_lab::data::Benchmark;
-use walf_lab::engine::{LanguageModel, ModelFiles};
 use walf_lab::walf::{WalfConfig, WalfTrainer};
 
 fn arg(args: &[String], name: &str) -> Option<String> {
@@ -80,24 +79,8 @@ fn python(
 }
 
 fn ours(dir: &Path, target: Target, batches: Option<usize>, mlm_chunk: usize) -> Run {
-    let read = |f: &str| {
-        std::fs::read(dir.join(f)).unwrap_or_else(|e| panic!("{}/{f}: {e}", dir.display()))
-    };
-    let (c, t, w) = (
-        read("config.json"),
-        read("tokenizer.json"),
-        read("model.safetensors"),
-    );
-    let lm = LanguageModel::load(
-        ModelFiles {
-            config: &c,
-            tokenizer: &t,
-            weights: &w,
-            weights_name: "model.safetensors",
-        },
-        &walf_lab::device::cpu().autodiff(),
-    )
-    .unwrap();
+    let lm = walf_lab::folder::load_model_folder(dir, &walf_lab::device::cpu().autodiff())
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut trainer = WalfTrainer::new(
         lm,
         &Benchmark::bundled(),

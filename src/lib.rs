@@ -9,6 +9,8 @@ pub mod data;
 pub mod device;
 pub mod engine;
 pub mod error;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod folder;
 pub mod lm_loss;
 pub mod measure;
 pub mod model;

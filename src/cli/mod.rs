@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use walf_lab::bias::{Target, bias_report};
 use walf_lab::data::{Benchmark, Split};
-use walf_lab::engine::{LanguageModel, ModelFiles};
+use walf_lab::engine::LanguageModel;
 use walf_lab::measure::{MeasureInput, ProbeSettings};
 
 use backend::BackendChoice;
@@ -118,43 +118,13 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
-}
-
 pub(crate) fn load_model(dir: &Path, backend: BackendChoice) -> Result<LanguageModel> {
     load_model_on(dir, &backend.device()?)
 }
 
 pub(crate) fn load_model_on(dir: &Path, device: &burn::tensor::Device) -> Result<LanguageModel> {
-    if !dir.is_dir() {
-        bail!(
-            "{} is not a folder (expected config.json, tokenizer.json, model.safetensors)",
-            dir.display()
-        );
-    }
-    let config = read(&dir.join("config.json"))?;
-    let tokenizer = read(&dir.join("tokenizer.json"))?;
-    let weights_path = dir.join("model.safetensors");
-    if !weights_path.exists() && dir.join("pytorch_model.bin").exists() {
-        bail!(
-            "{} holds only pytorch_model.bin; convert it to model.safetensors (transformers: \
-             model.save_pretrained(dir, safe_serialization=True))",
-            dir.display()
-        );
-    }
-    let weights = read(&weights_path)?;
-    let name = weights_path.display().to_string();
-    LanguageModel::load(
-        ModelFiles {
-            config: &config,
-            tokenizer: &tokenizer,
-            weights: &weights,
-            weights_name: &name,
-        },
-        device,
-    )
-    .with_context(|| format!("cannot load the model in {}", dir.display()))
+    walf_lab::folder::load_model_folder(dir, device)
+        .with_context(|| format!("cannot load the model in {}", dir.display()))
 }
 
 fn benchmark(data: Option<&Path>) -> Result<Benchmark> {

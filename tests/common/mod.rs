@@ -12,14 +12,7 @@ pub fn fixture_model(name: &str) -> PathBuf {
 }
 
 pub fn read_model_files(dir: &Path) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-    let read = |f: &str| {
-        std::fs::read(dir.join(f)).unwrap_or_else(|e| panic!("{}/{f}: {e}", dir.display()))
-    };
-    (
-        read("config.json"),
-        read("tokenizer.json"),
-        read("model.safetensors"),
-    )
+    walf_lab::folder::read_model_folder(dir).unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn load_bytes(
