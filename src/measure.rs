@@ -104,21 +104,27 @@ impl SentencePlan {
             }
             profession_ids.push(ids.len());
         }
+        // Per phrase: determiner, word, and the word's ids when it opens the sentence and when it
+        // follows a space (which one applies depends on the template).
         let mut phrase_words = Vec::with_capacity(input.phrases.len());
         for ph in input.phrases {
             let (det, word) = split_determiner(&ph.phrase);
-            // Whether the word opens the sentence depends on the template; check both forms.
-            for start in [det.is_empty(), false] {
-                let ids = tokenizer.word_ids(&word, start)?;
-                if ids.is_empty() || ids.iter().any(|id| Some(*id) == unk) {
-                    unknown_phrases.push(ph.phrase.clone());
-                    break;
-                }
+            let opening = tokenizer.word_ids(&word, true)?;
+            let inner = tokenizer.word_ids(&word, false)?;
+            let checked = if det.is_empty() {
+                [&opening, &inner]
+            } else {
+                [&inner, &inner]
+            };
+            if checked
+                .iter()
+                .any(|ids| ids.is_empty() || ids.iter().any(|id| Some(*id) == unk))
+            {
+                unknown_phrases.push(ph.phrase.clone());
             }
-            phrase_words.push((det, word));
+            phrase_words.push((det, word, opening, inner));
         }
         if !unknown_phrases.is_empty() {
-            unknown_phrases.dedup();
             return Err(Error::UnknownTokens {
                 what: "these gendered phrases".into(),
                 items: unknown_phrases.join(", "),
@@ -176,12 +182,17 @@ impl SentencePlan {
         for (ti, template) in input.templates.iter().enumerate() {
             for (pi, profession) in input.professions.iter().enumerate() {
                 let target_mask = masks(mask, profession_ids[pi]);
-                for (hi, (det, word)) in phrase_words.iter().enumerate() {
+                for (hi, (det, word, opening, inner)) in phrase_words.iter().enumerate() {
                     let filled = template
                         .text
                         .replace("[ARTICLE]", &profession.article)
                         .replace("[DET]", det);
-                    let word_ids = tokenizer.word_ids(word, filled.starts_with("[AAA]"))?;
+                    let word_ids = if filled.starts_with("[AAA]") {
+                        opening
+                    } else {
+                        inner
+                    }
+                    .clone();
                     let word_mask = masks(mask, word_ids.len());
                     let sentence = filled
                         .replace("[AAA]", word)
