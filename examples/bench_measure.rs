@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use walf_lab::bias::{Target, bias_report};
 use walf_lab::data::{Benchmark, Split};
-use walf_lab::measure::{MeasureInput, ProbeSettings};
+use walf_lab::measure::ProbeSettings;
 
 struct Python {
     seconds: f64,
@@ -111,13 +111,8 @@ fn main() {
     }
 
     let bench = Benchmark::bundled();
-    let professions = bench.professions_of(Split::Test);
-    let templates = bench.templates_of(Split::Test);
-    let input = MeasureInput {
-        professions: &professions,
-        templates: &templates,
-        phrases: &bench.phrases,
-    };
+    let data = bench.split(Split::Test);
+    let input = data.input();
     let device = walf_lab::device::cpu();
     println!(
         "test split, both targets, CPU, {threads} thread(s) for PyTorch; burn flex uses all cores\n"

@@ -119,6 +119,14 @@ pub struct GenderedPhrase {
     pub gender: Gender,
 }
 
+/// The rows of one split (see `Benchmark::split`); `MeasureInput` borrows them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SplitData {
+    pub professions: Vec<Profession>,
+    pub templates: Vec<Template>,
+    pub phrases: Vec<GenderedPhrase>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Benchmark {
     pub professions: Vec<Profession>,
@@ -302,6 +310,15 @@ impl Benchmark {
             templates,
             phrases,
         })
+    }
+
+    /// Everything the paper measures for a split: its professions and templates, all phrases.
+    pub fn split(&self, split: Split) -> SplitData {
+        SplitData {
+            professions: self.professions_of(split),
+            templates: self.templates_of(split),
+            phrases: self.phrases.clone(),
+        }
     }
 
     /// Professions of a split, in file order.

@@ -92,8 +92,21 @@ impl LanguageModel {
         settings: ProbeSettings,
         on_progress: &mut dyn FnMut(Progress),
     ) -> Result<ProbeResult> {
+        self.probe_weights(&self.model, input, settings, on_progress)
+            .await
+    }
+
+    /// The measure with other weights of the same architecture and tokenizer (a validation
+    /// snapshot, a tuned or best copy).
+    pub async fn probe_weights(
+        &self,
+        model: &MaskedLm,
+        input: MeasureInput<'_>,
+        settings: ProbeSettings,
+        on_progress: &mut dyn FnMut(Progress),
+    ) -> Result<ProbeResult> {
         probe(
-            &self.model,
+            model,
             &self.tokenizer,
             input,
             self.max_len(),

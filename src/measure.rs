@@ -13,7 +13,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::Serialize;
 
-use crate::data::{Gender, GenderedPhrase, Group, Profession, Template};
+use crate::data::{Gender, GenderedPhrase, Group, Profession, SplitData, Template};
 use crate::error::{Error, Result};
 use crate::model::{MaskedLm, TokenBatch};
 use crate::readback::read_f32;
@@ -25,6 +25,16 @@ pub struct MeasureInput<'a> {
     pub professions: &'a [Profession],
     pub templates: &'a [Template],
     pub phrases: &'a [GenderedPhrase],
+}
+
+impl SplitData {
+    pub fn input(&self) -> MeasureInput<'_> {
+        MeasureInput {
+            professions: &self.professions,
+            templates: &self.templates,
+            phrases: &self.phrases,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

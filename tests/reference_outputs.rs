@@ -8,7 +8,7 @@ use burn::tensor::activation::softmax;
 use common::{devices, expected, f, load};
 use walf_lab::bias::{Target, bias_report};
 use walf_lab::data::{Benchmark, Split};
-use walf_lab::measure::{MeasureInput, ProbeSettings};
+use walf_lab::measure::ProbeSettings;
 use walf_lab::model::TokenBatch;
 use walf_lab::readback::read_f32;
 
@@ -104,13 +104,8 @@ fn check_measure(name: &str) {
     for (backend, device, tol) in devices() {
         let lm = load(name, &device);
         for split in [Split::Test, Split::Valid] {
-            let professions = bench.professions_of(split);
-            let templates = bench.templates_of(split);
-            let input = MeasureInput {
-                professions: &professions,
-                templates: &templates,
-                phrases: &bench.phrases,
-            };
+            let data = bench.split(split);
+            let input = data.input();
             let result =
                 pollster::block_on(lm.probe(input, ProbeSettings::default(), &mut |_| {})).unwrap();
             assert!(

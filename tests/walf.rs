@@ -81,7 +81,7 @@ fn real_world_steps_report_every_part_of_the_loss() {
 #[test]
 fn export_then_reload_gives_the_same_measure() {
     use walf_lab::data::Split;
-    use walf_lab::measure::{MeasureInput, ProbeSettings};
+    use walf_lab::measure::ProbeSettings;
     for name in ["bert", "roberta", "bert-legacy", "distilbert"] {
         let (c, t, w) = read_model_files(&fixture_model(name));
         let cpu = walf_lab::device::cpu();
@@ -120,19 +120,12 @@ fn export_then_reload_gives_the_same_measure() {
             &cpu,
         )
         .unwrap();
-        let professions = bench.professions_of(Split::Test);
-        let templates = bench.templates_of(Split::Test);
-        let input = MeasureInput {
-            professions: &professions,
-            templates: &templates,
-            phrases: &bench.phrases,
-        };
+        let data = bench.split(Split::Test);
+        let input = data.input();
         let measure = |model: &walf_lab::model::MaskedLm| {
-            pollster::block_on(walf_lab::measure::probe(
+            pollster::block_on(reloaded.probe_weights(
                 model,
-                &reloaded.tokenizer,
                 input,
-                reloaded.max_len(),
                 ProbeSettings::default(),
                 &mut |_| {},
             ))

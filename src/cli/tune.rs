@@ -15,7 +15,7 @@ use serde_json::json;
 use walf_lab::bias::{BiasReport, Target, bias_report};
 use walf_lab::data::{Benchmark, Split};
 use walf_lab::engine::{ExportedModel, LanguageModel};
-use walf_lab::measure::{MeasureInput, ProbeSettings, probe};
+use walf_lab::measure::ProbeSettings;
 use walf_lab::model::MaskedLm;
 use walf_lab::walf::{WalfConfig, WalfTrainer};
 
@@ -107,21 +107,10 @@ fn save_atomically(dir: &Path, files: &ExportedModel) -> Result<()> {
 
 fn test_reports(lm: &LanguageModel, model: &MaskedLm) -> Result<Vec<BiasReport>> {
     let bench = Benchmark::bundled();
-    let professions = bench.professions_of(Split::Test);
-    let templates = bench.templates_of(Split::Test);
-    let input = MeasureInput {
-        professions: &professions,
-        templates: &templates,
-        phrases: &bench.phrases,
-    };
-    let result = pollster::block_on(probe(
-        model,
-        &lm.tokenizer,
-        input,
-        lm.max_len(),
-        ProbeSettings::default(),
-        &mut |_| {},
-    ))?;
+    let data = bench.split(Split::Test);
+    let input = data.input();
+    let result =
+        pollster::block_on(lm.probe_weights(model, input, ProbeSettings::default(), &mut |_| {}))?;
     Ok([Target::Equal, Target::RealWorld]
         .iter()
         .map(|&t| bias_report(&result.professions, t))

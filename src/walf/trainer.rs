@@ -387,19 +387,24 @@ impl WalfTrainer {
 
     /// Mean KL of the valid professions against the target, with the current weights.
     pub async fn valid_kl(&self) -> Result<f64> {
-        let model = LanguageModelView {
-            lm: &self.lm,
-            model: self.lm.model.valid(),
+        let input = MeasureInput {
+            professions: &self.valid,
+            templates: &self.templates,
+            phrases: &self.phrases,
         };
-        model
-            .mean_kl(
-                &self.valid,
-                &self.templates,
-                &self.phrases,
-                self.config.target,
-                self.config.forward_batch,
-            )
-            .await
+        let settings = ProbeSettings {
+            batch_size: self.config.forward_batch,
+        };
+        let result = self
+            .lm
+            .probe_weights(&self.lm.model.valid(), input, settings, &mut |_| {})
+            .await?;
+        let report = bias_report(&result.professions, self.config.target);
+        Ok(report
+            .summary
+            .first()
+            .map(|s| s.kl_mean)
+            .unwrap_or(f64::NAN))
     }
 
     /// Ends the epoch: validation, best weights, early stopping; then starts the next epoch.
@@ -437,44 +442,6 @@ impl WalfTrainer {
         self.epoch += 1;
         self.start_epoch();
         Ok(record)
-    }
-}
-
-/// The engine's probe with a validation snapshot of the weights.
-struct LanguageModelView<'a> {
-    lm: &'a LanguageModel,
-    model: MaskedLm,
-}
-
-impl LanguageModelView<'_> {
-    async fn mean_kl(
-        &self,
-        professions: &[Profession],
-        templates: &[Template],
-        phrases: &[GenderedPhrase],
-        target: Target,
-        batch_size: usize,
-    ) -> Result<f64> {
-        let input = MeasureInput {
-            professions,
-            templates,
-            phrases,
-        };
-        let result = crate::measure::probe(
-            &self.model,
-            &self.lm.tokenizer,
-            input,
-            self.lm.max_len(),
-            ProbeSettings { batch_size },
-            &mut |_| {},
-        )
-        .await?;
-        let report = bias_report(&result.professions, target);
-        Ok(report
-            .summary
-            .first()
-            .map(|s| s.kl_mean)
-            .unwrap_or(f64::NAN))
     }
 }
 
