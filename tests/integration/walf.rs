@@ -1,9 +1,7 @@
 //! WALF fine-tuning end to end on the tiny models.
 
-mod common;
-
+use crate::common::{fixture_model, load_bytes, read_model_files};
 use burn::module::Module;
-use common::{fixture_model, load_bytes, read_model_files};
 use walf_lab::bias::Target;
 use walf_lab::data::Benchmark;
 use walf_lab::engine::LanguageModel;

@@ -2,10 +2,8 @@
 //! measure computed by a faithful Python port of its code (tests/reference/), on tiny random
 //! checkpoints of each architecture.
 
-mod common;
-
+use crate::common::{devices, expected, f, load};
 use burn::tensor::activation::softmax;
-use common::{devices, expected, f, load};
 use walf_lab::bias::{Target, bias_report};
 use walf_lab::data::{Benchmark, Split};
 use walf_lab::measure::ProbeSettings;

@@ -1,11 +1,9 @@
 //! Checkpoint formats the loader accepts beyond the reference fixtures.
 
-mod common;
-
 use std::collections::HashMap;
 
+use crate::common::{fixture_model, load_bytes, read_model_files};
 use burn::tensor::activation::softmax;
-use common::{fixture_model, load_bytes, read_model_files};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use walf_lab::model::TokenBatch;

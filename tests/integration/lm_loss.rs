@@ -1,8 +1,6 @@
 //! Masked-LM loss on held-out text: the paper's WikiText-103 passages where the reference data is
 //! present, a text of our own otherwise.
 
-mod common;
-
 use std::path::PathBuf;
 
 use walf_lab::lm_loss::passages;
@@ -42,7 +40,7 @@ fn gap_passages_are_read_from_the_text_column() {
     let passages = passages(&text);
     assert_eq!(passages.len(), text.lines().count() - 1);
     assert!(passages[0].starts_with("Karl Telford"), "{}", passages[0]);
-    let lm = common::load("distilbert", &walf_lab::device::cpu());
+    let lm = crate::common::load("distilbert", &walf_lab::device::cpu());
     let report = pollster::block_on(lm.lm_loss(&passages[..20], 0.15, 42, 8, &mut |_| {})).unwrap();
     assert!(report.loss.is_finite() && report.masked_tokens >= 20);
 }
@@ -59,7 +57,7 @@ fn loss_on_wikitext_is_seeded_and_masks_fifteen_percent() {
     };
     let mut passages = passages(&text);
     passages.truncate(40);
-    let lm = common::load("bert", &walf_lab::device::cpu());
+    let lm = crate::common::load("bert", &walf_lab::device::cpu());
     let run = |seed| pollster::block_on(lm.lm_loss(&passages, 0.15, seed, 8, &mut |_| {})).unwrap();
     let a = run(42);
     assert!(a.loss.is_finite() && a.loss > 0.0);

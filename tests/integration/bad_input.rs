@@ -1,11 +1,9 @@
 //! Every kind of bad model input gets a clear error that names the file and the problem, and
 //! nothing panics.
 
-mod common;
-
 use std::collections::HashMap;
 
-use common::{fixture_model, load_bytes, read_model_files};
+use crate::common::{fixture_model, load_bytes, read_model_files};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use walf_lab::Error;
@@ -130,7 +128,7 @@ fn empty_or_malformed_tokenizer_is_reported() {
 
 #[test]
 fn phrases_the_tokenizer_cannot_spell_are_named() {
-    let lm = common::load("bert", &walf_lab::device::cpu());
+    let lm = crate::common::load("bert", &walf_lab::device::cpu());
     let bench = Benchmark::bundled();
     let professions = bench.professions_of(Split::Test);
     let templates = bench.templates_of(Split::Test);
@@ -151,7 +149,7 @@ fn phrases_the_tokenizer_cannot_spell_are_named() {
 
 #[test]
 fn fill_mask_without_a_mask_says_how_to_write_one() {
-    let lm = common::load("bert", &walf_lab::device::cpu());
+    let lm = crate::common::load("bert", &walf_lab::device::cpu());
     let e = pollster::block_on(lm.fill_mask("no mask here.", 5)).unwrap_err();
     assert!(e.to_string().contains("[MASK]"), "{e}");
 }

@@ -2,9 +2,7 @@
 //! (tests/reference/walf_step.py), from the same weights on the same batches, dropout off:
 //! loss parts, gradient norms of named tensors and their values after AdamW.
 
-mod common;
-
-use common::{expected, f, fixture_model, load_bytes, read_model_files};
+use crate::common::{expected, f, fixture_model, load_bytes, read_model_files};
 use walf_lab::bias::Target;
 use walf_lab::data::{Benchmark, Group, Split};
 use walf_lab::walf::{KlTracker, WalfConfig, WalfTrainer};

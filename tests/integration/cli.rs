@@ -1,10 +1,8 @@
 //! The `walf` command end to end: its files, its errors.
 
-mod common;
-
 use std::process::Command;
 
-use common::fixture_model;
+use crate::common::fixture_model;
 
 fn walf(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_walf"))

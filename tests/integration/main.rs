@@ -1,0 +1,13 @@
+//! The integration tests, linked as one binary: each test binary links the whole engine (burn,
+//! wgpu, tokenizers), so one binary instead of eight saves minutes of linking and gigabytes of disk.
+
+mod common;
+
+mod bad_input;
+mod cli;
+mod data;
+mod lm_loss;
+mod loading;
+mod reference_outputs;
+mod walf;
+mod walf_reference;
