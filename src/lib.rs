@@ -14,6 +14,7 @@ pub mod folder;
 pub mod lm_loss;
 pub mod measure;
 pub mod model;
+pub mod pretrain;
 pub mod readback;
 pub mod rng;
 pub mod tokenizer;

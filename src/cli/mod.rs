@@ -3,6 +3,7 @@
 
 mod backend;
 mod output;
+mod pretrain;
 mod tune;
 
 use std::path::{Path, PathBuf};
@@ -78,6 +79,8 @@ enum Command {
     },
     /// Fine-tune the model towards a target with WALF; the best weights go to --out.
     Tune(tune::TuneArgs),
+    /// Train a BERT masked LM from scratch on a corpus (the bundled model's recipe).
+    Pretrain(pretrain::PretrainArgs),
     /// Masked-LM loss on a text file (one passage per line, or a TSV with a `text` column).
     LmLoss {
         #[arg(long)]
@@ -241,6 +244,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Tune(args) => tune::run(args),
+        Command::Pretrain(args) => pretrain::run(args),
         Command::LmLoss {
             model,
             text,

@@ -8,6 +8,7 @@ mod cli;
 mod data;
 mod lm_loss;
 mod loading;
+mod pretrain;
 mod reference_outputs;
 mod walf;
 mod walf_reference;

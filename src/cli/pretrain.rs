@@ -1,0 +1,501 @@
+//! `walf pretrain`: a BERT trained from scratch on a corpus folder, with a held-out loss per
+//! epoch, a checkpoint per epoch and `--resume`.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use walf_lab::config::ModelConfig;
+use walf_lab::data::Benchmark;
+use walf_lab::pretrain::corpus::{Document, document, looks_tagged};
+use walf_lab::pretrain::{
+    MaskedBatch, MaskingVocab, ParamIds, PretrainConfig, Pretrainer, hold_out, mask_batch,
+    pack_sequences, train_vocabulary, unigram_baseline,
+};
+use walf_lab::rng::SplitMix64;
+use walf_lab::tokenizer::MaskTokenizer;
+use walf_lab::weights::Weights;
+
+use super::backend::BackendChoice;
+
+#[derive(Args)]
+pub struct PretrainArgs {
+    /// A folder of Brown corpus files (`word/tag` tokens) or of plain `.txt` files.
+    #[arg(long)]
+    corpus: PathBuf,
+    /// Folder for the model (config.json, tokenizer.json, model.safetensors), the training log
+    /// and the checkpoint.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long)]
+    layers: Option<usize>,
+    #[arg(long)]
+    hidden: Option<usize>,
+    #[arg(long)]
+    heads: Option<usize>,
+    #[arg(long)]
+    intermediate: Option<usize>,
+    #[arg(long)]
+    vocab: Option<usize>,
+    #[arg(long)]
+    seq_len: Option<usize>,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    batch: Option<usize>,
+    #[arg(long)]
+    lr: Option<f64>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Continue from the checkpoint in --out (the settings are the checkpoint's).
+    #[arg(long)]
+    resume: bool,
+    /// Stop after this many optimisation steps in all (for trials and measurements).
+    #[arg(long)]
+    max_steps: Option<usize>,
+    #[arg(long, value_enum, default_value = "cpu")]
+    backend: BackendChoice,
+}
+
+impl PretrainArgs {
+    fn config(&self) -> PretrainConfig {
+        let d = PretrainConfig::default();
+        PretrainConfig {
+            layers: self.layers.unwrap_or(d.layers),
+            hidden: self.hidden.unwrap_or(d.hidden),
+            heads: self.heads.unwrap_or(d.heads),
+            intermediate: self.intermediate.unwrap_or(d.intermediate),
+            vocab_size: self.vocab.unwrap_or(d.vocab_size),
+            seq_len: self.seq_len.unwrap_or(d.seq_len),
+            epochs: self.epochs.unwrap_or(d.epochs),
+            batch_size: self.batch.unwrap_or(d.batch_size),
+            lr: self.lr.unwrap_or(d.lr),
+            seed: self.seed.unwrap_or(d.seed),
+            ..d
+        }
+    }
+
+    fn sets_model_or_recipe(&self) -> bool {
+        self.layers.is_some()
+            || self.hidden.is_some()
+            || self.heads.is_some()
+            || self.intermediate.is_some()
+            || self.vocab.is_some()
+            || self.seq_len.is_some()
+            || self.batch.is_some()
+            || self.lr.is_some()
+            || self.seed.is_some()
+    }
+}
+
+/// One epoch's figures, as printed and logged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct EpochLog {
+    epoch: usize,
+    steps: usize,
+    train_loss: f64,
+    held_out_loss: f64,
+    seconds: f64,
+    tokens_per_second: f64,
+}
+
+/// What a checkpoint holds besides the model and optimizer files.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TrainingState {
+    config: PretrainConfig,
+    epochs_done: usize,
+    step: usize,
+    total_steps: usize,
+    unigram_baseline: f64,
+    epochs: Vec<EpochLog>,
+    param_ids: ParamIds,
+    train_documents: usize,
+    held_out_documents: usize,
+    train_sequences: usize,
+    train_tokens: usize,
+}
+
+/// The corpus's documents, sorted by file name. A folder holding Brown files uses those only
+/// (its README and index files are not text to learn from); otherwise every `.txt` file.
+fn read_corpus(dir: &Path) -> Result<Vec<Document>> {
+    let entries = fs::read_dir(dir)
+        .with_context(|| format!("cannot read the corpus folder {}", dir.display()))?;
+    let mut files: Vec<(String, String)> = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        if !path.is_file() {
+            continue;
+        }
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        // Binary files (the corpus package's pickled index) are skipped, not errors.
+        if let Ok(text) = fs::read_to_string(&path) {
+            files.push((name, text));
+        }
+    }
+    files.sort();
+    let tagged = files.iter().any(|(_, text)| looks_tagged(text));
+    let docs: Vec<Document> = files
+        .iter()
+        .filter(|(name, text)| {
+            if tagged {
+                looks_tagged(text)
+            } else {
+                name.ends_with(".txt")
+            }
+        })
+        .map(|(name, text)| document(name, text))
+        .filter(|d| !d.sentences.is_empty())
+        .collect();
+    if docs.len() < 2 {
+        bail!(
+            "{} holds {} document(s); pretraining needs Brown corpus files or .txt files (at least 2)",
+            dir.display(),
+            docs.len()
+        );
+    }
+    Ok(docs)
+}
+
+/// Every word the benchmark will ask the model about.
+fn benchmark_words() -> Vec<String> {
+    let bench = Benchmark::bundled();
+    bench
+        .professions
+        .iter()
+        .map(|p| p.name.clone())
+        .chain(bench.phrases.iter().map(|p| p.phrase.clone()))
+        .collect()
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.partial"));
+    fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("cannot move {} into place", path.display()))
+}
+
+/// The model folder's three files, each replaced atomically.
+fn write_model(
+    dir: &Path,
+    config_json: &[u8],
+    tokenizer_json: &[u8],
+    weights: &[u8],
+) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    write_atomically(&dir.join("config.json"), config_json)?;
+    write_atomically(&dir.join("tokenizer.json"), tokenizer_json)?;
+    write_atomically(&dir.join("model.safetensors"), weights)
+}
+
+fn masking_vocab(tokenizer: &MaskTokenizer, config: &ModelConfig) -> MaskingVocab {
+    MaskingVocab {
+        mask_id: tokenizer.mask_id(),
+        pad_id: tokenizer.pad_id(),
+        vocab_size: config.vocab_size,
+        first_ordinary: walf_lab::pretrain::vocab::SPECIAL_TOKENS.len() as u32,
+    }
+}
+
+/// The held-out sequences masked once, with a fixed seed, so every epoch is scored on the
+/// same predictions.
+fn held_out_batches(
+    sequences: &[Vec<u32>],
+    vocab: MaskingVocab,
+    config: &PretrainConfig,
+) -> Vec<MaskedBatch> {
+    let mut rng = SplitMix64::new(config.seed ^ 0x0048_454C_444F_5554);
+    sequences
+        .chunks(config.batch_size)
+        .map(|chunk| {
+            let refs: Vec<&[u32]> = chunk.iter().map(Vec::as_slice).collect();
+            mask_batch(&refs, vocab, config.mask_share, &mut rng)
+        })
+        .collect()
+}
+
+pub fn run(args: PretrainArgs) -> Result<()> {
+    let started = Instant::now();
+    let checkpoint = args.out.join("checkpoint");
+    let state_path = checkpoint.join("state.json");
+    let set_aside = args.out.join(".checkpoint.old");
+    if !checkpoint.exists() && set_aside.join("state.json").exists() {
+        // A crash between the two renames of `save_checkpoint` left the last complete
+        // checkpoint set aside.
+        fs::rename(&set_aside, &checkpoint)
+            .with_context(|| format!("cannot restore {}", checkpoint.display()))?;
+    }
+    let resuming = args.resume && state_path.exists();
+    if args.resume && !resuming {
+        bail!(
+            "--resume: {} holds no checkpoint to resume from",
+            args.out.display()
+        );
+    }
+    if !args.resume && args.out.join("model.safetensors").exists() {
+        bail!(
+            "{} already holds a model; pass --resume to continue its training or choose another --out",
+            args.out.display()
+        );
+    }
+    if resuming && args.sets_model_or_recipe() {
+        bail!("--resume continues with the checkpoint's settings; only --epochs may change");
+    }
+    fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+
+    let docs = read_corpus(&args.corpus)?;
+    let (train_docs, held_docs) = hold_out(docs);
+    let train_sentences: Vec<String> = train_docs
+        .iter()
+        .flat_map(|d| d.sentences.iter().cloned())
+        .collect();
+    eprintln!(
+        "corpus: {} training documents ({} sentences), {} held out",
+        train_docs.len(),
+        train_sentences.len(),
+        held_docs.len()
+    );
+
+    let (mut state, tokenizer_json, optimizer_state, weights) = if resuming {
+        let state: TrainingState = serde_json::from_slice(
+            &fs::read(&state_path)
+                .with_context(|| format!("cannot read {}", state_path.display()))?,
+        )
+        .with_context(|| format!("{} is not a training state", state_path.display()))?;
+        let read = |name: &str| {
+            let path = checkpoint.join(name);
+            fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+        };
+        eprintln!(
+            "resuming after epoch {} (step {})",
+            state.epochs_done, state.step
+        );
+        let optimizer = (read("optimizer.bpk")?, state.param_ids.clone());
+        (
+            state,
+            read("tokenizer.json")?,
+            Some(optimizer),
+            Some(read("model.safetensors")?),
+        )
+    } else {
+        let config = args.config();
+        config.check()?;
+        let t = Instant::now();
+        let json = train_vocabulary(&train_sentences, config.vocab_size, &benchmark_words())?;
+        eprintln!(
+            "vocabulary: {} tokens trained in {:.1} s",
+            config.vocab_size,
+            t.elapsed().as_secs_f64()
+        );
+        let state = TrainingState {
+            config,
+            epochs_done: 0,
+            step: 0,
+            total_steps: 0,
+            unigram_baseline: 0.0,
+            epochs: Vec::new(),
+            param_ids: ParamIds::new(),
+            train_documents: train_docs.len(),
+            held_out_documents: held_docs.len(),
+            train_sequences: 0,
+            train_tokens: 0,
+        };
+        (state, json, None, None)
+    };
+    if let Some(epochs) = args.epochs {
+        state.config.epochs = epochs;
+    }
+    let config = state.config.clone();
+    let config_json = serde_json::to_vec_pretty(&config.config_json())?;
+    let model_config = ModelConfig::from_json(&config_json)?;
+    let tokenizer = MaskTokenizer::from_json(&tokenizer_json, &model_config)?;
+
+    let t = Instant::now();
+    let train = pack_sequences(&tokenizer, &train_docs, config.seq_len)?;
+    let held = pack_sequences(&tokenizer, &held_docs, config.seq_len)?;
+    let train_tokens: usize = train.iter().map(Vec::len).sum();
+    eprintln!(
+        "{} training sequences ({} tokens), {} held out, of at most {} tokens ({:.1} s)",
+        train.len(),
+        train_tokens,
+        held.len(),
+        config.seq_len,
+        t.elapsed().as_secs_f64()
+    );
+    let vocab = masking_vocab(&tokenizer, &model_config);
+    let held_batches = held_out_batches(&held, vocab, &config);
+    let held_labels: Vec<u32> = held_batches.iter().flat_map(|b| b.labels.clone()).collect();
+    let baseline = unigram_baseline(&train, &held_labels, config.vocab_size);
+    eprintln!("held-out loss of always predicting unigram frequencies: {baseline:.4}");
+
+    let steps_per_epoch = train.len().div_ceil(config.batch_size);
+    let total_steps = steps_per_epoch * config.epochs;
+    let device = args.backend.device()?.autodiff();
+    let mut trainer = match weights {
+        Some(bytes) => {
+            let weights = Weights::parse("checkpoint/model.safetensors", &bytes)?;
+            let model = walf_lab::model::MaskedLm::load(&model_config, &weights, &device)?;
+            Pretrainer::from_model(
+                config.clone(),
+                model,
+                optimizer_state,
+                state.step,
+                total_steps,
+            )?
+        }
+        None => Pretrainer::new(config.clone(), &model_config, &device, total_steps)?,
+    };
+    state.total_steps = total_steps;
+    state.unigram_baseline = baseline;
+    state.train_sequences = train.len();
+    state.train_tokens = train_tokens;
+
+    let log_path = args.out.join("training.jsonl");
+    let mut log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot open {}", log_path.display()))?;
+    if state.epochs_done == 0 {
+        writeln!(
+            log,
+            "{}",
+            serde_json::json!({"config": config, "unigram_baseline": baseline})
+        )?;
+    }
+
+    let mut stopped_early = false;
+    for epoch in state.epochs_done..config.epochs {
+        // Order and masks depend on (seed, epoch) only, so a resumed run sees what an
+        // uninterrupted one would have.
+        let mut rng = SplitMix64::new(config.seed.wrapping_add(1_000_003 * (epoch as u64 + 1)));
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        rng.shuffle(&mut order);
+        let bar = ProgressBar::new(steps_per_epoch as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "epoch {prefix} [{bar:30}] {pos}/{len} steps, {per_sec}, {eta} left  {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{}/{}", epoch + 1, config.epochs));
+        let epoch_started = Instant::now();
+        let (mut loss_sum, mut steps, mut tokens) = (0.0, 0usize, 0usize);
+        for chunk in order.chunks(config.batch_size) {
+            if args.max_steps.is_some_and(|m| trainer.step >= m) {
+                stopped_early = true;
+                break;
+            }
+            let refs: Vec<&[u32]> = chunk.iter().map(|&i| train[i].as_slice()).collect();
+            let batch = mask_batch(&refs, vocab, config.mask_share, &mut rng);
+            let loss = match pollster::block_on(trainer.train_step(&batch)) {
+                Ok(loss) => loss,
+                Err(e) => {
+                    bar.abandon();
+                    return Err(e.into());
+                }
+            };
+            loss_sum += loss;
+            steps += 1;
+            tokens += refs.iter().map(|s| s.len()).sum::<usize>();
+            bar.set_message(format!("loss {loss:.3}"));
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let seconds = epoch_started.elapsed().as_secs_f64();
+        let (sum, count) = pollster::block_on(trainer.evaluate(&held_batches))?;
+        let entry = EpochLog {
+            epoch: epoch + 1,
+            steps,
+            train_loss: loss_sum / steps.max(1) as f64,
+            held_out_loss: sum / count.max(1) as f64,
+            seconds,
+            tokens_per_second: tokens as f64 / seconds.max(1e-9),
+        };
+        eprintln!(
+            "epoch {}: train loss {:.4}, held-out loss {:.4} (unigram {:.4}), {:.0} tokens/s, {:.0} s",
+            entry.epoch,
+            entry.train_loss,
+            entry.held_out_loss,
+            baseline,
+            entry.tokens_per_second,
+            seconds
+        );
+        writeln!(log, "{}", serde_json::json!({"epoch": entry}))?;
+        state.epochs.push(entry);
+        let weights = pollster::block_on(trainer.model.valid().to_safetensors())?;
+        if !stopped_early {
+            state.epochs_done = epoch + 1;
+            state.step = trainer.step;
+            let (optimizer, ids) = trainer.optimizer_state()?;
+            state.param_ids = ids;
+            save_checkpoint(&checkpoint, &state, &tokenizer_json, &weights, &optimizer)?;
+        }
+        write_model(&args.out, &config_json, &tokenizer_json, &weights)?;
+        if stopped_early {
+            break;
+        }
+    }
+    let summary = serde_json::to_vec_pretty(&serde_json::json!({
+        "config": config,
+        "unigram_baseline": state.unigram_baseline,
+        "epochs": state.epochs,
+        "steps": trainer.step,
+        "train_documents": state.train_documents,
+        "held_out_documents": state.held_out_documents,
+        "train_sequences": state.train_sequences,
+        "train_tokens": state.train_tokens,
+    }))?;
+    write_atomically(&args.out.join("training_summary.json"), &summary)?;
+    eprintln!(
+        "model in {} ({} steps, {:.0} s)",
+        args.out.display(),
+        trainer.step,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The checkpoint folder is written beside the old one and swapped in by renames, so a crash
+/// leaves a complete checkpoint: the old one or the new one.
+fn save_checkpoint(
+    dir: &Path,
+    state: &TrainingState,
+    tokenizer_json: &[u8],
+    weights: &[u8],
+    optimizer: &[u8],
+) -> Result<()> {
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    let fresh = parent.join(".checkpoint.partial");
+    let old = parent.join(".checkpoint.old");
+    let _ = fs::remove_dir_all(&fresh);
+    fs::create_dir_all(&fresh).with_context(|| format!("cannot create {}", fresh.display()))?;
+    for (name, bytes) in [
+        ("tokenizer.json", tokenizer_json),
+        ("model.safetensors", weights),
+        ("optimizer.bpk", optimizer),
+        ("state.json", &serde_json::to_vec_pretty(state)?[..]),
+    ] {
+        fs::write(fresh.join(name), bytes)
+            .with_context(|| format!("cannot write {}", fresh.join(name).display()))?;
+    }
+    let _ = fs::remove_dir_all(&old);
+    if dir.exists() {
+        fs::rename(dir, &old).with_context(|| format!("cannot move {} aside", dir.display()))?;
+    }
+    fs::rename(&fresh, dir).with_context(|| format!("cannot move {} into place", dir.display()))?;
+    let _ = fs::remove_dir_all(&old);
+    Ok(())
+}

@@ -1,0 +1,514 @@
+//! Masked-LM pretraining of a BERT from random weights: sequences packed from documents,
+//! dynamic masking, AdamW with linear warm-up and decay. Step-wise like the WALF trainer, so a
+//! caller drives epochs, shows progress and checkpoints.
+
+use std::collections::HashMap;
+
+use burn::module::{Module, ModuleMapper, Param, ParamId};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use safetensors::Dtype;
+use safetensors::tensor::TensorView;
+use serde::{Deserialize, Serialize};
+
+use super::corpus::Document;
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
+use crate::model::{MaskedLm, TokenBatch};
+use crate::readback::read_f32;
+use crate::rng::SplitMix64;
+use crate::tokenizer::MaskTokenizer;
+use crate::weights::Weights;
+
+/// The model's shape and the training recipe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PretrainConfig {
+    pub layers: usize,
+    pub hidden: usize,
+    pub heads: usize,
+    pub intermediate: usize,
+    pub vocab_size: usize,
+    /// Tokens per sequence, [CLS] and [SEP] included; also the model's position limit.
+    pub seq_len: usize,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    /// Share of all steps spent warming the learning rate up from 0.
+    pub warmup: f64,
+    pub weight_decay: f64,
+    /// Share of tokens chosen for prediction (of which 80% masked, 10% random, 10% unchanged).
+    pub mask_share: f64,
+    pub seed: u64,
+}
+
+impl Default for PretrainConfig {
+    fn default() -> Self {
+        Self {
+            layers: 4,
+            hidden: 256,
+            heads: 4,
+            intermediate: 1024,
+            vocab_size: 7000,
+            seq_len: 128,
+            epochs: 10,
+            batch_size: 16,
+            lr: 1e-3,
+            warmup: 0.05,
+            weight_decay: 0.01,
+            mask_share: 0.15,
+            seed: 42,
+        }
+    }
+}
+
+impl PretrainConfig {
+    pub fn check(&self) -> Result<()> {
+        let bad = |what: String| Err(Error::Input(format!("pretraining setting: {what}")));
+        for (name, v) in [
+            ("layers", self.layers),
+            ("hidden", self.hidden),
+            ("heads", self.heads),
+            ("intermediate", self.intermediate),
+            ("epochs", self.epochs),
+            ("batch", self.batch_size),
+        ] {
+            if v == 0 {
+                return bad(format!("{name} must be at least 1"));
+            }
+        }
+        if !self.hidden.is_multiple_of(self.heads) {
+            return bad(format!(
+                "hidden size {} is not a multiple of {} heads",
+                self.hidden, self.heads
+            ));
+        }
+        if self.seq_len < 8 {
+            return bad("the sequence length must be at least 8".into());
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad("the learning rate must be a positive number".into());
+        }
+        let fractions =
+            (0.0..1.0).contains(&self.warmup) && self.mask_share > 0.0 && self.mask_share < 1.0;
+        if !fractions {
+            return bad("warm-up and mask share must be fractions".into());
+        }
+        Ok(())
+    }
+
+    /// config.json of the model, in transformers' `BertForMaskedLM` form.
+    pub fn config_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "architectures": ["BertForMaskedLM"],
+            "model_type": "bert",
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden,
+            "num_hidden_layers": self.layers,
+            "num_attention_heads": self.heads,
+            "intermediate_size": self.intermediate,
+            "hidden_act": "gelu",
+            "hidden_dropout_prob": 0.1,
+            "attention_probs_dropout_prob": 0.1,
+            "max_position_embeddings": self.seq_len,
+            "type_vocab_size": 2,
+            "initializer_range": 0.02,
+            "layer_norm_eps": 1e-12,
+            "pad_token_id": 0,
+            "tie_word_embeddings": true,
+        })
+    }
+}
+
+/// Standard normal numbers from the seeded generator (Box–Muller).
+fn normal(rng: &mut SplitMix64, n: usize, std: f32) -> Vec<f32> {
+    let uniform =
+        |rng: &mut SplitMix64| ((rng.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    (0..n)
+        .map(|_| {
+            let (u, v) = (uniform(rng), uniform(rng));
+            ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32 * std
+        })
+        .collect()
+}
+
+/// A freshly initialised `BertForMaskedLM` as a safetensors file, initialised as BERT is:
+/// weights N(0, 0.02), biases 0, LayerNorm 1 and 0, the padding embedding 0.
+pub fn random_weights(config: &ModelConfig, seed: u64) -> Result<Vec<u8>> {
+    let (h, i, v) = (
+        config.hidden_size,
+        config.intermediate_size,
+        config.vocab_size,
+    );
+    let mut rng = SplitMix64::new(seed);
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+    let mut add =
+        |name: String, shape: Vec<usize>, values: Vec<f32>| tensors.push((name, shape, values));
+    let n = |shape: &[usize]| shape.iter().product::<usize>();
+    let matrix = |rng: &mut SplitMix64, name: String, shape: Vec<usize>| {
+        let values = normal(rng, n(&shape), 0.02);
+        (name, shape, values)
+    };
+    let e = "bert.embeddings";
+    let mut word = matrix(&mut rng, format!("{e}.word_embeddings.weight"), vec![v, h]);
+    let pad = config.pad_token_id;
+    word.2[pad * h..(pad + 1) * h].fill(0.0);
+    add(word.0, word.1, word.2);
+    let (a, b, c) = matrix(
+        &mut rng,
+        format!("{e}.position_embeddings.weight"),
+        vec![config.max_position_embeddings, h],
+    );
+    add(a, b, c);
+    let (a, b, c) = matrix(
+        &mut rng,
+        format!("{e}.token_type_embeddings.weight"),
+        vec![config.type_vocab_size.max(1), h],
+    );
+    add(a, b, c);
+    let norm = |add: &mut dyn FnMut(String, Vec<usize>, Vec<f32>), prefix: String| {
+        add(format!("{prefix}.weight"), vec![h], vec![1.0; h]);
+        add(format!("{prefix}.bias"), vec![h], vec![0.0; h]);
+    };
+    norm(&mut add, format!("{e}.LayerNorm"));
+    for l in 0..config.num_hidden_layers {
+        let p = format!("bert.encoder.layer.{l}");
+        let linears = [
+            (format!("{p}.attention.self.query"), h, h),
+            (format!("{p}.attention.self.key"), h, h),
+            (format!("{p}.attention.self.value"), h, h),
+            (format!("{p}.attention.output.dense"), h, h),
+            (format!("{p}.intermediate.dense"), h, i),
+            (format!("{p}.output.dense"), i, h),
+        ];
+        for (name, d_in, d_out) in linears {
+            let (a, b, c) = matrix(&mut rng, format!("{name}.weight"), vec![d_out, d_in]);
+            add(a, b, c);
+            add(format!("{name}.bias"), vec![d_out], vec![0.0; d_out]);
+        }
+        norm(&mut add, format!("{p}.attention.output.LayerNorm"));
+        norm(&mut add, format!("{p}.output.LayerNorm"));
+    }
+    let t = "cls.predictions.transform";
+    let (a, b, c) = matrix(&mut rng, format!("{t}.dense.weight"), vec![h, h]);
+    add(a, b, c);
+    add(format!("{t}.dense.bias"), vec![h], vec![0.0; h]);
+    norm(&mut add, format!("{t}.LayerNorm"));
+    add("cls.predictions.bias".into(), vec![v], vec![0.0; v]);
+
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .into_iter()
+        .map(|(name, shape, values)| {
+            let data = values.iter().flat_map(|x| x.to_le_bytes()).collect();
+            (name, shape, data)
+        })
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(name, shape, data)| {
+            TensorView::new(Dtype::F32, shape.clone(), data)
+                .map(|view| (name.clone(), view))
+                .map_err(|e| Error::Backend(format!("tensor `{name}`: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    safetensors::serialize(views, Some(metadata))
+        .map_err(|e| Error::Backend(format!("cannot write safetensors: {e}")))
+}
+
+/// Token sequences of at most `seq_len` ids, each `[CLS] … [SEP]`, filled with whole consecutive
+/// sentences of one document (a sentence longer than a sequence is cut into pieces).
+pub fn pack_sequences(
+    tokenizer: &MaskTokenizer,
+    documents: &[Document],
+    seq_len: usize,
+) -> Result<Vec<Vec<u32>>> {
+    let room = seq_len - 2;
+    let mut sequences = Vec::new();
+    for doc in documents {
+        let mut current: Vec<u32> = Vec::new();
+        let mut wrap: Option<(u32, u32)> = None;
+        for sentence in &doc.sentences {
+            let ids = tokenizer.encode(sentence)?;
+            if ids.len() < 3 {
+                continue;
+            }
+            let (cls, sep) = (ids[0], ids[ids.len() - 1]);
+            wrap = Some((cls, sep));
+            let body = &ids[1..ids.len() - 1];
+            if current.len() + body.len() > room && !current.is_empty() {
+                sequences.push(wrapped(cls, &current, sep));
+                current.clear();
+            }
+            for piece in body.chunks(room) {
+                if current.len() + piece.len() > room {
+                    sequences.push(wrapped(cls, &current, sep));
+                    current.clear();
+                }
+                current.extend_from_slice(piece);
+            }
+        }
+        if let (Some((cls, sep)), false) = (wrap, current.is_empty()) {
+            sequences.push(wrapped(cls, &current, sep));
+        }
+    }
+    Ok(sequences)
+}
+
+fn wrapped(cls: u32, body: &[u32], sep: u32) -> Vec<u32> {
+    let mut ids = Vec::with_capacity(body.len() + 2);
+    ids.push(cls);
+    ids.extend_from_slice(body);
+    ids.push(sep);
+    ids
+}
+
+/// A batch with some tokens hidden: the model input, and where and what to predict.
+#[derive(Debug, Clone)]
+pub struct MaskedBatch {
+    pub batch: TokenBatch,
+    pub positions: Vec<(usize, usize)>,
+    pub labels: Vec<u32>,
+}
+
+/// What masking needs of the vocabulary.
+#[derive(Debug, Clone, Copy)]
+pub struct MaskingVocab {
+    pub mask_id: u32,
+    pub pad_id: u32,
+    pub vocab_size: usize,
+    /// Ids below this are special tokens: never drawn as random replacements.
+    pub first_ordinary: u32,
+}
+
+/// BERT's dynamic masking: each token but [CLS] and [SEP] is chosen with probability
+/// `share` (at least one per sequence); a chosen token becomes [MASK] 80% of the time, a random
+/// ordinary token 10%, and stays 10%. The model must predict every chosen token.
+pub fn mask_batch(
+    sequences: &[&[u32]],
+    vocab: MaskingVocab,
+    share: f64,
+    rng: &mut SplitMix64,
+) -> MaskedBatch {
+    let uniform = |rng: &mut SplitMix64| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    let mut ids = Vec::with_capacity(sequences.len());
+    let mut positions = Vec::new();
+    let mut labels = Vec::new();
+    for (row, seq) in sequences.iter().enumerate() {
+        let mut masked = seq.to_vec();
+        let inner = 1..seq.len().saturating_sub(1);
+        let mut chosen: Vec<usize> = inner.clone().filter(|_| uniform(rng) < share).collect();
+        if chosen.is_empty() && !inner.is_empty() {
+            chosen.push(inner.start + (rng.next_u64() as usize) % inner.len());
+        }
+        for p in chosen {
+            let roll = uniform(rng);
+            if roll < 0.8 {
+                masked[p] = vocab.mask_id;
+            } else if roll < 0.9 {
+                let span = vocab.vocab_size as u64 - vocab.first_ordinary as u64;
+                masked[p] = vocab.first_ordinary + (rng.next_u64() % span) as u32;
+            }
+            positions.push((row, p));
+            labels.push(seq[p]);
+        }
+        ids.push(masked);
+    }
+    MaskedBatch {
+        batch: TokenBatch {
+            ids,
+            pad_id: vocab.pad_id,
+        },
+        positions,
+        labels,
+    }
+}
+
+/// Summed cross-entropy of the labels of a masked batch, `[1]`.
+pub fn masked_lm_loss_sum(model: &MaskedLm, batch: &MaskedBatch) -> Tensor<1> {
+    let log_probs = log_softmax(model.logits_at(&batch.batch, &batch.positions), 1);
+    let n = batch.labels.len();
+    let labels = Tensor::<2, Int>::from_data(
+        TensorData::new(
+            batch.labels.iter().map(|&l| l as i64).collect::<Vec<_>>(),
+            [n, 1],
+        ),
+        &model.device(),
+    );
+    log_probs.gather(1, labels).sum().neg()
+}
+
+/// Cross-entropy per predicted token of always answering with the training tokens' unigram
+/// frequencies (add-one smoothed): the loss a model that ignores context cannot beat.
+pub fn unigram_baseline(train: &[Vec<u32>], labels: &[u32], vocab_size: usize) -> f64 {
+    let mut counts = vec![1u64; vocab_size];
+    for seq in train {
+        for &id in &seq[1..seq.len() - 1] {
+            counts[id as usize] += 1;
+        }
+    }
+    let total: u64 = counts.iter().sum();
+    let nll: f64 = labels
+        .iter()
+        .map(|&l| -((counts[l as usize] as f64) / total as f64).ln())
+        .sum();
+    nll / labels.len().max(1) as f64
+}
+
+/// The learning rate at `step` of `total`: linear warm-up, then linear decay to 0.
+pub fn learning_rate(config: &PretrainConfig, step: usize, total: usize) -> f64 {
+    let warmup = ((config.warmup * total as f64).round() as usize).max(1);
+    if step < warmup {
+        config.lr * (step + 1) as f64 / warmup as f64
+    } else {
+        let left = total.saturating_sub(step) as f64 / (total - warmup).max(1) as f64;
+        config.lr * left.max(0.0)
+    }
+}
+
+/// The model and optimizer being trained, and how far they are.
+pub struct Pretrainer {
+    pub model: MaskedLm,
+    optimizer: ModuleOptimizer,
+    pub config: PretrainConfig,
+    pub step: usize,
+    pub total_steps: usize,
+}
+
+/// Where a checkpointed optimizer state must be re-attached: each checkpoint tensor's
+/// parameter id at the time the state was saved.
+pub type ParamIds = HashMap<String, u64>;
+
+struct Reassign<'a> {
+    by_current: HashMap<ParamId, ParamId>,
+    _marker: std::marker::PhantomData<&'a ()>,
+}
+
+impl ModuleMapper for Reassign<'_> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (id, value, mapper) = param.consume();
+        let id = self.by_current.get(&id).copied().unwrap_or(id);
+        Param::from_mapped_value(id, value, mapper)
+    }
+}
+
+fn adamw(config: &PretrainConfig) -> ModuleOptimizer {
+    AdamWConfig::new()
+        .with_beta_1(0.9)
+        .with_beta_2(0.999)
+        .with_epsilon(1e-8)
+        .with_weight_decay(config.weight_decay as f32)
+        .init()
+}
+
+impl Pretrainer {
+    /// A new model from random weights, on `device` (which must be an autodiff device).
+    pub fn new(
+        config: PretrainConfig,
+        model_config: &ModelConfig,
+        device: &Device,
+        total_steps: usize,
+    ) -> Result<Self> {
+        config.check()?;
+        let bytes = random_weights(model_config, config.seed)?;
+        let weights = Weights::parse("initial weights", &bytes)?;
+        let model = MaskedLm::load(model_config, &weights, device)?;
+        Self::from_model(config, model, None, 0, total_steps)
+    }
+
+    /// Continues from a checkpoint: its model (loaded on an autodiff device), the optimizer's
+    /// saved state with the parameter ids it was saved under, and the steps already taken.
+    pub fn from_model(
+        config: PretrainConfig,
+        model: MaskedLm,
+        optimizer_state: Option<(Vec<u8>, ParamIds)>,
+        step: usize,
+        total_steps: usize,
+    ) -> Result<Self> {
+        config.check()?;
+        if !model.device().is_autodiff() {
+            return Err(Error::Backend(
+                "pretraining needs the model on an autodiff device".into(),
+            ));
+        }
+        let mut model = model;
+        let mut optimizer = adamw(&config);
+        if let Some((bytes, saved)) = optimizer_state {
+            // The optimizer keys its state by parameter id; a reloaded model has new ids, so
+            // give each parameter back the id it had when the state was saved.
+            let mut by_current = HashMap::new();
+            for entry in &mut model.checkpoint {
+                let old = saved.get(&entry.name).ok_or_else(|| {
+                    Error::Input(format!(
+                        "the checkpoint's optimizer state lacks `{}`",
+                        entry.name
+                    ))
+                })?;
+                by_current.insert(entry.id, ParamId::from(*old));
+                entry.id = ParamId::from(*old);
+            }
+            model = model.map(&mut Reassign {
+                by_current,
+                _marker: std::marker::PhantomData,
+            });
+            let record = burn::optim::OptimizerRecord::from_bytes(
+                burn::tensor::Bytes::from_bytes_vec(bytes),
+            )
+            .map_err(|e| Error::Input(format!("the optimizer state cannot be read: {e:?}")))?;
+            optimizer = optimizer.load_record(record);
+        }
+        Ok(Self {
+            model,
+            optimizer,
+            config,
+            step,
+            total_steps,
+        })
+    }
+
+    /// One optimisation step on `batch`; returns its mean loss per predicted token.
+    pub async fn train_step(&mut self, batch: &MaskedBatch) -> Result<f64> {
+        let n = batch.labels.len().max(1);
+        let loss = masked_lm_loss_sum(&self.model, batch).div_scalar(n as f64);
+        let value = read_f32(loss.clone()).await?[0] as f64;
+        if !value.is_finite() {
+            return Err(Error::Training(format!(
+                "the masked-LM loss became {value} at step {}; lower the learning rate",
+                self.step + 1
+            )));
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        let lr = learning_rate(&self.config, self.step, self.total_steps);
+        self.model = self.optimizer.step(lr, self.model.clone(), grads);
+        self.step += 1;
+        Ok(value)
+    }
+
+    /// Summed loss and number of predicted tokens over `batches`, dropout off, no gradients.
+    pub async fn evaluate(&self, batches: &[MaskedBatch]) -> Result<(f64, usize)> {
+        let model = self.model.valid();
+        let mut sum = 0.0;
+        let mut count = 0;
+        for batch in batches {
+            sum += read_f32(masked_lm_loss_sum(&model, batch)).await?[0] as f64;
+            count += batch.labels.len();
+        }
+        Ok((sum, count))
+    }
+
+    /// The optimizer's state as bytes, and the parameter ids it is keyed by.
+    pub fn optimizer_state(&self) -> Result<(Vec<u8>, ParamIds)> {
+        let bytes = self
+            .optimizer
+            .to_record()
+            .into_bytes()
+            .map_err(|e| Error::Backend(format!("cannot save the optimizer state: {e:?}")))?;
+        let ids = self
+            .model
+            .checkpoint
+            .iter()
+            .map(|e| (e.name.clone(), e.id.val()))
+            .collect();
+        Ok((bytes.to_vec(), ids))
+    }
+}

@@ -1,0 +1,158 @@
+//! `walf pretrain` on a tiny synthetic corpus: it trains, writes a folder the engine (and
+//! transformers, see tests/reference/check_pretrained.py) loads, checkpoints, and resumes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use walf_lab::device::cpu;
+use walf_lab::folder::load_model_folder;
+
+fn walf(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_walf"))
+        .args(args)
+        .output()
+        .expect("walf runs")
+}
+
+fn ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "walf failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Three documents in the Brown format, written for this test.
+fn synthetic_corpus(dir: &Path) {
+    let people = ["nurse", "carpenter", "teacher", "farmer", "doctor", "clerk"];
+    let places = ["market", "school", "church", "office", "river", "station"];
+    for (d, name) in ["ca01", "cb02", "cc03"].iter().enumerate() {
+        let mut text = String::new();
+        for i in 0..40 {
+            let p = people[(i + d) % people.len()];
+            let q = places[(i * 7 + d) % places.len()];
+            let pronoun = if i % 2 == 0 { "he/pps" } else { "she/pps" };
+            text.push_str(&format!(
+                "\n\n\tThe/at {p}/nn said/vbd {pronoun} went/vbd to/in the/at {q}/nn ./.\n"
+            ));
+        }
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    std::fs::write(dir.join("README"), "Not part of the corpus.").unwrap();
+}
+
+const TINY: [&str; 16] = [
+    "--layers",
+    "1",
+    "--hidden",
+    "16",
+    "--heads",
+    "2",
+    "--intermediate",
+    "32",
+    "--vocab",
+    "200",
+    "--seq-len",
+    "32",
+    "--batch",
+    "8",
+    "--lr",
+    "0.003",
+];
+
+#[test]
+fn pretrain_two_steps_gives_a_loadable_model() {
+    let corpus = tempfile::tempdir().unwrap();
+    synthetic_corpus(corpus.path());
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().join("model");
+    let mut args = vec!["pretrain", "--corpus", corpus.path().to_str().unwrap()];
+    args.extend(["--out", out_dir.to_str().unwrap(), "--max-steps", "2"]);
+    args.extend(TINY);
+    let o = walf(&args);
+    ok(&o);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("unigram"), "{stderr}");
+    assert!(stderr.contains("2 training documents"), "{stderr}");
+
+    let lm = load_model_folder(&out_dir, &cpu()).expect("the pretrained folder loads");
+    assert_eq!(lm.config.num_hidden_layers, 1);
+    assert_eq!(lm.config.hidden_size, 16);
+    // Every benchmark word is spelled without [UNK].
+    let bench = walf_lab::data::Benchmark::bundled();
+    let unk = lm.tokenizer.unk_id().unwrap();
+    for p in &bench.professions {
+        let ids = lm.tokenizer.word_ids(&p.name, false).unwrap();
+        assert!(!ids.contains(&unk), "{} has [UNK]", p.name);
+    }
+    let predictions =
+        pollster::block_on(lm.fill_mask("the [MASK] went to the market.", 3)).unwrap();
+    assert_eq!(predictions[0].top.len(), 3);
+
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("training_summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["steps"], 2);
+    let held_out = summary["epochs"][0]["held_out_loss"].as_f64().unwrap();
+    assert!(held_out.is_finite() && held_out > 0.0);
+}
+
+#[test]
+fn pretrain_checkpoints_each_epoch_and_resumes() {
+    let corpus = tempfile::tempdir().unwrap();
+    synthetic_corpus(corpus.path());
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().join("model");
+    let mut args = vec!["pretrain", "--corpus", corpus.path().to_str().unwrap()];
+    args.extend(["--out", out_dir.to_str().unwrap()]);
+    let mut first = args.clone();
+    first.extend(TINY);
+    first.extend(["--epochs", "1"]);
+    ok(&walf(&first));
+    let state = |dir: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join("checkpoint/state.json")).unwrap()).unwrap()
+    };
+    let after_one = state(&out_dir);
+    assert_eq!(after_one["epochs_done"], 1);
+    let steps_one = after_one["step"].as_u64().unwrap();
+    assert!(steps_one > 0);
+
+    // A second run without --resume refuses to overwrite the model.
+    let again = walf(&first);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--resume"));
+    // Changing the recipe on resume is refused too.
+    let mut changed = args.clone();
+    changed.extend(["--resume", "--hidden", "32"]);
+    assert!(!walf(&changed).status.success());
+
+    let mut resume = args.clone();
+    resume.extend(["--resume", "--epochs", "2"]);
+    let o = walf(&resume);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("resuming after epoch 1"));
+    let after_two = state(&out_dir);
+    assert_eq!(after_two["epochs_done"], 2);
+    assert_eq!(after_two["step"].as_u64().unwrap(), 2 * steps_one);
+    assert_eq!(after_two["epochs"].as_array().unwrap().len(), 2);
+    let log = std::fs::read_to_string(out_dir.join("training.jsonl")).unwrap();
+    assert_eq!(log.lines().filter(|l| l.contains("\"epoch\"")).count(), 2);
+    load_model_folder(&out_dir, &cpu()).expect("the resumed model loads");
+}
+
+#[test]
+fn pretrain_reports_a_corpus_it_cannot_use() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let o = walf(&[
+        "pretrain",
+        "--corpus",
+        empty.path().to_str().unwrap(),
+        "--out",
+        out.path().join("m").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("document"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
