@@ -7,7 +7,7 @@ use crate::data::Group;
 use crate::measure::ProfessionDistribution;
 
 /// The desired distribution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Target {
     /// 50/50 for every profession.

@@ -17,6 +17,7 @@ pub mod model;
 pub mod pretrain;
 pub mod readback;
 pub mod rng;
+pub mod share;
 pub mod tokenizer;
 pub mod walf;
 pub mod weights;
