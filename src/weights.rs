@@ -106,6 +106,24 @@ impl<'a> Weights<'a> {
     }
 }
 
+/// A tensor to be written: name, dtype, shape and its bytes in that dtype.
+pub type StoredTensor = (String, Dtype, Vec<usize>, Vec<u8>);
+
+/// A safetensors file of `tensors`, with the `format: pt` metadata transformers writes.
+pub fn serialize(tensors: &[StoredTensor]) -> Result<Vec<u8>> {
+    let views = tensors
+        .iter()
+        .map(|(name, dtype, shape, bytes)| {
+            safetensors::tensor::TensorView::new(*dtype, shape.clone(), bytes)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| Error::Backend(format!("tensor `{name}`: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let metadata = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
+    safetensors::serialize(views, Some(metadata))
+        .map_err(|e| Error::Backend(format!("cannot write safetensors: {e}")))
+}
+
 /// f32 values encoded as `dtype` (one of those `to_f32` reads), little-endian.
 pub fn from_f32(dtype: Dtype, values: &[f32]) -> Option<Vec<u8>> {
     Some(match dtype {

@@ -5,12 +5,11 @@ use std::collections::HashMap;
 
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::tensor::Tensor;
-use safetensors::tensor::TensorView;
 
 use super::{CheckpointTensor, MaskedLm};
 use crate::error::{Error, Result};
 use crate::readback::read_f32;
-use crate::weights::from_f32;
+use crate::weights::{from_f32, serialize};
 
 /// Every float parameter, flattened, by id.
 struct Collect(HashMap<ParamId, Tensor<1>>);
@@ -77,16 +76,6 @@ impl MaskedLm {
             })?;
             tensors.push((entry.name.clone(), entry.dtype, entry.shape.clone(), bytes));
         }
-        let views = tensors
-            .iter()
-            .map(|(name, dtype, shape, bytes)| {
-                TensorView::new(*dtype, shape.clone(), bytes)
-                    .map(|v| (name.clone(), v))
-                    .map_err(|e| Error::Backend(format!("tensor `{name}`: {e}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-        safetensors::serialize(views, Some(metadata))
-            .map_err(|e| Error::Backend(format!("cannot write safetensors: {e}")))
+        serialize(&tensors)
     }
 }
