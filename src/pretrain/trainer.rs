@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 
 use burn::module::{Module, ModuleMapper, Param, ParamId};
+use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use safetensors::Dtype;
-use safetensors::tensor::TensorView;
 use serde::{Deserialize, Serialize};
 
 use super::corpus::Document;
@@ -19,7 +19,7 @@ use crate::model::{MaskedLm, TokenBatch};
 use crate::readback::read_f32;
 use crate::rng::SplitMix64;
 use crate::tokenizer::MaskTokenizer;
-use crate::weights::Weights;
+use crate::weights::{StoredTensor, Weights, serialize};
 
 /// The model's shape and the training recipe.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,14 +46,14 @@ impl Default for PretrainConfig {
     fn default() -> Self {
         Self {
             layers: 4,
-            hidden: 256,
+            hidden: 192,
             heads: 4,
-            intermediate: 1024,
+            intermediate: 768,
             vocab_size: 7000,
-            seq_len: 128,
-            epochs: 10,
-            batch_size: 16,
-            lr: 1e-3,
+            seq_len: 64,
+            epochs: 8,
+            batch_size: 32,
+            lr: 5e-4,
             warmup: 0.05,
             weight_decay: 0.01,
             mask_share: 0.15,
@@ -196,24 +196,14 @@ pub fn random_weights(config: &ModelConfig, seed: u64) -> Result<Vec<u8>> {
     norm(&mut add, format!("{t}.LayerNorm"));
     add("cls.predictions.bias".into(), vec![v], vec![0.0; v]);
 
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+    let stored: Vec<StoredTensor> = tensors
         .into_iter()
         .map(|(name, shape, values)| {
             let data = values.iter().flat_map(|x| x.to_le_bytes()).collect();
-            (name, shape, data)
+            (name, Dtype::F32, shape, data)
         })
         .collect();
-    let views = bytes
-        .iter()
-        .map(|(name, shape, data)| {
-            TensorView::new(Dtype::F32, shape.clone(), data)
-                .map(|view| (name.clone(), view))
-                .map_err(|e| Error::Backend(format!("tensor `{name}`: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-    safetensors::serialize(views, Some(metadata))
-        .map_err(|e| Error::Backend(format!("cannot write safetensors: {e}")))
+    serialize(&stored)
 }
 
 /// Token sequences of at most `seq_len` ids, each `[CLS] … [SEP]`, filled with whole consecutive
@@ -393,11 +383,14 @@ impl ModuleMapper for Reassign<'_> {
 }
 
 fn adamw(config: &PretrainConfig) -> ModuleOptimizer {
+    // Clipping as BERT's recipe does (burn clips each parameter's gradient to norm 1): a
+    // post-LayerNorm encoder trained from scratch with small batches has gradient spikes.
     AdamWConfig::new()
         .with_beta_1(0.9)
         .with_beta_2(0.999)
         .with_epsilon(1e-8)
         .with_weight_decay(config.weight_decay as f32)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
         .init()
 }
 
@@ -510,5 +503,114 @@ impl Pretrainer {
             .map(|e| (e.name.clone(), e.id.val()))
             .collect();
         Ok((bytes.to_vec(), ids))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masking_follows_berts_proportions() {
+        let vocab = MaskingVocab {
+            mask_id: 4,
+            pad_id: 0,
+            vocab_size: 1000,
+            first_ordinary: 5,
+        };
+        let seq: Vec<u32> = std::iter::once(2)
+            .chain(500..562)
+            .chain(std::iter::once(3))
+            .collect();
+        let seqs: Vec<&[u32]> = (0..400).map(|_| seq.as_slice()).collect();
+        let batch = mask_batch(&seqs, vocab, 0.15, &mut SplitMix64::new(7));
+        let n = batch.labels.len() as f64;
+        let inner = (400 * 62) as f64;
+        assert!(
+            (n / inner - 0.15).abs() < 0.01,
+            "chosen share {}",
+            n / inner
+        );
+        let (mut masked, mut kept, mut random) = (0.0, 0.0, 0.0);
+        for (&(row, p), &label) in batch.positions.iter().zip(&batch.labels) {
+            assert!(
+                p > 0 && p < seq.len() - 1,
+                "[CLS] and [SEP] are never chosen"
+            );
+            assert_eq!(label, seq[p]);
+            match batch.batch.ids[row][p] {
+                4 => masked += 1.0,
+                t if t == label => kept += 1.0,
+                t => {
+                    assert!((5..1000).contains(&t));
+                    random += 1.0
+                }
+            }
+        }
+        assert!((masked / n - 0.8).abs() < 0.03, "masked {}", masked / n);
+        assert!((kept / n - 0.1).abs() < 0.03, "kept {}", kept / n);
+        assert!((random / n - 0.1).abs() < 0.03, "random {}", random / n);
+        // A short sequence still gets one prediction.
+        let short = [2u32, 600, 3];
+        let b = mask_batch(&[&short], vocab, 0.01, &mut SplitMix64::new(1));
+        assert_eq!(b.positions, vec![(0, 1)]);
+    }
+
+    #[test]
+    fn learning_rate_warms_up_then_decays_to_zero() {
+        let config = PretrainConfig {
+            lr: 1e-3,
+            warmup: 0.1,
+            ..PretrainConfig::default()
+        };
+        let lr = |s| learning_rate(&config, s, 100);
+        assert!((lr(0) - 1e-4).abs() < 1e-12);
+        assert!((lr(9) - 1e-3).abs() < 1e-12);
+        assert!(lr(10) <= 1e-3 && lr(10) > lr(50));
+        assert!(lr(99) > 0.0 && lr(99) < 2e-5);
+        assert_eq!(lr(100), 0.0);
+    }
+
+    #[test]
+    fn random_weights_are_initialised_as_bert() {
+        let config = ModelConfig::from_json(
+            &serde_json::to_vec(
+                &PretrainConfig {
+                    layers: 1,
+                    hidden: 16,
+                    heads: 2,
+                    intermediate: 32,
+                    vocab_size: 50,
+                    seq_len: 8,
+                    ..PretrainConfig::default()
+                }
+                .config_json(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let bytes = random_weights(&config, 3).unwrap();
+        let weights = Weights::parse("w", &bytes).unwrap();
+        let word = weights
+            .tensor("bert.embeddings.word_embeddings.weight", &[50, 16])
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
+        assert!(word[..16].iter().all(|&v| v == 0.0), "the padding row is 0");
+        let rest = &word[16..];
+        let mean = rest.iter().sum::<f32>() / rest.len() as f32;
+        let std = (rest.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / rest.len() as f32).sqrt();
+        assert!(
+            mean.abs() < 0.005 && (std - 0.02).abs() < 0.003,
+            "{mean} {std}"
+        );
+        let gamma = weights
+            .tensor("bert.encoder.layer.0.output.LayerNorm.weight", &[16])
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
+        assert!(gamma.iter().all(|&v| v == 1.0));
+        assert!(MaskedLm::load(&config, &weights, &Device::flex()).is_ok());
+        assert_eq!(random_weights(&config, 3).unwrap(), bytes, "seeded");
     }
 }
