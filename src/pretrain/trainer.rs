@@ -594,7 +594,7 @@ mod tests {
         let word = weights
             .tensor("bert.embeddings.word_embeddings.weight", &[50, 16])
             .unwrap()
-            .to_vec::<f32>()
+            .try_to_vec::<f32>()
             .unwrap();
         assert!(word[..16].iter().all(|&v| v == 0.0), "the padding row is 0");
         let rest = &word[16..];
@@ -607,7 +607,7 @@ mod tests {
         let gamma = weights
             .tensor("bert.encoder.layer.0.output.LayerNorm.weight", &[16])
             .unwrap()
-            .to_vec::<f32>()
+            .try_to_vec::<f32>()
             .unwrap();
         assert!(gamma.iter().all(|&v| v == 1.0));
         assert!(MaskedLm::load(&config, &weights, &Device::flex()).is_ok());
