@@ -2,6 +2,7 @@
 //! drives knows nothing of any of these.
 
 mod backend;
+mod bundled;
 mod output;
 mod pretrain;
 mod tune;
@@ -51,9 +52,10 @@ enum SplitArg {
 enum Command {
     /// Measure how far the model's gender distribution over professions is from a target.
     Probe {
-        /// A Hugging Face model folder: config.json, tokenizer.json, model.safetensors.
+        /// A Hugging Face model folder: config.json, tokenizer.json, model.safetensors (default:
+        /// the bundled brown-bert).
         #[arg(long)]
-        model: PathBuf,
+        model: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "test")]
         split: SplitArg,
         #[arg(long, value_enum, default_value = "both")]
@@ -83,8 +85,9 @@ enum Command {
     Pretrain(pretrain::PretrainArgs),
     /// Masked-LM loss on a text file (one passage per line, or a TSV with a `text` column).
     LmLoss {
+        /// A model folder (default: the bundled brown-bert).
         #[arg(long)]
-        model: PathBuf,
+        model: Option<PathBuf>,
         #[arg(long)]
         text: PathBuf,
         #[arg(long, default_value_t = 0.15)]
@@ -99,8 +102,9 @@ enum Command {
     },
     /// Predict the masked word(s) of a sentence.
     Fill {
+        /// A model folder (default: the bundled brown-bert).
         #[arg(long)]
-        model: PathBuf,
+        model: Option<PathBuf>,
         /// A sentence with [MASK] or <mask>.
         text: String,
         #[arg(long, default_value_t = 10)]
@@ -121,13 +125,27 @@ pub fn main() -> ExitCode {
     }
 }
 
-pub(crate) fn load_model(dir: &Path, backend: BackendChoice) -> Result<LanguageModel> {
+pub(crate) fn load_model(dir: Option<&Path>, backend: BackendChoice) -> Result<LanguageModel> {
     load_model_on(dir, &backend.device()?)
 }
 
-pub(crate) fn load_model_on(dir: &Path, device: &burn::tensor::Device) -> Result<LanguageModel> {
-    walf_lab::folder::load_model_folder(dir, device)
-        .with_context(|| format!("cannot load the model in {}", dir.display()))
+/// The model in `dir`, or the bundled one.
+pub(crate) fn load_model_on(
+    dir: Option<&Path>,
+    device: &burn::tensor::Device,
+) -> Result<LanguageModel> {
+    match dir {
+        Some(dir) => walf_lab::folder::load_model_folder(dir, device)
+            .with_context(|| format!("cannot load the model in {}", dir.display())),
+        None => {
+            LanguageModel::load(bundled::files(), device).context("cannot load the bundled model")
+        }
+    }
+}
+
+/// How results name the model.
+pub(crate) fn model_name(dir: Option<&Path>) -> String {
+    dir.map_or_else(|| bundled::NAME.to_string(), |d| d.display().to_string())
 }
 
 fn benchmark(data: Option<&Path>) -> Result<Benchmark> {
@@ -215,7 +233,7 @@ fn run(cli: Cli) -> Result<()> {
                     split.label()
                 );
             }
-            let lm = load_model(&model, backend)?;
+            let lm = load_model(model.as_deref(), backend)?;
             let input = MeasureInput {
                 professions: &professions,
                 templates: &templates,
@@ -239,7 +257,15 @@ fn run(cli: Cli) -> Result<()> {
                 output::write_tsv(&dir, &reports)?;
             }
             if let Some(path) = json {
-                output::write_json(&path, &model, split, &templates, &result, &reports, seconds)?;
+                output::write_json(
+                    &path,
+                    &model_name(model.as_deref()),
+                    split,
+                    &templates,
+                    &result,
+                    &reports,
+                    seconds,
+                )?;
             }
             Ok(())
         }
@@ -259,7 +285,7 @@ fn run(cli: Cli) -> Result<()> {
             if passages.is_empty() {
                 bail!("{} holds no text", text.display());
             }
-            let lm = load_model(&model, backend)?;
+            let lm = load_model(model.as_deref(), backend)?;
             let bar = ProgressBar::new(passages.len() as u64);
             bar.set_style(
                 ProgressStyle::with_template(
@@ -291,7 +317,7 @@ fn run(cli: Cli) -> Result<()> {
             top,
             backend,
         } => {
-            let lm = load_model(&model, backend)?;
+            let lm = load_model(model.as_deref(), backend)?;
             let predictions = pollster::block_on(lm.fill_mask(&text, top))?;
             output::print_fill(&predictions);
             Ok(())

@@ -140,7 +140,7 @@ pub fn write_tsv(dir: &Path, reports: &[BiasReport]) -> Result<()> {
 
 pub fn write_json(
     path: &Path,
-    model: &Path,
+    model: &str,
     split: Split,
     templates: &[Template],
     result: &ProbeResult,
@@ -148,7 +148,7 @@ pub fn write_json(
     seconds: f64,
 ) -> Result<()> {
     let value = json!({
-        "model": model.display().to_string(),
+        "model": model,
         "split": split.label(),
         "templates": templates.iter().map(|t| &t.id).collect::<Vec<_>>(),
         "seconds": seconds,

@@ -29,8 +29,9 @@ pub enum TuneTarget {
 
 #[derive(Args)]
 pub struct TuneArgs {
+    /// A model folder (default: the bundled brown-bert).
     #[arg(long)]
-    model: PathBuf,
+    model: Option<PathBuf>,
     #[arg(long, value_enum)]
     target: TuneTarget,
     /// Folder for the best model (config.json, tokenizer.json, model.safetensors) and the
@@ -120,7 +121,7 @@ fn test_reports(lm: &LanguageModel, model: &MaskedLm) -> Result<Vec<BiasReport>>
 pub fn run(args: TuneArgs) -> Result<()> {
     let config = args.config();
     let device = args.backend.device()?.autodiff();
-    let mut lm = super::load_model_on(&args.model, &device)?;
+    let mut lm = super::load_model_on(args.model.as_deref(), &device)?;
     if args.no_dropout {
         lm.model.set_dropout(0.0, 0.0);
     }

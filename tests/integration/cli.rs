@@ -230,3 +230,26 @@ fn lm_loss_reads_a_text_file() {
     ]);
     assert!(stderr(&o).contains("holds no text"), "{}", stderr(&o));
 }
+
+#[test]
+fn without_model_the_bundled_model_is_used() {
+    let out = tempfile::tempdir().unwrap();
+    let run = |json: &std::path::Path, model: Option<&std::path::Path>| {
+        let mut args = vec!["probe", "--split", "valid", "--target", "equal"];
+        args.extend(["--json", json.to_str().unwrap()]);
+        if let Some(m) = model {
+            args.extend(["--model", m.to_str().unwrap()]);
+        }
+        let o = walf(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+        v
+    };
+    let bundled = run(&out.path().join("a.json"), None);
+    let folder = fixture_model(crate::common::BUNDLED);
+    let from_folder = run(&out.path().join("b.json"), Some(&folder));
+    assert_eq!(bundled["model"], "brown-bert (bundled)");
+    assert!(!bundled["professions"].as_array().unwrap().is_empty());
+    assert_eq!(bundled["professions"], from_folder["professions"]);
+}

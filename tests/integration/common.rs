@@ -5,10 +5,15 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use walf_lab::engine::{LanguageModel, ModelFiles};
 
+/// The bundled model, checked against the reference like the fixtures.
+pub const BUNDLED: &str = "brown-bert";
+
 pub fn fixture_model(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/models")
-        .join(name)
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if name == BUNDLED {
+        return root.join("public/models").join(name);
+    }
+    root.join("tests/fixtures/models").join(name)
 }
 
 pub fn read_model_files(dir: &Path) -> (Vec<u8>, Vec<u8>, Vec<u8>) {

@@ -207,3 +207,13 @@ fn distilbert_measure_matches_paper_procedure() {
 fn roberta_measure_matches_paper_procedure() {
     check_measure("roberta");
 }
+
+#[test]
+fn bundled_model_logits_match_transformers() {
+    check_logits(crate::common::BUNDLED);
+}
+
+#[test]
+fn bundled_model_measure_matches_paper_procedure() {
+    check_measure(crate::common::BUNDLED);
+}
