@@ -143,6 +143,16 @@ pub(crate) fn load_model_on(
     }
 }
 
+/// Writes `bytes` under a temporary name beside `path` and renames it into place: a crash
+/// leaves the old file or the new one, never half of one.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.partial"));
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot move {} into place", path.display()))
+}
+
 /// How results name the model.
 pub(crate) fn model_name(dir: Option<&Path>) -> String {
     dir.map_or_else(|| bundled::NAME.to_string(), |d| d.display().to_string())

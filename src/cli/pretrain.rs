@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use walf_lab::config::ModelConfig;
 use walf_lab::data::Benchmark;
+use walf_lab::engine::ExportedModel;
 use walf_lab::pretrain::corpus::{Document, document, looks_tagged};
 use walf_lab::pretrain::{
     MaskedBatch, MaskingVocab, ParamIds, PretrainConfig, Pretrainer, hold_out, mask_batch,
@@ -24,6 +25,8 @@ use walf_lab::tokenizer::MaskTokenizer;
 use walf_lab::weights::Weights;
 
 use super::backend::BackendChoice;
+use super::tune::save_atomically;
+use super::write_atomically;
 
 #[derive(Args)]
 pub struct PretrainArgs {
@@ -176,26 +179,6 @@ fn benchmark_words() -> Vec<String> {
         .map(|p| p.name.clone())
         .chain(bench.phrases.iter().map(|p| p.phrase.clone()))
         .collect()
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = path.with_file_name(format!(".{name}.partial"));
-    fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("cannot move {} into place", path.display()))
-}
-
-/// The model folder's three files, each replaced atomically.
-fn write_model(
-    dir: &Path,
-    config_json: &[u8],
-    tokenizer_json: &[u8],
-    weights: &[u8],
-) -> Result<()> {
-    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    write_atomically(&dir.join("config.json"), config_json)?;
-    write_atomically(&dir.join("tokenizer.json"), tokenizer_json)?;
-    write_atomically(&dir.join("model.safetensors"), weights)
 }
 
 fn masking_vocab(tokenizer: &MaskTokenizer, config: &ModelConfig) -> MaskingVocab {
@@ -443,7 +426,12 @@ pub fn run(args: PretrainArgs) -> Result<()> {
             state.param_ids = ids;
             save_checkpoint(&checkpoint, &state, &tokenizer_json, &weights, &optimizer)?;
         }
-        write_model(&args.out, &config_json, &tokenizer_json, &weights)?;
+        let files = ExportedModel {
+            config_json: config_json.clone(),
+            tokenizer_json: tokenizer_json.clone(),
+            safetensors: weights,
+        };
+        save_atomically(&args.out, &files)?;
         if stopped_early {
             break;
         }

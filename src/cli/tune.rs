@@ -90,18 +90,14 @@ impl TuneArgs {
 
 /// Writes the three files through temporary names and renames them into place, so that a
 /// crash leaves either the previous best model or the new one.
-fn save_atomically(dir: &Path, files: &ExportedModel) -> Result<()> {
+pub(crate) fn save_atomically(dir: &Path, files: &ExportedModel) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     for (name, bytes) in [
         ("config.json", &files.config_json),
         ("tokenizer.json", &files.tokenizer_json),
         ("model.safetensors", &files.safetensors),
     ] {
-        let tmp = dir.join(format!(".{name}.partial"));
-        let path = dir.join(name);
-        fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-        fs::rename(&tmp, &path)
-            .with_context(|| format!("cannot move {} into place", path.display()))?;
+        super::write_atomically(&dir.join(name), bytes)?;
     }
     Ok(())
 }
