@@ -237,6 +237,10 @@ pub fn run(args: PretrainArgs) -> Result<()> {
     fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
 
+    if !resuming {
+        // Settings first: a typo should not wait for the corpus to be read.
+        args.config().check()?;
+    }
     let docs = read_corpus(&args.corpus)?;
     let (train_docs, held_docs) = hold_out(docs);
     let train_sentences: Vec<String> = train_docs
