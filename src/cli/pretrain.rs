@@ -234,13 +234,13 @@ pub fn run(args: PretrainArgs) -> Result<()> {
     if resuming && args.sets_model_or_recipe() {
         bail!("--resume continues with the checkpoint's settings; only --epochs may change");
     }
+    if !resuming {
+        // Settings first: a typo should neither wait for the corpus nor leave a folder behind.
+        args.config().check()?;
+    }
     fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
 
-    if !resuming {
-        // Settings first: a typo should not wait for the corpus to be read.
-        args.config().check()?;
-    }
     let docs = read_corpus(&args.corpus)?;
     let (train_docs, held_docs) = hold_out(docs);
     let train_sentences: Vec<String> = train_docs
