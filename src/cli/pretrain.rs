@@ -277,7 +277,6 @@ pub fn run(args: PretrainArgs) -> Result<()> {
         )
     } else {
         let config = args.config();
-        config.check()?;
         let t = Instant::now();
         let json = train_vocabulary(&train_sentences, config.vocab_size, &benchmark_words())?;
         eprintln!(

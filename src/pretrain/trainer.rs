@@ -132,6 +132,35 @@ fn normal(rng: &mut SplitMix64, n: usize, std: f32) -> Vec<f32> {
         .collect()
 }
 
+/// Tensors of a new checkpoint, in the order written.
+struct NewTensors {
+    rng: SplitMix64,
+    tensors: Vec<StoredTensor>,
+}
+
+impl NewTensors {
+    fn push(&mut self, name: String, shape: Vec<usize>, values: Vec<f32>) {
+        let bytes = values.iter().flat_map(|x| x.to_le_bytes()).collect();
+        self.tensors.push((name, Dtype::F32, shape, bytes));
+    }
+
+    fn normal(&mut self, name: String, rows: usize, cols: usize) {
+        let values = normal(&mut self.rng, rows * cols, 0.02);
+        self.push(name, vec![rows, cols], values);
+    }
+
+    /// A linear layer as transformers stores it: weight `[out, in]`, bias 0.
+    fn linear(&mut self, prefix: &str, d_in: usize, d_out: usize) {
+        self.normal(format!("{prefix}.weight"), d_out, d_in);
+        self.push(format!("{prefix}.bias"), vec![d_out], vec![0.0; d_out]);
+    }
+
+    fn layer_norm(&mut self, prefix: &str, dim: usize) {
+        self.push(format!("{prefix}.weight"), vec![dim], vec![1.0; dim]);
+        self.push(format!("{prefix}.bias"), vec![dim], vec![0.0; dim]);
+    }
+}
+
 /// A freshly initialised `BertForMaskedLM` as a safetensors file, initialised as BERT is:
 /// weights N(0, 0.02), biases 0, LayerNorm 1 and 0, the padding embedding 0.
 pub fn random_weights(config: &ModelConfig, seed: u64) -> Result<Vec<u8>> {
@@ -140,70 +169,42 @@ pub fn random_weights(config: &ModelConfig, seed: u64) -> Result<Vec<u8>> {
         config.intermediate_size,
         config.vocab_size,
     );
-    let mut rng = SplitMix64::new(seed);
-    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
-    let mut add =
-        |name: String, shape: Vec<usize>, values: Vec<f32>| tensors.push((name, shape, values));
-    let n = |shape: &[usize]| shape.iter().product::<usize>();
-    let matrix = |rng: &mut SplitMix64, name: String, shape: Vec<usize>| {
-        let values = normal(rng, n(&shape), 0.02);
-        (name, shape, values)
+    let mut new = NewTensors {
+        rng: SplitMix64::new(seed),
+        tensors: Vec::new(),
     };
     let e = "bert.embeddings";
-    let mut word = matrix(&mut rng, format!("{e}.word_embeddings.weight"), vec![v, h]);
+    let mut word = normal(&mut new.rng, v * h, 0.02);
     let pad = config.pad_token_id;
-    word.2[pad * h..(pad + 1) * h].fill(0.0);
-    add(word.0, word.1, word.2);
-    let (a, b, c) = matrix(
-        &mut rng,
+    word[pad * h..(pad + 1) * h].fill(0.0);
+    new.push(format!("{e}.word_embeddings.weight"), vec![v, h], word);
+    new.normal(
         format!("{e}.position_embeddings.weight"),
-        vec![config.max_position_embeddings, h],
+        config.max_position_embeddings,
+        h,
     );
-    add(a, b, c);
-    let (a, b, c) = matrix(
-        &mut rng,
+    new.normal(
         format!("{e}.token_type_embeddings.weight"),
-        vec![config.type_vocab_size.max(1), h],
+        config.type_vocab_size.max(1),
+        h,
     );
-    add(a, b, c);
-    let norm = |add: &mut dyn FnMut(String, Vec<usize>, Vec<f32>), prefix: String| {
-        add(format!("{prefix}.weight"), vec![h], vec![1.0; h]);
-        add(format!("{prefix}.bias"), vec![h], vec![0.0; h]);
-    };
-    norm(&mut add, format!("{e}.LayerNorm"));
+    new.layer_norm(&format!("{e}.LayerNorm"), h);
     for l in 0..config.num_hidden_layers {
         let p = format!("bert.encoder.layer.{l}");
-        let linears = [
-            (format!("{p}.attention.self.query"), h, h),
-            (format!("{p}.attention.self.key"), h, h),
-            (format!("{p}.attention.self.value"), h, h),
-            (format!("{p}.attention.output.dense"), h, h),
-            (format!("{p}.intermediate.dense"), h, i),
-            (format!("{p}.output.dense"), i, h),
-        ];
-        for (name, d_in, d_out) in linears {
-            let (a, b, c) = matrix(&mut rng, format!("{name}.weight"), vec![d_out, d_in]);
-            add(a, b, c);
-            add(format!("{name}.bias"), vec![d_out], vec![0.0; d_out]);
-        }
-        norm(&mut add, format!("{p}.attention.output.LayerNorm"));
-        norm(&mut add, format!("{p}.output.LayerNorm"));
+        new.linear(&format!("{p}.attention.self.query"), h, h);
+        new.linear(&format!("{p}.attention.self.key"), h, h);
+        new.linear(&format!("{p}.attention.self.value"), h, h);
+        new.linear(&format!("{p}.attention.output.dense"), h, h);
+        new.linear(&format!("{p}.intermediate.dense"), h, i);
+        new.linear(&format!("{p}.output.dense"), i, h);
+        new.layer_norm(&format!("{p}.attention.output.LayerNorm"), h);
+        new.layer_norm(&format!("{p}.output.LayerNorm"), h);
     }
     let t = "cls.predictions.transform";
-    let (a, b, c) = matrix(&mut rng, format!("{t}.dense.weight"), vec![h, h]);
-    add(a, b, c);
-    add(format!("{t}.dense.bias"), vec![h], vec![0.0; h]);
-    norm(&mut add, format!("{t}.LayerNorm"));
-    add("cls.predictions.bias".into(), vec![v], vec![0.0; v]);
-
-    let stored: Vec<StoredTensor> = tensors
-        .into_iter()
-        .map(|(name, shape, values)| {
-            let data = values.iter().flat_map(|x| x.to_le_bytes()).collect();
-            (name, Dtype::F32, shape, data)
-        })
-        .collect();
-    serialize(&stored)
+    new.linear(&format!("{t}.dense"), h, h);
+    new.layer_norm(&format!("{t}.LayerNorm"), h);
+    new.push("cls.predictions.bias".into(), vec![v], vec![0.0; v]);
+    serialize(&new.tensors)
 }
 
 /// Token sequences of at most `seq_len` ids, each `[CLS] … [SEP]`, filled with whole consecutive
