@@ -1,6 +1,8 @@
 //! Distance from a desired distribution: the paper's KL(target ‖ predicted) per profession and
 //! its mean and sample variance per group.
 
+use std::fmt::Write as _;
+
 use serde::Serialize;
 
 use crate::data::Group;
@@ -138,5 +140,54 @@ pub fn bias_report(distributions: &[ProfessionDistribution], target: Target) -> 
         target,
         individual,
         summary,
+    }
+}
+
+/// The paper's number format: NaN as an empty field (pandas' default).
+fn number(v: f64) -> String {
+    if v.is_nan() {
+        String::new()
+    } else {
+        format!("{v}")
+    }
+}
+
+impl BiasReport {
+    /// The paper's `individual` table as TSV (its column names, NaN as an empty field).
+    pub fn individual_tsv(&self) -> String {
+        let mut s = String::from(
+            "profession\tf before\tm before\tf true\tm true\tprof_gender\tKL_female\tKL_male\tKL_total\n",
+        );
+        for r in &self.individual {
+            let _ = writeln!(
+                s,
+                "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                r.profession,
+                number(r.f_pred),
+                number(r.m_pred),
+                number(r.f_true),
+                number(r.m_true),
+                r.prof_gender,
+                number(r.kl_female),
+                number(r.kl_male),
+                number(r.kl_total)
+            );
+        }
+        s
+    }
+
+    /// The paper's `summary` table (mean and sample variance of KL per group) as TSV.
+    pub fn summary_tsv(&self) -> String {
+        let mut s = String::from("prof_gender\tKL_mean\tKL_variance\n");
+        for r in &self.summary {
+            let _ = writeln!(
+                s,
+                "{}\t{}\t{}",
+                r.group,
+                number(r.kl_mean),
+                number(r.kl_variance)
+            );
+        }
+        s
     }
 }

@@ -3,7 +3,7 @@
 
 use burn::tensor::Device;
 use burn::tensor::activation::softmax;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
@@ -40,7 +40,7 @@ pub struct ExportedModel {
     pub safetensors: Vec<u8>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenProbability {
     pub token: String,
     pub id: u32,
@@ -118,6 +118,16 @@ impl LanguageModel {
 
     /// Predictions at every mask of `text` (`[MASK]` and `<mask>` both accepted).
     pub async fn fill_mask(&self, text: &str, top: usize) -> Result<Vec<MaskPrediction>> {
+        self.fill_mask_weights(&self.model, text, top).await
+    }
+
+    /// Fill-mask with other weights of the same architecture and tokenizer (e.g. tuned ones).
+    pub async fn fill_mask_weights(
+        &self,
+        model: &MaskedLm,
+        text: &str,
+        top: usize,
+    ) -> Result<Vec<MaskPrediction>> {
         let text = self.tokenizer.with_model_mask(text);
         let ids = self.tokenizer.encode(&text)?;
         if ids.len() > self.max_len() {
@@ -144,7 +154,7 @@ impl LanguageModel {
             pad_id: self.tokenizer.pad_id(),
         };
         let at: Vec<(usize, usize)> = positions.iter().map(|&p| (0, p)).collect();
-        let probabilities = read_f32(softmax(self.model.logits_at(&batch, &at), 1)).await?;
+        let probabilities = read_f32(softmax(model.logits_at(&batch, &at), 1)).await?;
         let vocab = self.config.vocab_size;
         Ok(positions
             .iter()

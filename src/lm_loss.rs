@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::engine::LanguageModel;
 use crate::error::{Error, Result};
 use crate::measure::Progress;
-use crate::model::TokenBatch;
+use crate::model::{MaskedLm, TokenBatch};
 use crate::readback::read_f32;
 use crate::rng::SplitMix64;
 
@@ -60,6 +60,28 @@ impl LanguageModel {
         batch_size: usize,
         on_progress: &mut dyn FnMut(Progress),
     ) -> Result<LmLoss> {
+        self.lm_loss_weights(
+            &self.model,
+            passages,
+            mask_prob,
+            seed,
+            batch_size,
+            on_progress,
+        )
+        .await
+    }
+
+    /// The loss with other weights of the same architecture and tokenizer (e.g. tuned ones):
+    /// the same seed masks the same tokens, so the two losses compare like for like.
+    pub async fn lm_loss_weights(
+        &self,
+        model: &MaskedLm,
+        passages: &[String],
+        mask_prob: f64,
+        seed: u64,
+        batch_size: usize,
+        on_progress: &mut dyn FnMut(Progress),
+    ) -> Result<LmLoss> {
         if !(mask_prob > 0.0 && mask_prob <= 1.0) {
             return Err(Error::Input(format!(
                 "the mask probability must be in (0, 1], not {mask_prob}"
@@ -101,7 +123,7 @@ impl LanguageModel {
         }
         let mut order: Vec<usize> = (0..masked.len()).collect();
         order.sort_by_key(|&i| masked[i].ids.len());
-        let device = self.model.device();
+        let device = model.device();
         let (mut sum, mut count) = (0f64, 0usize);
         on_progress(Progress {
             done: 0,
@@ -123,7 +145,7 @@ impl LanguageModel {
                 .collect();
             let n = labels.len();
             let labels = Tensor::<2, Int>::from_data(TensorData::new(labels, [n, 1]), &device);
-            let nll = log_softmax(self.model.logits_at(&batch, &positions), 1)
+            let nll = log_softmax(model.logits_at(&batch, &positions), 1)
                 .gather(1, labels)
                 .sum()
                 .neg();

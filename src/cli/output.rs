@@ -13,15 +13,6 @@ use walf_lab::data::{Split, Template};
 use walf_lab::engine::MaskPrediction;
 use walf_lab::measure::ProbeResult;
 
-/// The paper writes NaN as an empty field (pandas' default).
-fn number(v: f64) -> String {
-    if v.is_nan() {
-        String::new()
-    } else {
-        format!("{v}")
-    }
-}
-
 pub fn print_probe(result: &ProbeResult, reports: &[BiasReport], split: Split, seconds: f64) {
     let mut out = String::new();
     let _ = writeln!(
@@ -80,42 +71,6 @@ fn short(target: Target) -> &'static str {
     }
 }
 
-fn individual_tsv(report: &BiasReport) -> String {
-    let mut s = String::from(
-        "profession\tf before\tm before\tf true\tm true\tprof_gender\tKL_female\tKL_male\tKL_total\n",
-    );
-    for r in &report.individual {
-        let _ = writeln!(
-            s,
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-            r.profession,
-            number(r.f_pred),
-            number(r.m_pred),
-            number(r.f_true),
-            number(r.m_true),
-            r.prof_gender,
-            number(r.kl_female),
-            number(r.kl_male),
-            number(r.kl_total)
-        );
-    }
-    s
-}
-
-fn summary_tsv(report: &BiasReport) -> String {
-    let mut s = String::from("prof_gender\tKL_mean\tKL_variance\n");
-    for r in &report.summary {
-        let _ = writeln!(
-            s,
-            "{}\t{}\t{}",
-            r.group,
-            number(r.kl_mean),
-            number(r.kl_variance)
-        );
-    }
-    s
-}
-
 /// `DIR/individual.tsv` and `DIR/summary.tsv`, or one such pair per target under
 /// `DIR/equal/` and `DIR/real-world/` when both are reported.
 pub fn write_tsv(dir: &Path, reports: &[BiasReport]) -> Result<()> {
@@ -128,8 +83,8 @@ pub fn write_tsv(dir: &Path, reports: &[BiasReport]) -> Result<()> {
         fs::create_dir_all(&folder)
             .with_context(|| format!("cannot create {}", folder.display()))?;
         for (name, text) in [
-            ("individual.tsv", individual_tsv(report)),
-            ("summary.tsv", summary_tsv(report)),
+            ("individual.tsv", report.individual_tsv()),
+            ("summary.tsv", report.summary_tsv()),
         ] {
             let path = folder.join(name);
             fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
