@@ -11,14 +11,17 @@ pub mod engine;
 pub mod error;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod folder;
+pub mod hub;
 pub mod lm_loss;
 pub mod measure;
 pub mod model;
 pub mod pretrain;
+pub mod protocol;
 pub mod readback;
 pub mod rng;
 pub mod share;
 pub mod tokenizer;
+pub mod view;
 pub mod walf;
 pub mod weights;
 

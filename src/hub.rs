@@ -1,0 +1,112 @@
+//! Hugging Face Hub addresses and what to tell the user when a repository lacks what the engine
+//! reads. The download itself is the front end's (the browser's fetch, with its cache).
+
+use crate::error::{Error, Result};
+
+pub const DEFAULT_HUB: &str = "https://huggingface.co";
+
+/// The files of a model folder, in the order they are fetched: the small ones first, so that an
+/// unsupported architecture or a missing tokenizer is reported before a large download.
+pub const MODEL_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
+
+/// A repository id: `name` or `owner/name`, of letters, digits, `-`, `_` and `.`.
+pub fn check_model_id(id: &str) -> Result<&str> {
+    let id = id.trim();
+    let parts: Vec<&str> = id.split('/').collect();
+    let part_ok = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 96
+            && !p.starts_with('.')
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    if parts.len() > 2 || !parts.iter().all(|p| part_ok(p)) || id.contains("..") {
+        return Err(Error::Input(format!(
+            "{id:?} is not a Hub model id: write it as on the Hub, e.g. bert-base-uncased or \
+             distilbert/distilbert-base-uncased"
+        )));
+    }
+    Ok(id)
+}
+
+/// The Hub (or mirror) address without a trailing slash.
+pub fn check_base(base: &str) -> Result<String> {
+    let base = base.trim().trim_end_matches('/');
+    let rest = base
+        .strip_prefix("https://")
+        .or_else(|| base.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.chars().any(|c| c.is_whitespace()) => {
+            Ok(base.to_string())
+        }
+        _ => Err(Error::Input(format!(
+            "{base:?} is not a web address: the Hub is {DEFAULT_HUB}, a mirror is given the same \
+             way (http:// or https://)"
+        ))),
+    }
+}
+
+/// Where the Hub serves a file of the main branch.
+pub fn resolve_url(base: &str, id: &str, file: &str) -> String {
+    format!("{base}/{id}/resolve/main/{file}")
+}
+
+/// The repository answered 404 for `file`.
+pub fn missing_file_message(id: &str, file: &str) -> String {
+    match file {
+        "config.json" => {
+            format!("{id}: no such model on the Hub (or it has no config.json); check the spelling")
+        }
+        "tokenizer.json" => format!(
+            "{id} has no tokenizer.json (only the older vocabulary files), which this app \
+             cannot read; pick a repository with a fast tokenizer"
+        ),
+        "model.safetensors" => format!(
+            "{id} has no model.safetensors (perhaps only PyTorch .bin weights, which a browser \
+             cannot read safely); pick a repository with safetensors weights"
+        ),
+        _ => format!("{id} has no {file}"),
+    }
+}
+
+/// Any other HTTP failure.
+pub fn status_message(id: &str, file: &str, status: u16, text: &str) -> String {
+    match status {
+        401 | 403 => format!(
+            "{id} is private or gated (HTTP {status}): the app can only download public models"
+        ),
+        429 => format!(
+            "the Hub is limiting requests (HTTP 429) while fetching {file}; try again later"
+        ),
+        _ => format!("fetching {file} of {id} failed: HTTP {status} {text}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_addresses() {
+        assert!(check_model_id("bert-base-uncased").is_ok());
+        assert_eq!(
+            check_model_id(" FacebookAI/roberta-base ").unwrap(),
+            "FacebookAI/roberta-base"
+        );
+        for bad in ["", "a/b/c", "../etc", "x y", "a/", "<script>", ".hidden"] {
+            assert!(check_model_id(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            check_base("http://127.0.0.1:8123/").unwrap(),
+            "http://127.0.0.1:8123"
+        );
+        assert!(check_base("javascript:alert(1)").is_err());
+        assert!(check_base("ftp://x").is_err());
+        assert_eq!(
+            resolve_url(DEFAULT_HUB, "bert-base-uncased", "config.json"),
+            "https://huggingface.co/bert-base-uncased/resolve/main/config.json"
+        );
+        assert!(missing_file_message("x", "model.safetensors").contains("safetensors"));
+        assert!(status_message("x", "config.json", 401, "").contains("private"));
+    }
+}

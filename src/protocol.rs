@@ -1,0 +1,321 @@
+//! The messages between the page and the engine's Web Worker. The page never touches a tensor:
+//! it sends a `Request`, the worker answers with `Reply`s (progress, then a result or a
+//! failure). Messages travel as JSON text; model files travel beside them as byte arrays.
+
+use serde::{Deserialize, Serialize};
+
+use crate::bias::Target;
+use crate::data::{Gender, Group, Split};
+use crate::engine::TokenProbability;
+
+/// Where the model comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ModelSource {
+    /// The model shipped with the app: `base` is the address of its folder.
+    Bundled { base: String },
+    /// A Hugging Face Hub repository (or a mirror with the Hub's `resolve` URLs).
+    Hub { id: String, base: String },
+    /// Files the user picked: config.json, tokenizer.json and model.safetensors travel with the
+    /// message, in that order.
+    Local { name: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendChoice {
+    /// WebGPU when the browser offers an adapter, the CPU otherwise.
+    Auto,
+    Webgpu,
+    Cpu,
+}
+
+impl BackendChoice {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "auto" => Some(Self::Auto),
+            "webgpu" | "gpu" => Some(Self::Webgpu),
+            "cpu" => Some(Self::Cpu),
+            _ => None,
+        }
+    }
+}
+
+/// WALF's settings as the page offers them (the rest are the paper's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TuneSettings {
+    pub target: Target,
+    pub gamma: f64,
+    pub beta: f64,
+    pub lr: f64,
+    pub batch_size: usize,
+    pub max_epochs: usize,
+    pub patience: usize,
+    /// Stop after this many training steps in all (a quick classroom demo); `None`: run to the
+    /// end of the epochs.
+    pub max_steps: Option<usize>,
+    /// The model's dropout while training, as the paper; off makes runs repeatable.
+    pub dropout: bool,
+}
+
+impl TuneSettings {
+    pub fn paper(target: Target) -> Self {
+        let c = crate::walf::WalfConfig::paper(target);
+        Self {
+            target,
+            gamma: c.gamma,
+            beta: c.beta,
+            lr: c.lr,
+            batch_size: c.batch_size,
+            max_epochs: c.max_epochs,
+            patience: c.patience,
+            max_steps: None,
+            dropout: true,
+        }
+    }
+}
+
+/// The benchmark rows the user edited; `None` fields keep the bundled ones. Each is the text of
+/// the corresponding TSV file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BenchmarkEdits {
+    pub professions_tsv: Option<String>,
+    pub templates_tsv: Option<String>,
+    pub phrases_tsv: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Request {
+    Load {
+        source: ModelSource,
+        backend: BackendChoice,
+    },
+    /// Measure with the loaded model's current weights (the tuned ones after tuning).
+    Probe {
+        job: u64,
+        split: Split,
+        benchmark: BenchmarkEdits,
+    },
+    Fill {
+        job: u64,
+        text: String,
+        top: usize,
+    },
+    TuneStart {
+        job: u64,
+        settings: TuneSettings,
+        benchmark: BenchmarkEdits,
+    },
+    TunePause,
+    TuneResume,
+    /// Ends the run after the current step; the best weights so far become the model's.
+    TuneStop,
+    /// Masked-LM loss of `text` (one passage per line) under the original and current weights.
+    LmLoss {
+        job: u64,
+        text: String,
+    },
+    /// The current model as config.json, tokenizer.json and model.safetensors.
+    Export {
+        job: u64,
+    },
+}
+
+/// Which device runs the engine, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendInfo {
+    pub name: String,
+    /// Why this one (e.g. no WebGPU adapter), shown to the user.
+    pub notice: Option<String>,
+    pub gpu: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfessionRow {
+    pub profession: String,
+    pub group: Group,
+    pub p_female: f64,
+    pub female_share: f64,
+}
+
+/// One association score of the paper (template × phrase) for a profession.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreRow {
+    pub template_id: String,
+    pub profession: String,
+    pub word: String,
+    pub gender: Gender,
+    pub score: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeReply {
+    pub split: Split,
+    pub professions: Vec<ProfessionRow>,
+    pub scores: Vec<ScoreRow>,
+    pub forward_sentences: usize,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaskFill {
+    pub position: usize,
+    pub top: Vec<TokenProbability>,
+    /// Probability of each of he, she, man, woman (where the vocabulary has it as one token).
+    pub gender_words: Vec<(String, f64)>,
+}
+
+/// One WALF training step, as the curves need it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TuneStepReply {
+    pub step: usize,
+    pub epoch: usize,
+    pub batch: usize,
+    pub batches: usize,
+    pub group: Group,
+    pub kl: f64,
+    pub mlm_loss: Option<f64>,
+    pub lambda: Option<f64>,
+    pub total_loss: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TuneEpochReply {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub valid_kl: f64,
+    pub improved: bool,
+    pub best_epoch: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reply {
+    /// The worker has started and takes requests.
+    Ready,
+    Progress {
+        job: Option<u64>,
+        what: String,
+        done: u64,
+        total: u64,
+    },
+    Loaded {
+        name: String,
+        architecture: String,
+        parameters: usize,
+        vocab_size: usize,
+        mask_token: String,
+        backend: BackendInfo,
+        /// Downloaded now (false: read from the browser's cache or bundled).
+        downloaded: bool,
+    },
+    Probed {
+        job: u64,
+        result: ProbeReply,
+    },
+    Filled {
+        job: u64,
+        masks: Vec<MaskFill>,
+    },
+    TuneStep {
+        job: u64,
+        step: TuneStepReply,
+    },
+    TuneEpoch {
+        job: u64,
+        epoch: TuneEpochReply,
+    },
+    TunePaused {
+        job: u64,
+        paused: bool,
+    },
+    /// The run ended; the model now holds the best weights.
+    TuneFinished {
+        job: u64,
+        reason: String,
+        steps: usize,
+    },
+    LmLoss {
+        job: u64,
+        before: f64,
+        after: f64,
+        tokens: usize,
+    },
+    /// The files travel beside the message.
+    Exported {
+        job: u64,
+        name: String,
+    },
+    Failed {
+        job: Option<u64>,
+        message: String,
+        /// The GPU went away: results so far stand, and the CPU can take over.
+        device_lost: bool,
+    },
+}
+
+impl Request {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("requests serialize")
+    }
+
+    pub fn from_json(text: &str) -> crate::Result<Self> {
+        serde_json::from_str(text)
+            .map_err(|e| crate::Error::Input(format!("malformed request to the engine: {e}")))
+    }
+}
+
+impl Reply {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("replies serialize")
+    }
+
+    pub fn from_json(text: &str) -> crate::Result<Self> {
+        serde_json::from_str(text)
+            .map_err(|e| crate::Error::Input(format!("malformed reply from the engine: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_and_replies_round_trip_as_json() {
+        let requests = [
+            Request::Load {
+                source: ModelSource::Hub {
+                    id: "bert-base-uncased".into(),
+                    base: "https://huggingface.co".into(),
+                },
+                backend: BackendChoice::Auto,
+            },
+            Request::TuneStart {
+                job: 3,
+                settings: TuneSettings::paper(Target::RealWorld),
+                benchmark: BenchmarkEdits::default(),
+            },
+            Request::TunePause,
+        ];
+        for r in requests {
+            assert_eq!(Request::from_json(&r.to_json()).unwrap(), r);
+        }
+        let reply = Reply::Failed {
+            job: Some(2),
+            message: "no adapter".into(),
+            device_lost: true,
+        };
+        assert_eq!(Reply::from_json(&reply.to_json()).unwrap(), reply);
+        assert!(Reply::from_json("{\"kind\":\"launch_missiles\"}").is_err());
+    }
+
+    #[test]
+    fn paper_settings_are_walfs_defaults() {
+        let s = TuneSettings::paper(Target::Equal);
+        assert_eq!(
+            (s.lr, s.batch_size, s.max_epochs, s.patience),
+            (2e-5, 8, 50, 5)
+        );
+    }
+}

@@ -1,0 +1,403 @@
+//! What the web page shows, computed without a browser: the chart's rows and their order, the
+//! numbers behind a point, the deep-link parameters, the result document behind a share link.
+//! The Leptos components only draw these, so this logic is tested natively.
+
+use crate::bias::Target;
+use crate::data::{Gender, Group, Split};
+use crate::protocol::{BackendChoice, ProbeReply, ScoreRow};
+use crate::share::{SharedProfession, SharedResult, SharedTuning};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortOrder {
+    /// Within each group, by name.
+    Name,
+    /// Within each group, from the most male to the most female prediction.
+    PFemale,
+    /// Within each group, the farthest from the BLS share first.
+    GapToBls,
+}
+
+impl SortOrder {
+    pub const ALL: [SortOrder; 3] = [SortOrder::PFemale, SortOrder::GapToBls, SortOrder::Name];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            SortOrder::Name => "name",
+            SortOrder::PFemale => "P(female)",
+            SortOrder::GapToBls => "distance from BLS",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.label() == s)
+    }
+}
+
+/// A chart row: one profession.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChartRow {
+    pub name: String,
+    pub group: Group,
+    pub p_female: f64,
+    pub p_female_after: Option<f64>,
+    pub female_share: f64,
+}
+
+/// Groups in the order the chart shows them: from male- to female-dominated.
+pub const CHART_GROUPS: [Group; 3] = [
+    Group::MaleDominated,
+    Group::Balanced,
+    Group::FemaleDominated,
+];
+
+/// A group's name for readers (the data files use the paper's `male_dominated`).
+pub fn group_title(group: Group) -> &'static str {
+    match group {
+        Group::MaleDominated => "male-dominated",
+        Group::Balanced => "balanced",
+        Group::FemaleDominated => "female-dominated",
+    }
+}
+
+/// The rows of each group (male-dominated, balanced, female-dominated), sorted within groups.
+pub fn chart_groups(result: &SharedResult, order: SortOrder) -> Vec<(Group, Vec<ChartRow>)> {
+    CHART_GROUPS
+        .into_iter()
+        .filter_map(|group| {
+            let mut rows: Vec<ChartRow> = result
+                .professions
+                .iter()
+                .filter(|p| p.group == group)
+                .map(|p| ChartRow {
+                    name: p.name.clone(),
+                    group,
+                    p_female: p.p_female,
+                    p_female_after: p.p_female_after,
+                    female_share: p.female_share,
+                })
+                .collect();
+            let value = |r: &ChartRow| r.p_female_after.unwrap_or(r.p_female);
+            match order {
+                SortOrder::Name => rows.sort_by(|a, b| a.name.cmp(&b.name)),
+                SortOrder::PFemale => rows.sort_by(|a, b| value(a).total_cmp(&value(b))),
+                SortOrder::GapToBls => rows.sort_by(|a, b| {
+                    (value(b) - b.female_share)
+                        .abs()
+                        .total_cmp(&(value(a) - a.female_share).abs())
+                }),
+            }
+            (!rows.is_empty()).then_some((group, rows))
+        })
+        .collect()
+}
+
+/// The association scores behind one profession's point: per template, each phrase's score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreTable {
+    pub templates: Vec<String>,
+    /// (phrase word, gender, one score per template; `None` where absent).
+    pub rows: Vec<(String, Gender, Vec<Option<f64>>)>,
+}
+
+pub fn score_table(profession: &str, scores: &[ScoreRow]) -> ScoreTable {
+    let mine: Vec<&ScoreRow> = scores
+        .iter()
+        .filter(|s| s.profession == profession)
+        .collect();
+    let mut templates: Vec<String> = Vec::new();
+    let mut words: Vec<(String, Gender)> = Vec::new();
+    for s in &mine {
+        if !templates.contains(&s.template_id) {
+            templates.push(s.template_id.clone());
+        }
+        if !words.iter().any(|(w, g)| *w == s.word && *g == s.gender) {
+            words.push((s.word.clone(), s.gender));
+        }
+    }
+    let rows = words
+        .into_iter()
+        .map(|(word, gender)| {
+            let values = templates
+                .iter()
+                .map(|t| {
+                    mine.iter()
+                        .find(|s| s.template_id == *t && s.word == word && s.gender == gender)
+                        .map(|s| s.score)
+                })
+                .collect();
+            (word, gender, values)
+        })
+        .collect();
+    ScoreTable { templates, rows }
+}
+
+/// The result document of a probe (and, after tuning, the probe of the tuned model): what the
+/// page draws and what a share link carries.
+pub fn shared_result(
+    model: &str,
+    before: &ProbeReply,
+    after: Option<&ProbeReply>,
+    tuning: Option<SharedTuning>,
+) -> SharedResult {
+    let professions = before
+        .professions
+        .iter()
+        .map(|p| SharedProfession {
+            name: p.profession.clone(),
+            group: p.group,
+            female_share: p.female_share,
+            p_female: p.p_female,
+            p_female_after: after.and_then(|a| {
+                a.professions
+                    .iter()
+                    .find(|q| q.profession == p.profession)
+                    .map(|q| q.p_female)
+            }),
+        })
+        .collect::<Vec<_>>();
+    // A link carries after-values only when every profession has one.
+    let complete = professions.iter().all(|p| p.p_female_after.is_some());
+    let (professions, tuning) = if after.is_some() && complete && tuning.is_some() {
+        (professions, tuning)
+    } else {
+        (
+            professions
+                .into_iter()
+                .map(|p| SharedProfession {
+                    p_female_after: None,
+                    ..p
+                })
+                .collect(),
+            None,
+        )
+    };
+    SharedResult {
+        model: model.chars().take(200).collect(),
+        split: before.split.label().to_string(),
+        professions,
+        tuning,
+    }
+}
+
+/// The page's address parameters (`?model=…&hub=…&split=…&target=…&backend=…`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PageQuery {
+    pub model: Option<String>,
+    pub hub: Option<String>,
+    pub split: Option<Split>,
+    pub target: Option<Target>,
+    pub backend: Option<BackendChoice>,
+    /// Parameters that were given but not understood, as messages.
+    pub problems: Vec<String>,
+}
+
+pub fn parse_target(s: &str) -> Option<Target> {
+    match s {
+        "equal" => Some(Target::Equal),
+        "real-world" | "real_world" | "realworld" | "bls" => Some(Target::RealWorld),
+        _ => None,
+    }
+}
+
+/// Decodes `%XX` escapes and `+` as in a query string; invalid escapes are kept as written.
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn parse_query(search: &str) -> PageQuery {
+    let mut q = PageQuery::default();
+    for pair in search.trim_start_matches('?').split('&') {
+        if pair.is_empty() {
+            continue;
+        }
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_decode(value);
+        let value = value.trim();
+        match key {
+            "model" if !value.is_empty() => q.model = Some(value.to_string()),
+            "hub" if !value.is_empty() => q.hub = Some(value.to_string()),
+            "split" => match Split::parse(value) {
+                Some(s) => q.split = Some(s),
+                None => q.problems.push(format!(
+                    "split={value} is not a split (train, valid, test or all)"
+                )),
+            },
+            "target" => match parse_target(value) {
+                Some(t) => q.target = Some(t),
+                None => q.problems.push(format!(
+                    "target={value} is not a target (equal or real-world)"
+                )),
+            },
+            "backend" => match BackendChoice::parse(value) {
+                Some(b) => q.backend = Some(b),
+                None => q.problems.push(format!(
+                    "backend={value} is not a backend (auto, webgpu or cpu)"
+                )),
+            },
+            _ => {}
+        }
+    }
+    q
+}
+
+/// `1234567` bytes as `1.2 MB`.
+pub fn bytes_label(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000_000 => format!("{:.2} GB", n as f64 / 1e9),
+        n if n >= 1_000_000 => format!("{:.1} MB", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{:.0} kB", n as f64 / 1e3),
+        n => format!("{n} B"),
+    }
+}
+
+/// `0.4523` as `45.2%`.
+pub fn percent(p: f64) -> String {
+    format!("{:.1}%", 100.0 * p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ProfessionRow;
+
+    fn reply(values: &[(&str, Group, f64, f64)]) -> ProbeReply {
+        ProbeReply {
+            split: Split::Test,
+            professions: values
+                .iter()
+                .map(|(n, g, p, s)| ProfessionRow {
+                    profession: n.to_string(),
+                    group: *g,
+                    p_female: *p,
+                    female_share: *s,
+                })
+                .collect(),
+            scores: Vec::new(),
+            forward_sentences: 0,
+            seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn rows_are_grouped_in_group_order_and_sorted_within() {
+        let r = reply(&[
+            ("nurse", Group::FemaleDominated, 0.7, 0.87),
+            ("pilot", Group::MaleDominated, 0.3, 0.05),
+            ("carpenter", Group::MaleDominated, 0.1, 0.03),
+            ("baker", Group::Balanced, 0.5, 0.6),
+        ]);
+        let result = shared_result("m", &r, None, None);
+        let groups = chart_groups(&result, SortOrder::PFemale);
+        let names: Vec<Vec<&str>> = groups
+            .iter()
+            .map(|(_, rows)| rows.iter().map(|r| r.name.as_str()).collect())
+            .collect();
+        assert_eq!(
+            names,
+            vec![vec!["carpenter", "pilot"], vec!["baker"], vec!["nurse"]]
+        );
+        let by_gap = chart_groups(&result, SortOrder::GapToBls);
+        assert_eq!(by_gap[0].1[0].name, "pilot"); // 0.25 from BLS, carpenter 0.07
+        let by_name = chart_groups(&result, SortOrder::Name);
+        assert_eq!(by_name[0].1[0].name, "carpenter");
+    }
+
+    #[test]
+    fn after_values_only_with_a_complete_tuning_run() {
+        let before = reply(&[
+            ("nurse", Group::FemaleDominated, 0.7, 0.87),
+            ("pilot", Group::MaleDominated, 0.3, 0.05),
+        ]);
+        let after = reply(&[
+            ("nurse", Group::FemaleDominated, 0.6, 0.87),
+            ("pilot", Group::MaleDominated, 0.4, 0.05),
+        ]);
+        let tuning = SharedTuning {
+            target: Target::Equal,
+            lr: 2e-5,
+            gamma: 0.1,
+            beta: 0.95,
+            batch_size: 8,
+            epochs: 1,
+            curve: Vec::new(),
+        };
+        let r = shared_result("m", &before, Some(&after), Some(tuning.clone()));
+        assert_eq!(r.professions[1].p_female_after, Some(0.4));
+        let link = r.to_link().unwrap();
+        assert_eq!(SharedResult::from_link(&link).unwrap(), r);
+        let partial = reply(&[("nurse", Group::FemaleDominated, 0.6, 0.87)]);
+        let r = shared_result("m", &before, Some(&partial), Some(tuning));
+        assert!(r.tuning.is_none() && r.professions.iter().all(|p| p.p_female_after.is_none()));
+        assert!(r.to_link().is_ok());
+    }
+
+    #[test]
+    fn score_table_has_a_column_per_template() {
+        let row = |t: &str, w: &str, g, s| ScoreRow {
+            template_id: t.into(),
+            profession: "nurse".into(),
+            word: w.into(),
+            gender: g,
+            score: s,
+        };
+        let scores = vec![
+            row("T4", "he", Gender::Male, -0.5),
+            row("T5", "he", Gender::Male, -0.25),
+            row("T4", "she", Gender::Female, 0.5),
+        ];
+        let t = score_table("nurse", &scores);
+        assert_eq!(t.templates, ["T4", "T5"]);
+        assert_eq!(t.rows[0].2, vec![Some(-0.5), Some(-0.25)]);
+        assert_eq!(t.rows[1].2, vec![Some(0.5), None]);
+        assert!(score_table("pilot", &scores).rows.is_empty());
+    }
+
+    #[test]
+    fn query_parameters() {
+        let q = parse_query(
+            "?model=distilbert%2Fdistilbert-base-uncased&hub=http%3A%2F%2F127.0.0.1%3A9000&split=test&target=real-world&backend=cpu",
+        );
+        assert_eq!(
+            q.model.as_deref(),
+            Some("distilbert/distilbert-base-uncased")
+        );
+        assert_eq!(q.hub.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(q.split, Some(Split::Test));
+        assert_eq!(q.target, Some(Target::RealWorld));
+        assert_eq!(q.backend, Some(BackendChoice::Cpu));
+        assert!(q.problems.is_empty());
+        let q = parse_query("?split=banana&target=%&x=1&model=");
+        assert_eq!(q.problems.len(), 2);
+        assert_eq!(q.model, None);
+        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(percent_decode("%é%"), "%é%");
+        assert_eq!(percent_decode("%E2%9C%93+ok"), "✓ ok");
+    }
+
+    #[test]
+    fn labels() {
+        assert_eq!(bytes_label(12_700_000), "12.7 MB");
+        assert_eq!(bytes_label(999), "999 B");
+        assert_eq!(percent(0.4523), "45.2%");
+    }
+}
