@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up what the tests need on a fresh Debian machine (as root, or with the packages already
-# there) and runs them: formatting, lints, the WASM build of the engine, and every test.
+# there) and runs them: formatting, lints (native and WASM), every Rust test, and the web app's
+# end-to-end tests in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,5 +29,8 @@ rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
 
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
-cargo check --lib --target wasm32-unknown-unknown
+# The web app and its worker exist only for wasm32: lint them there.
+cargo clippy --target wasm32-unknown-unknown --lib --bins -- -D warnings
 cargo test
+# The web app in headless Chromium (installs Trunk, wasm-bindgen, wasm-opt, chromium if missing).
+./scripts/e2e.sh

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what building the web app needs, skipping what is already there: the wasm32 target,
+# Trunk, wasm-bindgen-cli matching Cargo.lock, and wasm-opt (npm `binaryen`) under .cache/.
+# Prints the folder to put on PATH for wasm-opt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TRUNK_VERSION=0.21.14   # 0.22 needs a newer rustc than this project's
+BINARYEN_VERSION=132    # Debian's binaryen 108 writes a wasm that fails at load
+tools="${WALF_CACHE:-.cache}/web-tools"
+
+rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
+
+if ! trunk --version 2>/dev/null | grep -q "$TRUNK_VERSION"; then
+  echo "installing trunk $TRUNK_VERSION (a few minutes)" >&2
+  cargo install trunk --version "=$TRUNK_VERSION" --locked >&2
+fi
+
+bindgen=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+if [ -z "$bindgen" ]; then
+  echo "wasm-bindgen is not in Cargo.lock" >&2
+  exit 1
+fi
+if ! wasm-bindgen --version 2>/dev/null | grep -q " $bindgen\$"; then
+  echo "installing wasm-bindgen-cli $bindgen" >&2
+  cargo install wasm-bindgen-cli --version "=$bindgen" >&2
+fi
+# Trunk.toml pins the same version, so that Trunk never looks for another one.
+if ! grep -q "^wasm_bindgen = \"$bindgen\"" Trunk.toml; then
+  echo "Trunk.toml's wasm_bindgen pin differs from Cargo.lock's wasm-bindgen $bindgen: update it" >&2
+  exit 1
+fi
+
+if [ ! -x "$tools/node_modules/.bin/wasm-opt" ]; then
+  mkdir -p "$tools"
+  npm install --silent --no-audit --no-fund --prefix "$tools" "binaryen@$BINARYEN_VERSION" >&2
+fi
+echo "$PWD/$tools/node_modules/.bin"

@@ -1,0 +1,189 @@
+//! The page: the model panel, the job bar, notices, and four views in tabs. Reads the address
+//! at start: `?model=…&hub=…&split=…&target=…&backend=…` and a share link in the fragment.
+
+use leptos::prelude::*;
+
+use walf_lab::hub::DEFAULT_HUB;
+use walf_lab::protocol::ModelSource;
+use walf_lab::share::SharedResult;
+use walf_lab::view::{bytes_label, parse_query};
+
+use crate::engine::Engine;
+use crate::fill_view::FillView;
+use crate::model_panel::ModelPanel;
+use crate::probe_view::ProbeView;
+use crate::share_view::ShareView;
+use crate::state::{AppState, JobKind, Notice, Tab, on_reply};
+use crate::tune_view::TuneView;
+
+/// The page's base address (Trunk's public URL), for files served beside it.
+pub fn base_url() -> String {
+    web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.base_uri().ok().flatten())
+        .unwrap_or_else(|| "./".into())
+}
+
+fn location() -> (String, String) {
+    let loc = web_sys::window().map(|w| w.location());
+    let search = loc
+        .as_ref()
+        .and_then(|l| l.search().ok())
+        .unwrap_or_default();
+    let hash = loc.as_ref().and_then(|l| l.hash().ok()).unwrap_or_default();
+    (search, hash)
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    let state = AppState::new();
+    provide_context(state);
+    let engine = Engine::new(move |reply, files| on_reply(state, reply, files));
+    state.engine.set_value(Some(engine));
+
+    let (search, hash) = location();
+    let query = parse_query(&search);
+    if let Some(split) = query.split {
+        state.split.set(split);
+    }
+    if let Some(target) = query.target {
+        state.target.set(target);
+        state.tune_settings.update(|s| {
+            *s = walf_lab::protocol::TuneSettings::paper(target);
+        });
+    }
+    if let Some(backend) = query.backend {
+        state.backend.set(backend);
+    }
+    if !query.problems.is_empty() {
+        state.notice.set(Some(Notice {
+            error: true,
+            text: format!("ignored in the address: {}", query.problems.join("; ")),
+            offer_cpu: false,
+        }));
+    }
+    if hash.len() > 1 {
+        match SharedResult::from_link(&hash) {
+            Ok(result) => {
+                if let Ok(split) = walf_lab::data::Split::parse(&result.split).ok_or(()) {
+                    state.split.set(split);
+                }
+                if let Some(t) = &result.tuning {
+                    state.target.set(t.target);
+                }
+                state.shared.set(Some(result));
+            }
+            Err(e) => state.error(e.to_string()),
+        }
+    }
+    // The bundled model loads at once; `?model=` picks a Hub model instead.
+    match query.model {
+        Some(id) => state.load(
+            ModelSource::Hub {
+                id,
+                base: query.hub.unwrap_or_else(|| DEFAULT_HUB.to_string()),
+            },
+            Vec::new(),
+        ),
+        None => state.load(
+            ModelSource::Bundled {
+                base: format!("{}models/brown-bert", base_url()),
+            },
+            Vec::new(),
+        ),
+    }
+
+    let tab_button = move |tab: Tab, label: &'static str| {
+        view! {
+            <button role="tab" class="tab" aria-selected=move || (state.tab.get() == tab).to_string()
+                on:click=move |_| state.tab.set(tab)>{label}</button>
+        }
+    };
+    view! {
+        <header>
+            <h1>"walf-lab"</h1>
+            <p class="tagline">"How a masked language model distributes gender over 225 professions, \
+                against 50/50 and the US Bureau of Labor Statistics 2024 shares; and WALF fine-tuning \
+                towards either, on your own device."</p>
+        </header>
+        <ModelPanel />
+        <JobBar />
+        <NoticeBar />
+        <nav role="tablist" class="tabs">
+            {tab_button(Tab::Probe, "Probe")}
+            {tab_button(Tab::Fill, "Fill-mask")}
+            {tab_button(Tab::Tune, "Tune (WALF)")}
+            {tab_button(Tab::Share, "Share & export")}
+        </nav>
+        <main>
+            {move || match state.tab.get() {
+                Tab::Probe => view! { <ProbeView /> }.into_any(),
+                Tab::Fill => view! { <FillView /> }.into_any(),
+                Tab::Tune => view! { <TuneView /> }.into_any(),
+                Tab::Share => view! { <ShareView /> }.into_any(),
+            }}
+        </main>
+        <footer>
+            "Measure and method: Shrestha & Srinivasan, “LLM Bias Detection and Mitigation through \
+             the Lens of Desired Distributions”, EMNLP 2025. Everything runs in this page; nothing \
+             is sent to a server."
+        </footer>
+    }
+}
+
+/// What the engine is doing, with progress and a way to stop it.
+#[component]
+fn JobBar() -> impl IntoView {
+    let state = expect_context::<AppState>();
+    move || {
+        state.job.get().map(|job| {
+            let bytes = job.what.starts_with("downloading");
+            let amount = if job.total > 0 {
+                if bytes {
+                    format!("{} of {}", bytes_label(job.done), bytes_label(job.total))
+                } else {
+                    format!("{} of {}", job.done, job.total)
+                }
+            } else if bytes {
+                bytes_label(job.done)
+            } else {
+                String::new()
+            };
+            let stop_label = if job.kind == JobKind::Tune {
+                "Stop"
+            } else {
+                "Cancel"
+            };
+            view! {
+                <div class="job" role="status" aria-live="polite">
+                    <span class="job-what">{job.what.clone()}</span>
+                    <progress max=job.total.max(1).to_string()
+                        value=(if job.total > 0 { job.done } else { 0 }).to_string()></progress>
+                    <span class="job-amount">{amount}</span>
+                    <button on:click=move |_| state.cancel()>{stop_label}</button>
+                </div>
+            }
+        })
+    }
+}
+
+#[component]
+fn NoticeBar() -> impl IntoView {
+    let state = expect_context::<AppState>();
+    move || {
+        state.notice.get().map(|n| {
+            let to_cpu = move |_| {
+                state.notice.set(None);
+                state.backend.set(walf_lab::protocol::BackendChoice::Cpu);
+                state.reload();
+            };
+            view! {
+                <div class=if n.error { "notice error" } else { "notice" } role="alert">
+                    <span class="notice-text">{n.text.clone()}</span>
+                    {n.offer_cpu.then(|| view! { <button on:click=to_cpu>"Continue on the CPU"</button> })}
+                    <button class="close" aria-label="Dismiss" on:click=move |_| state.notice.set(None)>"×"</button>
+                </div>
+            }
+        })
+    }
+}

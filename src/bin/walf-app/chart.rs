@@ -1,0 +1,274 @@
+//! Charts as real SVG: axis labels, a legend, a text alternative, points that take keyboard
+//! focus. Colours from the Okabe–Ito palette, which colour-blind readers can tell apart.
+
+use leptos::prelude::*;
+
+use walf_lab::data::Group;
+use walf_lab::share::SharedResult;
+use walf_lab::view::{ChartRow, SortOrder, chart_groups, group_title, percent};
+
+pub const BLUE: &str = "#0072B2";
+pub const ORANGE: &str = "#E69F00";
+pub const GREEN: &str = "#009E73";
+pub const VERMILION: &str = "#D55E00";
+
+const WIDTH: f64 = 760.0;
+const LABEL: f64 = 210.0;
+const RIGHT: f64 = 20.0;
+const ROW: f64 = 16.0;
+const TOP: f64 = 58.0;
+
+fn x_of(p: f64) -> f64 {
+    LABEL + p.clamp(0.0, 1.0) * (WIDTH - LABEL - RIGHT)
+}
+
+fn fmt(v: f64) -> String {
+    format!("{v:.1}")
+}
+
+/// One row per profession: the model's P(female) as a dot (and after tuning, a second dot), the
+/// BLS share as a bar mark, 50% as a line. `selected` gets the name of a focused or hovered
+/// point.
+#[component]
+pub fn ProbeChart(
+    result: SharedResult,
+    order: SortOrder,
+    selected: RwSignal<Option<String>>,
+) -> impl IntoView {
+    let groups = chart_groups(&result, order);
+    let tuned = result.tuning.is_some();
+    let rows: usize = groups.iter().map(|(_, r)| r.len() + 2).sum();
+    let height = TOP + rows as f64 * ROW + 30.0;
+    let description = format!(
+        "For {} professions of the {} split, the share of female gendered words the model {} \
+         predicts (dots) against the share of women in the profession in the US in 2024 (bars) and \
+         50% (dashed line). Rows are grouped by male-dominated, balanced and female-dominated \
+         professions. Focus a point for its numbers; the tables below give all values.",
+        result.professions.len(),
+        result.split,
+        result.model
+    );
+    let mut y = TOP;
+    let mut items = Vec::new();
+    for (group, members) in groups {
+        y += ROW;
+        items.push(
+            view! {
+                <text x="4" y=fmt(y + 4.0) class="chart-group">{group_title(group)}</text>
+            }
+            .into_any(),
+        );
+        y += ROW * 0.5;
+        for row in members {
+            y += ROW;
+            items.push(point(row, y, tuned, selected).into_any());
+        }
+        y += ROW * 0.5;
+    }
+    let x50 = x_of(0.5);
+    let axis_bottom = height - 30.0;
+    let ticks = [0.0, 0.25, 0.5, 0.75, 1.0].map(|t| {
+        view! {
+            <line x1=fmt(x_of(t)) x2=fmt(x_of(t)) y1=fmt(TOP) y2=fmt(axis_bottom) class="chart-grid" />
+            <text x=fmt(x_of(t)) y=fmt(TOP - 6.0) text-anchor="middle" class="chart-tick">{percent(t)}</text>
+        }
+    });
+    view! {
+        <svg id="probe-chart" class="chart" role="img" aria-labelledby="probe-chart-title probe-chart-desc"
+            viewBox=format!("0 0 {WIDTH} {height:.0}") width=WIDTH.to_string() height=format!("{height:.0}")
+            xmlns="http://www.w3.org/2000/svg" font-family="system-ui, sans-serif" font-size="11">
+            <title id="probe-chart-title">{format!("P(female) by profession: {}", result.model)}</title>
+            <desc id="probe-chart-desc">{description}</desc>
+            <rect x="0" y="0" width=WIDTH.to_string() height=format!("{height:.0}") fill="#ffffff" />
+            // Legend
+            <g class="chart-legend">
+                <circle cx="14" cy="12" r="4.5" fill=BLUE />
+                <text x="24" y="16">{if tuned { "model before tuning" } else { "model: P(female)" }}</text>
+                {tuned.then(|| view! {
+                    <circle cx="174" cy="12" r="4.5" fill=ORANGE />
+                    <text x="184" y="16">"after WALF"</text>
+                })}
+                <rect x="284" y="6" width="3" height="12" fill=GREEN />
+                <text x="292" y="16">"BLS 2024 share of women"</text>
+                <line x1="454" x2="470" y1="12" y2="12" stroke="#555" stroke-dasharray="4 3" />
+                <text x="476" y="16">"50% (equal)"</text>
+            </g>
+            {ticks}
+            <line x1=fmt(x50) x2=fmt(x50) y1=fmt(TOP) y2=fmt(axis_bottom) stroke="#555" stroke-dasharray="4 3" />
+            {items}
+            <text x=fmt(x_of(0.5)) y=fmt(height - 8.0) text-anchor="middle" class="chart-axis">
+                "P(female): the model's share of female words for the profession"
+            </text>
+        </svg>
+    }
+}
+
+fn point(row: ChartRow, y: f64, tuned: bool, selected: RwSignal<Option<String>>) -> impl IntoView {
+    let name = row.name.clone();
+    let label = match row.p_female_after {
+        Some(after) => format!(
+            "{}: P(female) {} before, {} after tuning; BLS {}",
+            row.name,
+            percent(row.p_female),
+            percent(after),
+            percent(row.female_share)
+        ),
+        None => format!(
+            "{}: P(female) {}; BLS {}",
+            row.name,
+            percent(row.p_female),
+            percent(row.female_share)
+        ),
+    };
+    let title = label.clone();
+    let focus_name = name.clone();
+    let hover_name = name.clone();
+    let is_selected = {
+        let name = name.clone();
+        move || selected.get().as_deref() == Some(name.as_str())
+    };
+    let (x0, xs) = (x_of(row.p_female), x_of(row.female_share));
+    let after = row.p_female_after.map(x_of);
+    view! {
+        <g class="chart-row" class:selected=is_selected tabindex="0" role="listitem" aria-label=label.clone()
+            data-profession=row.name.clone() data-p-female=format!("{}", row.p_female)
+            data-p-female-after=row.p_female_after.map(|a| format!("{a}"))
+            on:focus=move |_| selected.set(Some(focus_name.clone()))
+            on:mouseenter=move |_| selected.set(Some(hover_name.clone()))>
+            <title>{title}</title>
+            <rect x="0" y=fmt(y - ROW + 3.0) width=WIDTH.to_string() height=fmt(ROW) class="chart-row-bg" />
+            <text x=fmt(LABEL - 8.0) y=fmt(y) text-anchor="end" class="chart-label">{row.name.clone()}</text>
+            <rect x=fmt(xs - 1.5) y=fmt(y - 10.0) width="3" height="12" fill=GREEN />
+            {after.map(|xa| view! {
+                <line x1=fmt(x0) x2=fmt(xa) y1=fmt(y - 4.0) y2=fmt(y - 4.0) stroke="#999" />
+                <circle cx=fmt(xa) cy=fmt(y - 4.0) r="4.5" fill=ORANGE />
+            })}
+            <circle cx=fmt(x0) cy=fmt(y - 4.0) r="4.5" fill=BLUE fill-opacity=if tuned { "0.55" } else { "1" } />
+        </g>
+    }
+}
+
+/// A series of a line chart.
+#[derive(Clone, PartialEq)]
+pub struct Series {
+    pub label: String,
+    pub colour: &'static str,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A small line chart with axes, a legend and a text alternative.
+#[component]
+pub fn LineChart(
+    id: &'static str,
+    title: String,
+    x_label: &'static str,
+    y_label: &'static str,
+    series: Vec<Series>,
+) -> impl IntoView {
+    let (w, h, left, bottom, top, right) = (360.0, 220.0, 56.0, 36.0, 30.0, 12.0);
+    let all: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|s| s.points.iter().copied())
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .collect();
+    let (mut x_min, mut x_max) = all
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.0), b.max(p.0))
+        });
+    let (mut y_min, mut y_max) = all
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.1), b.max(p.1))
+        });
+    if all.is_empty() {
+        (x_min, x_max, y_min, y_max) = (0.0, 1.0, 0.0, 1.0);
+    }
+    if x_max - x_min < 1e-12 {
+        x_max = x_min + 1.0;
+    }
+    if y_max - y_min < 1e-12 {
+        let pad = y_max.abs().max(1e-6) * 0.1;
+        y_min -= pad;
+        y_max += pad;
+    }
+    let sx = move |x: f64| left + (x - x_min) / (x_max - x_min) * (w - left - right);
+    let sy = move |y: f64| h - bottom - (y - y_min) / (y_max - y_min) * (h - bottom - top);
+    let summary = series
+        .iter()
+        .map(|s| match (s.points.first(), s.points.last()) {
+            (Some(a), Some(b)) => format!(
+                "{}: {} points, from {:.5} to {:.5}",
+                s.label,
+                s.points.len(),
+                a.1,
+                b.1
+            ),
+            _ => format!("{}: no points yet", s.label),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let lines = series
+        .iter()
+        .map(|s| {
+            let d: Vec<String> = s
+                .points
+                .iter()
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+                .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+                .collect();
+            let single = (d.len() == 1).then(|| {
+                let (x, y) = s.points[0];
+                view! { <circle cx=fmt(sx(x)) cy=fmt(sy(y)) r="3" fill=s.colour /> }
+            });
+            view! {
+                <polyline points=d.join(" ") fill="none" stroke=s.colour stroke-width="1.8" />
+                {single}
+            }
+        })
+        .collect_view();
+    let legend = series
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let x = left + i as f64 * 100.0;
+            view! {
+                <rect x=fmt(x) y="6" width="10" height="10" fill=s.colour />
+                <text x=fmt(x + 14.0) y="15">{s.label.clone()}</text>
+            }
+        })
+        .collect_view();
+    let y_ticks = [0.0, 0.5, 1.0].map(|t| {
+        let v = y_min + t * (y_max - y_min);
+        view! {
+            <text x=fmt(left - 4.0) y=fmt(sy(v) + 3.0) text-anchor="end">{format!("{v:.3e}")}</text>
+            <line x1=fmt(left) x2=fmt(w - right) y1=fmt(sy(v)) y2=fmt(sy(v)) class="chart-grid" />
+        }
+    });
+    view! {
+        <svg id=id class="chart line-chart" role="img" viewBox=format!("0 0 {w} {h}") width=w.to_string()
+            height=h.to_string() xmlns="http://www.w3.org/2000/svg" font-family="system-ui, sans-serif" font-size="10">
+            <title>{title.clone()}</title>
+            <desc>{summary}</desc>
+            <rect x="0" y="0" width=w.to_string() height=h.to_string() fill="#ffffff" />
+            {legend}
+            {y_ticks}
+            <line x1=fmt(left) x2=fmt(left) y1=fmt(top) y2=fmt(h - bottom) stroke="#333" />
+            <line x1=fmt(left) x2=fmt(w - right) y1=fmt(h - bottom) y2=fmt(h - bottom) stroke="#333" />
+            <text x=fmt(left) y=fmt(h - bottom + 12.0) text-anchor="middle">{format!("{x_min:.0}")}</text>
+            <text x=fmt(w - right) y=fmt(h - bottom + 12.0) text-anchor="end">{format!("{x_max:.0}")}</text>
+            <text x=fmt((left + w - right) / 2.0) y=fmt(h - 6.0) text-anchor="middle">{x_label}</text>
+            <text x="10" y=fmt((top + h - bottom) / 2.0) text-anchor="middle"
+                transform=format!("rotate(-90 10 {:.1})", (top + h - bottom) / 2.0)>{y_label}</text>
+            {lines}
+        </svg>
+    }
+}
+
+pub fn group_colour(group: Group) -> &'static str {
+    match group {
+        Group::MaleDominated => BLUE,
+        Group::Balanced => GREEN,
+        Group::FemaleDominated => VERMILION,
+    }
+}

@@ -1,0 +1,160 @@
+//! The page's side of the engine worker: starts it, sends requests, hands replies to the page.
+//! When the worker dies (a panic, a lost GPU) the page keeps its results and starts a new one.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Array, Uint8Array};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use web_sys::{ErrorEvent, MessageEvent, Worker};
+
+use walf_lab::protocol::{Reply, Request};
+
+/// The worker's loader script, which Trunk writes beside the page.
+const WORKER_SCRIPT: &str = "./walf-worker_loader.js";
+
+type OnReply = Rc<dyn Fn(Reply, Vec<Vec<u8>>)>;
+
+struct Inner {
+    worker: Option<Worker>,
+    ready: bool,
+    /// Requests sent before the worker said it was ready: a worker drops messages that arrive
+    /// before its WebAssembly has started.
+    queued: Vec<(Request, Vec<Vec<u8>>)>,
+    on_reply: OnReply,
+    next_job: u64,
+    // Kept alive as long as the worker is.
+    _closures: Vec<Closure<dyn Fn(MessageEvent)>>,
+    _error: Option<Closure<dyn Fn(ErrorEvent)>>,
+}
+
+/// A cheap handle; clones share the worker.
+#[derive(Clone)]
+pub struct Engine(Rc<RefCell<Inner>>);
+
+impl Engine {
+    pub fn new(on_reply: impl Fn(Reply, Vec<Vec<u8>>) + 'static) -> Self {
+        let engine = Engine(Rc::new(RefCell::new(Inner {
+            worker: None,
+            ready: false,
+            queued: Vec::new(),
+            on_reply: Rc::new(on_reply),
+            next_job: 1,
+            _closures: Vec::new(),
+            _error: None,
+        })));
+        engine.spawn();
+        engine
+    }
+
+    pub fn next_job(&self) -> u64 {
+        let mut inner = self.0.borrow_mut();
+        inner.next_job += 1;
+        inner.next_job
+    }
+
+    fn spawn(&self) {
+        let on_reply = self.0.borrow().on_reply.clone();
+        let worker = match Worker::new(WORKER_SCRIPT) {
+            Ok(w) => w,
+            Err(e) => {
+                on_reply(
+                    Reply::Failed {
+                        job: None,
+                        message: format!("the engine could not be started: {e:?}"),
+                        device_lost: false,
+                    },
+                    Vec::new(),
+                );
+                return;
+            }
+        };
+        let me = self.clone();
+        let on_message = Closure::<dyn Fn(MessageEvent)>::new(move |event: MessageEvent| {
+            let data = Array::from(&event.data());
+            let Some(text) = data.get(0).as_string() else {
+                return;
+            };
+            let files: Vec<Vec<u8>> = (1..data.length())
+                .map(|i| Uint8Array::new(&data.get(i)).to_vec())
+                .collect();
+            let reply = match Reply::from_json(&text) {
+                Ok(r) => r,
+                Err(e) => Reply::Failed {
+                    job: None,
+                    message: e.to_string(),
+                    device_lost: false,
+                },
+            };
+            if matches!(reply, Reply::Ready) {
+                me.flush();
+            }
+            let on_reply = me.0.borrow().on_reply.clone();
+            on_reply(reply, files);
+        });
+        let on_reply_err = on_reply.clone();
+        let on_error = Closure::<dyn Fn(ErrorEvent)>::new(move |event: ErrorEvent| {
+            event.prevent_default();
+            on_reply_err(
+                Reply::Failed {
+                    job: None,
+                    message: format!("the engine stopped: {}", event.message()),
+                    device_lost: false,
+                },
+                Vec::new(),
+            );
+        });
+        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        let mut inner = self.0.borrow_mut();
+        inner.worker = Some(worker);
+        inner.ready = false;
+        inner._closures = vec![on_message];
+        inner._error = Some(on_error);
+    }
+
+    fn flush(&self) {
+        let queued = {
+            let mut inner = self.0.borrow_mut();
+            inner.ready = true;
+            std::mem::take(&mut inner.queued)
+        };
+        for (request, files) in queued {
+            self.send_with_files(request, files);
+        }
+    }
+
+    pub fn send(&self, request: Request) {
+        self.send_with_files(request, Vec::new());
+    }
+
+    pub fn send_with_files(&self, request: Request, files: Vec<Vec<u8>>) {
+        let mut inner = self.0.borrow_mut();
+        if !inner.ready {
+            inner.queued.push((request, files));
+            return;
+        }
+        let Some(worker) = &inner.worker else {
+            return;
+        };
+        let message = Array::of1(&JsValue::from_str(&request.to_json()));
+        let transfer = Array::new();
+        for bytes in &files {
+            let array = Uint8Array::from(&bytes[..]);
+            transfer.push(&array.buffer());
+            message.push(&array);
+        }
+        let _ = worker.post_message_with_transfer(&message, &transfer);
+    }
+
+    /// Ends whatever the worker is doing by ending the worker; a new one starts at once.
+    /// Everything the page holds stays; the model must be loaded again.
+    pub fn restart(&self) {
+        if let Some(worker) = self.0.borrow_mut().worker.take() {
+            worker.terminate();
+        }
+        self.0.borrow_mut().queued.clear();
+        self.spawn();
+    }
+}

@@ -1,0 +1,67 @@
+//! Fill-mask: the model's top predictions for a masked sentence, and the mass it puts on he,
+//! she, man and woman side by side.
+
+use leptos::prelude::*;
+
+use walf_lab::protocol::Request;
+use walf_lab::view::percent;
+
+use crate::state::{AppState, JobKind, ModelStatus};
+
+#[component]
+pub fn FillView() -> impl IntoView {
+    let state = expect_context::<AppState>();
+    let text = RwSignal::new("he went to the [MASK] to buy bread.".to_string());
+    let top = RwSignal::new(10usize);
+    let run = move || {
+        let text = text.get_untracked();
+        let top = top.get_untracked();
+        state.start_job(JobKind::Fill, |job| Request::Fill { job, text, top });
+    };
+    let mask = move || match state.model.get() {
+        ModelStatus::Ready { mask_token, .. } => mask_token,
+        _ => "[MASK]".into(),
+    };
+    view! {
+        <section class="view" aria-label="Fill-mask">
+            <div class="controls">
+                <label class="wide">"Sentence "
+                    <input id="fill-text" type="text" prop:value=move || text.get()
+                        on:input=move |ev| text.set(event_target_value(&ev))
+                        on:keydown=move |ev: web_sys::KeyboardEvent| if ev.key() == "Enter" { run() } />
+                </label>
+                <label>"Top "
+                    <input type="number" min="1" max="50" prop:value=move || top.get().to_string()
+                        on:input=move |ev| top.set(event_target_value(&ev).parse().unwrap_or(10)) />
+                </label>
+                <button id="run-fill" disabled=move || !state.ready() || state.job.get().is_some()
+                    on:click=move |_| run()>"Predict"</button>
+            </div>
+            <p class="hint">{move || format!("Write {} (or [MASK] / <mask>) where a word is to be predicted.", mask())}</p>
+            {move || state.fills.get().map(|masks| masks.into_iter().map(|m| view! {
+                <div class="fill">
+                    <table class="fill-top">
+                        <caption>{format!("Mask at token {}", m.position)}</caption>
+                        <thead><tr><th>"token"</th><th>"probability"</th><th></th></tr></thead>
+                        <tbody>
+                        {m.top.iter().map(|t| view! {
+                            <tr><td class="token">{t.token.clone()}</td>
+                                <td class="num">{format!("{:.4}", t.probability)}</td>
+                                <td><span class="bar" style=format!("width:{:.0}px", 200.0 * t.probability)></span></td></tr>
+                        }).collect_view()}
+                        </tbody>
+                    </table>
+                    <table class="fill-gender">
+                        <caption>"Gendered words at this mask"</caption>
+                        <tbody>
+                        {m.gender_words.iter().map(|(w, p)| view! {
+                            <tr><th scope="row">{w.clone()}</th><td class="num">{percent(*p)}</td>
+                                <td class="num">{format!("{p:.6}")}</td></tr>
+                        }).collect_view()}
+                        </tbody>
+                    </table>
+                </div>
+            }).collect_view())}
+        </section>
+    }
+}

@@ -1,0 +1,37 @@
+//! walf-lab's web page: a Leptos app that talks to the engine in a Web Worker (`walf-worker`)
+//! through `walf_lab::protocol`. Built by Trunk (index.html at the repository root).
+
+#[cfg(target_arch = "wasm32")]
+mod app;
+#[cfg(target_arch = "wasm32")]
+mod chart;
+#[cfg(target_arch = "wasm32")]
+mod download;
+#[cfg(target_arch = "wasm32")]
+mod engine;
+#[cfg(target_arch = "wasm32")]
+mod fill_view;
+#[cfg(target_arch = "wasm32")]
+mod model_panel;
+#[cfg(target_arch = "wasm32")]
+mod probe_view;
+#[cfg(target_arch = "wasm32")]
+mod share_view;
+#[cfg(target_arch = "wasm32")]
+mod state;
+#[cfg(target_arch = "wasm32")]
+mod tune_view;
+
+#[cfg(target_arch = "wasm32")]
+fn main() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(app::App);
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() {
+    eprintln!(
+        "walf-app runs in a browser: build it with `trunk build` or serve it with `trunk serve`"
+    );
+    std::process::exit(2);
+}

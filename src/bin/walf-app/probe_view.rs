@@ -1,0 +1,226 @@
+//! The probe: split and target, the chart, the paper's group tables for both targets, the
+//! numbers behind a point, and the benchmark's rows for editing.
+
+use leptos::prelude::*;
+
+use walf_lab::bias::{BiasReport, Target};
+use walf_lab::data::{PHRASES_TSV, PROFESSIONS_TSV, Split, TEMPLATES_TSV};
+use walf_lab::protocol::BenchmarkEdits;
+use walf_lab::share::SharedResult;
+use walf_lab::view::{SortOrder, group_title, parse_target, percent, score_table};
+
+use crate::chart::ProbeChart;
+use crate::state::AppState;
+
+pub const SPLITS: [Split; 4] = [Split::Test, Split::Valid, Split::Train, Split::All];
+
+#[component]
+pub fn SplitSelect() -> impl IntoView {
+    let state = expect_context::<AppState>();
+    view! {
+        <label>"Split "
+            <select id="split" on:change=move |ev| {
+                if let Some(s) = Split::parse(&event_target_value(&ev)) { state.split.set(s) }
+            }>
+                {SPLITS.map(|s| view! {
+                    <option value=s.label() selected=move || state.split.get() == s>{s.label()}</option>
+                })}
+            </select>
+        </label>
+    }
+}
+
+#[component]
+pub fn TargetSelect(target: RwSignal<Target>) -> impl IntoView {
+    view! {
+        <label>"Target "
+            <select class="target" on:change=move |ev| {
+                if let Some(t) = parse_target(&event_target_value(&ev)) { target.set(t) }
+            }>
+                <option value="equal" selected=move || target.get() == Target::Equal>"equal (50/50)"</option>
+                <option value="real-world" selected=move || target.get() == Target::RealWorld>
+                    "real-world (BLS 2024)"</option>
+            </select>
+        </label>
+    }
+}
+
+/// The paper's table: KL mean and variance per group, for both targets (and after tuning).
+#[component]
+pub fn GroupTable(result: SharedResult) -> impl IntoView {
+    let tuned = result.tuning.is_some();
+    let reports: Vec<(String, BiasReport)> = [Target::Equal, Target::RealWorld]
+        .into_iter()
+        .flat_map(|t| {
+            let mut r = vec![(
+                format!("{}{}", t.label(), if tuned { ", before" } else { "" }),
+                result.report(t, false),
+            )];
+            if tuned {
+                r.push((format!("{}, after", t.label()), result.report(t, true)));
+            }
+            r
+        })
+        .filter_map(|(l, r)| r.map(|r| (l, r)))
+        .collect();
+    let groups: Vec<String> = reports
+        .first()
+        .map(|(_, r)| r.summary.iter().map(|s| s.group.clone()).collect())
+        .unwrap_or_default();
+    view! {
+        <table class="group-table" id="group-table">
+            <caption>"KL divergence from the target, mean and sample variance per group"</caption>
+            <thead>
+                <tr><th scope="col">"group"</th>
+                {reports.iter().map(|(l, _)| view! {
+                    <th scope="col">{format!("KL mean ({l})")}</th><th scope="col">"variance"</th>
+                }).collect_view()}
+                </tr>
+            </thead>
+            <tbody>
+                {groups.iter().enumerate().map(|(i, g)| view! {
+                    <tr><th scope="row">{g.replace('_', "-").to_lowercase()}</th>
+                    {reports.iter().map(|(_, r)| {
+                        let s = &r.summary[i];
+                        view! {
+                            <td class="num" data-kl-mean=format!("{}", s.kl_mean)>{format!("{:.6}", s.kl_mean)}</td>
+                            <td class="num">{format!("{:.6}", s.kl_variance)}</td>
+                        }
+                    }).collect_view()}
+                    </tr>
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+}
+
+#[component]
+fn Details(selected: RwSignal<Option<String>>) -> impl IntoView {
+    let state = expect_context::<AppState>();
+    move || {
+        let name = selected.get()?;
+        let result = state.result().or_else(|| state.shared.get())?;
+        let p = result.professions.iter().find(|p| p.name == name)?.clone();
+        let scores = state
+            .before
+            .with(|b| b.as_ref().map(|b| score_table(&name, &b.scores)));
+        Some(view! {
+            <aside class="details" aria-live="polite">
+                <h3>{p.name.clone()}</h3>
+                <p>{format!("{} · P(female) {}", group_title(p.group), percent(p.p_female))}
+                    {p.p_female_after.map(|a| format!(" → {} after tuning", percent(a)))}
+                    {format!(" · BLS 2024 share of women {}", percent(p.female_share))}</p>
+                {scores.filter(|t| !t.rows.is_empty()).map(|t| view! {
+                    <table class="scores">
+                        <caption>"Association scores ln P(A|AM) − ln P(A|TAM) per template"</caption>
+                        <thead><tr><th>"word"</th>
+                            {t.templates.iter().map(|id| view! { <th>{id.clone()}</th> }).collect_view()}
+                        </tr></thead>
+                        <tbody>
+                            {t.rows.iter().map(|(w, g, v)| view! {
+                                <tr><th scope="row">{format!("{w} ({})", g.label())}</th>
+                                {v.iter().map(|x| view! {
+                                    <td class="num">{x.map(|x| format!("{x:.4}")).unwrap_or_default()}</td>
+                                }).collect_view()}
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                })}
+            </aside>
+        })
+    }
+}
+
+/// The benchmark's three files, editable: add a profession with its own target share, change a
+/// phrase or a template, and measure again.
+#[component]
+fn BenchmarkEditor() -> impl IntoView {
+    let state = expect_context::<AppState>();
+    let edits = state.edits.get_untracked();
+    let professions = RwSignal::new(edits.professions_tsv.unwrap_or(PROFESSIONS_TSV.into()));
+    let templates = RwSignal::new(edits.templates_tsv.unwrap_or(TEMPLATES_TSV.into()));
+    let phrases = RwSignal::new(edits.phrases_tsv.unwrap_or(PHRASES_TSV.into()));
+    let apply = move |_| {
+        let keep = |text: String, bundled: &str| (text != bundled).then_some(text);
+        state.edits.set(BenchmarkEdits {
+            professions_tsv: keep(professions.get_untracked(), PROFESSIONS_TSV),
+            templates_tsv: keep(templates.get_untracked(), TEMPLATES_TSV),
+            phrases_tsv: keep(phrases.get_untracked(), PHRASES_TSV),
+        });
+        state.probe(false);
+    };
+    let reset = move |_| {
+        professions.set(PROFESSIONS_TSV.into());
+        templates.set(TEMPLATES_TSV.into());
+        phrases.set(PHRASES_TSV.into());
+        state.edits.set(BenchmarkEdits::default());
+    };
+    let area = |label: &'static str, id: &'static str, text: RwSignal<String>| {
+        view! {
+            <label class="tsv">{label}
+                <textarea id=id rows="8" spellcheck="false" prop:value=move || text.get()
+                    on:input=move |ev| text.set(event_target_value(&ev))></textarea>
+            </label>
+        }
+    };
+    view! {
+        <details class="editor">
+            <summary>"Edit the benchmark: professions, templates, gendered phrases (TSV)"</summary>
+            <p class="hint">"A new profession needs a row with its article, its target share of \
+                women and men, its group and its split (train, valid or test)."</p>
+            {area("Professions", "edit-professions", professions)}
+            {area("Templates", "edit-templates", templates)}
+            {area("Gendered phrases", "edit-phrases", phrases)}
+            <button on:click=apply>"Measure with these"</button>
+            <button on:click=reset>"Back to the paper's data"</button>
+        </details>
+    }
+}
+
+#[component]
+pub fn ProbeView() -> impl IntoView {
+    let state = expect_context::<AppState>();
+    let order = RwSignal::new(SortOrder::PFemale);
+    let selected = RwSignal::new(None::<String>);
+    let result = move || state.result().or_else(|| state.shared.get());
+    view! {
+        <section class="view" aria-label="Probe">
+            <div class="controls">
+                <SplitSelect />
+                <label>"Sort within groups by "
+                    <select id="sort" on:change=move |ev| {
+                        if let Some(o) = SortOrder::parse(&event_target_value(&ev)) { order.set(o) }
+                    }>
+                        {SortOrder::ALL.map(|o| view! { <option value=o.label()>{o.label()}</option> })}
+                    </select>
+                </label>
+                <button id="run-probe" disabled=move || !state.ready() || state.job.get().is_some()
+                    on:click=move |_| state.probe(false)>"Measure"</button>
+            </div>
+            {move || state.shared.get().map(|s| view! {
+                <p class="shared-banner">{format!(
+                    "Opened from a link: {} on the {} split{}. Measure to replace it with this page's own result.",
+                    s.model, s.split, if s.tuning.is_some() { ", before and after WALF" } else { "" }
+                )}</p>
+            })}
+            {move || match result() {
+                Some(r) => view! {
+                    <div class="probe-result">
+                        <div class="chart-scroll"><ProbeChart result=r.clone() order=order.get() selected=selected /></div>
+                        <Details selected=selected />
+                        <GroupTable result=r />
+                    </div>
+                }.into_any(),
+                None => view! { <p class="empty">"The chart appears once the model is measured."</p> }.into_any(),
+            }}
+            {move || state.before.get().map(|b| view! {
+                <p class="hint" id="probe-timing">{format!(
+                    "{} professions, {} distinct masked sentences, {:.1} s",
+                    b.professions.len(), b.forward_sentences, b.seconds
+                )}</p>
+            })}
+            <BenchmarkEditor />
+        </section>
+    }
+}

@@ -1,0 +1,460 @@
+//! The page's state: signals for what the engine reported, and the one function that turns the
+//! engine's replies into state. Components read these signals and send requests.
+
+use std::collections::HashMap;
+
+use leptos::prelude::*;
+
+use walf_lab::bias::Target;
+use walf_lab::data::Split;
+use walf_lab::protocol::*;
+use walf_lab::share::{CurvePoint, SharedResult, SharedTuning};
+use walf_lab::view::shared_result;
+
+use crate::download::download_bytes;
+use crate::engine::Engine;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Tab {
+    Probe,
+    Fill,
+    Tune,
+    Share,
+}
+
+#[derive(Clone, PartialEq, Debug)]
+pub enum ModelStatus {
+    Loading(String),
+    Ready {
+        name: String,
+        architecture: String,
+        parameters: usize,
+        mask_token: String,
+    },
+    Failed(String),
+    None,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum JobKind {
+    Load,
+    Probe { after: bool },
+    Fill,
+    Tune,
+    LmLoss,
+    Export,
+}
+
+#[derive(Clone, PartialEq, Debug)]
+pub struct JobStatus {
+    pub kind: JobKind,
+    pub what: String,
+    pub done: u64,
+    pub total: u64,
+}
+
+#[derive(Clone, PartialEq, Debug)]
+pub enum TuneStatus {
+    Idle,
+    Running,
+    Paused,
+    Finished(String),
+}
+
+#[derive(Clone, PartialEq, Debug)]
+pub struct Notice {
+    pub error: bool,
+    pub text: String,
+    /// The GPU failed: offer to go on with the CPU.
+    pub offer_cpu: bool,
+}
+
+/// The last model source, to load again after the engine restarts. Local files are kept.
+#[derive(Clone)]
+pub struct LastSource {
+    pub source: ModelSource,
+    pub files: Vec<Vec<u8>>,
+}
+
+#[derive(Clone, Copy)]
+pub struct AppState {
+    pub engine: StoredValue<Option<Engine>, LocalStorage>,
+    pub last_source: StoredValue<Option<LastSource>, LocalStorage>,
+    pub jobs: StoredValue<HashMap<u64, JobKind>>,
+    pub model: RwSignal<ModelStatus>,
+    pub backend: RwSignal<BackendChoice>,
+    pub backend_info: RwSignal<Option<BackendInfo>>,
+    pub job: RwSignal<Option<JobStatus>>,
+    pub split: RwSignal<Split>,
+    pub target: RwSignal<Target>,
+    pub before: RwSignal<Option<ProbeReply>>,
+    pub after: RwSignal<Option<ProbeReply>>,
+    /// A result opened from a link, shown until the page measures one itself.
+    pub shared: RwSignal<Option<SharedResult>>,
+    pub fills: RwSignal<Option<Vec<MaskFill>>>,
+    pub tune: RwSignal<TuneStatus>,
+    pub tune_settings: RwSignal<TuneSettings>,
+    /// The settings of the run the curves belong to.
+    pub tune_run: RwSignal<Option<TuneSettings>>,
+    pub steps: RwSignal<Vec<TuneStepReply>>,
+    pub epochs: RwSignal<Vec<TuneEpochReply>>,
+    pub lm_loss: RwSignal<Option<(f64, f64, usize)>>,
+    pub edits: RwSignal<BenchmarkEdits>,
+    pub notice: RwSignal<Option<Notice>>,
+    pub tab: RwSignal<Tab>,
+}
+
+impl AppState {
+    pub fn new() -> Self {
+        Self {
+            engine: StoredValue::new_local(None),
+            last_source: StoredValue::new_local(None),
+            jobs: StoredValue::new(HashMap::new()),
+            model: RwSignal::new(ModelStatus::None),
+            backend: RwSignal::new(BackendChoice::Auto),
+            backend_info: RwSignal::new(None),
+            job: RwSignal::new(None),
+            split: RwSignal::new(Split::Test),
+            target: RwSignal::new(Target::Equal),
+            before: RwSignal::new(None),
+            after: RwSignal::new(None),
+            shared: RwSignal::new(None),
+            fills: RwSignal::new(None),
+            tune: RwSignal::new(TuneStatus::Idle),
+            tune_settings: RwSignal::new(TuneSettings::paper(Target::Equal)),
+            tune_run: RwSignal::new(None),
+            steps: RwSignal::new(Vec::new()),
+            epochs: RwSignal::new(Vec::new()),
+            lm_loss: RwSignal::new(None),
+            edits: RwSignal::new(BenchmarkEdits::default()),
+            notice: RwSignal::new(None),
+            tab: RwSignal::new(Tab::Probe),
+        }
+    }
+
+    fn with_engine(&self, f: impl FnOnce(&Engine)) {
+        self.engine.with_value(|e| {
+            if let Some(e) = e {
+                f(e)
+            }
+        });
+    }
+
+    /// Sends a job's request and remembers what kind of job it is.
+    pub fn start_job(&self, kind: JobKind, make: impl FnOnce(u64) -> Request) {
+        let mut sent = false;
+        self.with_engine(|e| {
+            let job = e.next_job();
+            self.jobs.update_value(|j| {
+                j.insert(job, kind);
+            });
+            self.job.set(Some(JobStatus {
+                kind,
+                what: "starting".into(),
+                done: 0,
+                total: 0,
+            }));
+            e.send(make(job));
+            sent = true;
+        });
+        if !sent {
+            self.error("the engine is not running; reload the page");
+        }
+    }
+
+    pub fn send(&self, request: Request) {
+        self.with_engine(|e| e.send(request));
+    }
+
+    pub fn ready(&self) -> bool {
+        matches!(self.model.get(), ModelStatus::Ready { .. })
+    }
+
+    pub fn error(&self, text: impl Into<String>) {
+        self.notice.set(Some(Notice {
+            error: true,
+            text: text.into(),
+            offer_cpu: false,
+        }));
+    }
+
+    pub fn load(&self, source: ModelSource, files: Vec<Vec<u8>>) {
+        self.last_source.set_value(Some(LastSource {
+            source: source.clone(),
+            files: files.clone(),
+        }));
+        self.model.set(ModelStatus::Loading("starting".into()));
+        self.job.set(Some(JobStatus {
+            kind: JobKind::Load,
+            what: "loading the model".into(),
+            done: 0,
+            total: 0,
+        }));
+        let backend = self.backend.get_untracked();
+        self.with_engine(|e| e.send_with_files(Request::Load { source, backend }, files));
+    }
+
+    pub fn reload(&self) {
+        if let Some(last) = self.last_source.get_value() {
+            self.load(last.source, last.files);
+        }
+    }
+
+    pub fn probe(&self, after: bool) {
+        let split = self.split.get_untracked();
+        let benchmark = self.edits.get_untracked();
+        self.start_job(JobKind::Probe { after }, |job| Request::Probe {
+            job,
+            split,
+            benchmark,
+        });
+    }
+
+    /// Stops the running job by restarting the engine; results stay, the model loads again.
+    pub fn cancel(&self) {
+        let kind = self.job.get_untracked().map(|j| j.kind);
+        if kind == Some(JobKind::Tune) {
+            self.send(Request::TuneStop);
+            return;
+        }
+        self.with_engine(Engine::restart);
+        self.job.set(None);
+        self.notice.set(Some(Notice {
+            error: false,
+            text: "cancelled; the model is loaded again".into(),
+            offer_cpu: false,
+        }));
+        self.reload();
+    }
+
+    /// The result the probe view and the share link show.
+    pub fn result(&self) -> Option<SharedResult> {
+        let before = self.before.get()?;
+        let name = match self.model.get() {
+            ModelStatus::Ready { name, .. } => name,
+            _ => "model".into(),
+        };
+        let after = self.after.get();
+        let tuning = self.tune_run.get().map(|s| SharedTuning {
+            target: s.target,
+            lr: s.lr,
+            gamma: s.gamma,
+            beta: s.beta,
+            batch_size: s.batch_size as u32,
+            epochs: self.epochs.with(|e| e.len() as u32),
+            curve: self.curve(),
+        });
+        Some(shared_result(&name, &before, after.as_ref(), tuning))
+    }
+
+    /// The curves as a link carries them: one point per step, the epoch's valid KL on its
+    /// last step.
+    fn curve(&self) -> Vec<CurvePoint> {
+        let epochs = self.epochs.get();
+        self.steps.with(|steps| {
+            steps
+                .iter()
+                .map(|s| CurvePoint {
+                    step: s.step as u32,
+                    kl: s.kl,
+                    mlm_loss: s.mlm_loss,
+                    valid_kl: (s.batch + 1 == s.batches)
+                        .then(|| epochs.iter().find(|e| e.epoch == s.epoch))
+                        .flatten()
+                        .map(|e| e.valid_kl),
+                })
+                .collect()
+        })
+    }
+}
+
+/// Applies one reply of the engine to the page's state.
+pub fn on_reply(state: AppState, reply: Reply, files: Vec<Vec<u8>>) {
+    let kind_of = |job: u64| state.jobs.with_value(|j| j.get(&job).copied());
+    match reply {
+        Reply::Ready => {}
+        Reply::Progress {
+            job,
+            what,
+            done,
+            total,
+        } => {
+            let kind = job.and_then(kind_of).unwrap_or(JobKind::Load);
+            if kind == JobKind::Load {
+                state.model.set(ModelStatus::Loading(what.clone()));
+            }
+            state.job.set(Some(JobStatus {
+                kind,
+                what,
+                done,
+                total,
+            }));
+        }
+        Reply::Loaded {
+            name,
+            architecture,
+            parameters,
+            vocab_size: _,
+            mask_token,
+            backend,
+            downloaded: _,
+        } => {
+            state.model.set(ModelStatus::Ready {
+                name,
+                architecture,
+                parameters,
+                mask_token,
+            });
+            state.backend_info.set(Some(backend));
+            state.job.set(None);
+            state.before.set(None);
+            state.after.set(None);
+            state.fills.set(None);
+            state.steps.set(Vec::new());
+            state.epochs.set(Vec::new());
+            state.tune.set(TuneStatus::Idle);
+            state.tune_run.set(None);
+            state.lm_loss.set(None);
+            // A link's result stays on screen until the user measures again.
+            if state.shared.get_untracked().is_none() {
+                state.probe(false);
+            }
+        }
+        Reply::Probed { job, result } => {
+            state.job.set(None);
+            state.shared.set(None);
+            match kind_of(job) {
+                Some(JobKind::Probe { after: true }) => {
+                    // The before-values must be of the same split.
+                    if state.before.get_untracked().map(|b| b.split) == Some(result.split) {
+                        state.after.set(Some(result));
+                    } else {
+                        state.before.set(Some(result));
+                        state.after.set(None);
+                    }
+                }
+                _ => {
+                    state.before.set(Some(result));
+                    state.after.set(None);
+                }
+            }
+        }
+        Reply::Filled { job: _, masks } => {
+            state.job.set(None);
+            state.fills.set(Some(masks));
+        }
+        Reply::TuneStep { job: _, step } => {
+            state.job.set(Some(JobStatus {
+                kind: JobKind::Tune,
+                what: format!(
+                    "epoch {}, batch {} of {}",
+                    step.epoch + 1,
+                    step.batch + 1,
+                    step.batches
+                ),
+                done: (step.batch + 1) as u64,
+                total: step.batches as u64,
+            }));
+            state.steps.update(|s| s.push(step));
+        }
+        Reply::TuneEpoch { job: _, epoch } => state.epochs.update(|e| e.push(epoch)),
+        Reply::TunePaused { job: _, paused } => state.tune.set(if paused {
+            TuneStatus::Paused
+        } else {
+            TuneStatus::Running
+        }),
+        Reply::TuneFinished {
+            job: _,
+            reason,
+            steps: _,
+        } => {
+            state.tune.set(TuneStatus::Finished(reason));
+            state.job.set(None);
+            // The tuned model's distribution, beside the one before.
+            state.probe(true);
+        }
+        Reply::LmLoss {
+            job: _,
+            before,
+            after,
+            tokens,
+        } => {
+            state.job.set(None);
+            state.lm_loss.set(Some((before, after, tokens)));
+        }
+        Reply::Exported { job: _, name } => {
+            state.job.set(None);
+            let stem = name.replace(['/', ' ', '(', ')'], "-");
+            for (file, bytes) in ["config.json", "tokenizer.json", "model.safetensors"]
+                .iter()
+                .zip(&files)
+            {
+                download_bytes(
+                    &format!("{stem}-walf-{file}"),
+                    bytes,
+                    "application/octet-stream",
+                );
+            }
+        }
+        Reply::Failed {
+            job,
+            message,
+            device_lost,
+        } => {
+            let kind = job.and_then(kind_of);
+            state.job.set(None);
+            if matches!(state.model.get_untracked(), ModelStatus::Loading(_)) {
+                state.model.set(ModelStatus::Failed(message.clone()));
+            }
+            if matches!(
+                state.tune.get_untracked(),
+                TuneStatus::Running | TuneStatus::Paused
+            ) && (kind == Some(JobKind::Tune) || job.is_none())
+            {
+                state
+                    .tune
+                    .set(TuneStatus::Finished(format!("failed: {message}")));
+            }
+            let on_gpu = state.backend_info.get_untracked().is_some_and(|b| b.gpu);
+            let crashed = job.is_none() && message.starts_with("the engine stopped");
+            if crashed {
+                // The worker's instance is gone: start a fresh one; results on the page stay.
+                state.engine.with_value(|e| {
+                    if let Some(e) = e {
+                        e.restart()
+                    }
+                });
+                state.model.set(ModelStatus::Failed(message.clone()));
+            }
+            state.notice.set(Some(Notice {
+                error: true,
+                text: if device_lost || (crashed && on_gpu) {
+                    format!(
+                        "{message}. The GPU stopped working; every result so far is kept. \
+                         Continue on the CPU?"
+                    )
+                } else {
+                    message
+                },
+                offer_cpu: on_gpu && (device_lost || crashed),
+            }));
+        }
+    }
+}
+
+/// The request that starts a WALF run with the page's settings.
+pub fn start_tuning(state: AppState) {
+    let settings = state.tune_settings.get_untracked();
+    let benchmark = state.edits.get_untracked();
+    state.steps.set(Vec::new());
+    state.epochs.set(Vec::new());
+    state.after.set(None);
+    state.lm_loss.set(None);
+    state.tune_run.set(Some(settings.clone()));
+    state.tune.set(TuneStatus::Running);
+    state.start_job(JobKind::Tune, |job| Request::TuneStart {
+        job,
+        settings,
+        benchmark,
+    });
+}

@@ -1,0 +1,227 @@
+//! WALF live: settings, start / pause / resume / stop, the curves as they come, the chart before
+//! and after, the masked-LM loss on held-out text before and after, and the tuned model's files.
+
+use leptos::prelude::*;
+
+use walf_lab::bias::Target;
+use walf_lab::data::Group;
+use walf_lab::protocol::{Request, TuneSettings};
+use walf_lab::view::{SortOrder, group_title};
+
+use crate::app::base_url;
+use crate::chart::{BLUE, LineChart, ORANGE, ProbeChart, Series, VERMILION, group_colour};
+use crate::probe_view::{GroupTable, SplitSelect, TargetSelect};
+use crate::state::{AppState, JobKind, TuneStatus, start_tuning};
+
+fn number_input(
+    label: &'static str,
+    id: &'static str,
+    get: impl Fn(&TuneSettings) -> String + Send + Sync + 'static,
+    set: impl Fn(&mut TuneSettings, &str) + Send + Sync + 'static,
+    settings: RwSignal<TuneSettings>,
+) -> impl IntoView {
+    view! {
+        <label>{label}
+            <input id=id type="text" inputmode="decimal" size="8" prop:value=move || settings.with(&get)
+                on:change=move |ev| {
+                    let v = event_target_value(&ev);
+                    settings.update(|s| set(s, v.trim()));
+                } />
+        </label>
+    }
+}
+
+fn parse_or<T: std::str::FromStr>(v: &str, old: T) -> T {
+    v.parse().unwrap_or(old)
+}
+
+#[component]
+pub fn TuneView() -> impl IntoView {
+    let state = expect_context::<AppState>();
+    let settings = state.tune_settings;
+    let target = RwSignal::new(settings.get_untracked().target);
+    Effect::new(move |_| {
+        let t = target.get();
+        if settings.with_untracked(|s| s.target != t) {
+            settings.set(TuneSettings {
+                max_steps: settings.with_untracked(|s| s.max_steps),
+                dropout: settings.with_untracked(|s| s.dropout),
+                ..TuneSettings::paper(t)
+            });
+        }
+    });
+    let heldout = RwSignal::new(String::new());
+    // The project's own held-out text, loaded once.
+    Effect::new(move |_| {
+        if heldout.get_untracked().is_empty() {
+            let url = format!("{}data/heldout.txt", base_url());
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Ok(text) = fetch_text(&url).await {
+                    heldout.set(text);
+                }
+            });
+        }
+    });
+    let running = move || matches!(state.tune.get(), TuneStatus::Running | TuneStatus::Paused);
+    let busy_other = move || state.job.get().is_some_and(|j| j.kind != JobKind::Tune);
+    let pause = move |_| {
+        state.send(Request::TunePause);
+        state.tune.set(TuneStatus::Paused);
+    };
+    let resume = move |_| {
+        state.send(Request::TuneResume);
+        state.tune.set(TuneStatus::Running);
+    };
+    let stop = move |_| state.send(Request::TuneStop);
+    let curves = move || {
+        let steps = state.steps.get();
+        let epochs = state.epochs.get();
+        let real = state.tune_run.get().map(|s| s.target) == Some(Target::RealWorld);
+        let kl = Series {
+            label: "batch KL".into(),
+            colour: BLUE,
+            points: steps.iter().map(|s| (s.step as f64, s.kl)).collect(),
+        };
+        let mlm = Series {
+            label: "masked-LM loss".into(),
+            colour: ORANGE,
+            points: steps
+                .iter()
+                .filter_map(|s| s.mlm_loss.map(|m| (s.step as f64, m)))
+                .collect(),
+        };
+        let lambdas: Vec<Series> = Group::ALL
+            .into_iter()
+            .map(|g| Series {
+                label: group_title(g).into(),
+                colour: group_colour(g),
+                points: steps
+                    .iter()
+                    .filter(|s| s.group == g)
+                    .filter_map(|s| s.lambda.map(|l| (s.step as f64, l)))
+                    .collect(),
+            })
+            .collect();
+        let valid = Series {
+            label: "valid KL".into(),
+            colour: VERMILION,
+            points: epochs
+                .iter()
+                .map(|e| ((e.epoch + 1) as f64, e.valid_kl))
+                .collect(),
+        };
+        view! {
+            <div class="curves">
+                <LineChart id="curve-kl" title="Mean KL of each training batch".into() x_label="step"
+                    y_label="KL" series=vec![kl] />
+                {real.then(|| view! {
+                    <LineChart id="curve-mlm" title="Masked-LM loss of each batch".into() x_label="step"
+                        y_label="loss" series=vec![mlm] />
+                    <LineChart id="curve-lambda" title="λ per group".into() x_label="step"
+                        y_label="λ" series=lambdas />
+                })}
+                <LineChart id="curve-valid" title="Validation KL per epoch".into() x_label="epoch"
+                    y_label="KL" series=vec![valid] />
+            </div>
+        }
+    };
+    let measure_loss = move |_| {
+        let text = heldout.get_untracked();
+        if text.trim().is_empty() {
+            return state.error("paste some text to measure the masked-LM loss on");
+        }
+        state.start_job(JobKind::LmLoss, |job| Request::LmLoss { job, text });
+    };
+    view! {
+        <section class="view" aria-label="Tune">
+            <div class="controls">
+                <TargetSelect target=target />
+                <SplitSelect />
+                {number_input("γ ", "tune-gamma", |s| s.gamma.to_string(), |s, v| s.gamma = parse_or(v, s.gamma), settings)}
+                {number_input("β ", "tune-beta", |s| s.beta.to_string(), |s, v| s.beta = parse_or(v, s.beta), settings)}
+                {number_input("learning rate ", "tune-lr", |s| s.lr.to_string(), |s, v| s.lr = parse_or(v, s.lr), settings)}
+                {number_input("batch ", "tune-batch", |s| s.batch_size.to_string(), |s, v| s.batch_size = parse_or(v, s.batch_size), settings)}
+                {number_input("max epochs ", "tune-epochs", |s| s.max_epochs.to_string(), |s, v| s.max_epochs = parse_or(v, s.max_epochs), settings)}
+                {number_input("patience ", "tune-patience", |s| s.patience.to_string(), |s, v| s.patience = parse_or(v, s.patience), settings)}
+                {number_input("step limit ", "tune-steps",
+                    |s| s.max_steps.map(|m| m.to_string()).unwrap_or_default(),
+                    |s, v| s.max_steps = v.parse().ok().filter(|&m: &usize| m > 0), settings)}
+                <label>
+                    <input id="tune-dropout" type="checkbox" prop:checked=move || settings.with(|s| s.dropout)
+                        on:change=move |ev| {
+                            let on = event_target_checked(&ev);
+                            settings.update(|s| s.dropout = on);
+                        } />
+                    " dropout (as the paper; off: repeatable runs)"
+                </label>
+            </div>
+            <div class="controls">
+                <button id="tune-start" disabled=move || !state.ready() || running() || busy_other()
+                    on:click=move |_| start_tuning(state)>"Start"</button>
+                <button id="tune-pause" disabled=move || state.tune.get() != TuneStatus::Running on:click=pause>"Pause"</button>
+                <button id="tune-resume" disabled=move || state.tune.get() != TuneStatus::Paused on:click=resume>"Resume"</button>
+                <button id="tune-stop" disabled=move || !running() on:click=stop>"Stop"</button>
+                <span id="tune-status">{move || match state.tune.get() {
+                    TuneStatus::Idle => "WALF tunes the loaded model from its original weights; the paper's settings are filled in.".to_string(),
+                    TuneStatus::Running => "running".into(),
+                    TuneStatus::Paused => "paused".into(),
+                    TuneStatus::Finished(why) => why,
+                }}</span>
+            </div>
+            <table class="steps" id="tune-steps-table" hidden=move || state.steps.with(|s| s.is_empty())>
+                <caption>"Last steps"</caption>
+                <thead><tr><th>"step"</th><th>"epoch"</th><th>"group"</th><th>"KL"</th><th>"masked-LM loss"</th><th>"total loss"</th></tr></thead>
+                <tbody>
+                {move || state.steps.with(|steps| steps.iter().rev().take(5).map(|s| view! {
+                    <tr class="step-row" data-step=s.step.to_string() data-total-loss=format!("{}", s.total_loss)
+                        data-kl=format!("{}", s.kl)>
+                        <td>{s.step}</td><td>{s.epoch + 1}</td><td>{group_title(s.group)}</td>
+                        <td class="num">{format!("{:.6}", s.kl)}</td>
+                        <td class="num">{s.mlm_loss.map(|m| format!("{m:.4}")).unwrap_or_default()}</td>
+                        <td class="num">{format!("{:.6}", s.total_loss)}</td>
+                    </tr>
+                }).collect_view())}
+                </tbody>
+            </table>
+            {curves}
+            {move || state.result().filter(|r| r.tuning.is_some()).map(|r| view! {
+                <h3>"Before and after"</h3>
+                <div class="chart-scroll"><ProbeChart result=r.clone() order=SortOrder::PFemale selected=RwSignal::new(None) /></div>
+                <GroupTable result=r />
+            })}
+            <details class="heldout" open>
+                <summary>"Masked-LM loss on held-out text, before and after"</summary>
+                <textarea id="heldout-text" rows="5" prop:value=move || heldout.get()
+                    on:input=move |ev| heldout.set(event_target_value(&ev))></textarea>
+                <button id="run-lm-loss" disabled=move || !state.ready() || state.job.get().is_some()
+                    on:click=measure_loss>"Measure"</button>
+                {move || state.lm_loss.get().map(|(before, after, tokens)| view! {
+                    <p id="lm-loss">{format!(
+                        "{tokens} masked tokens: loss {before:.4} with the loaded weights, {after:.4} with the current ones"
+                    )}</p>
+                })}
+            </details>
+            <button id="export-model" disabled=move || !state.ready() || state.job.get().is_some()
+                on:click=move |_| state.start_job(JobKind::Export, |job| Request::Export { job })>
+                "Download the model (config.json, tokenizer.json, model.safetensors)"</button>
+        </section>
+    }
+}
+
+async fn fetch_text(url: &str) -> Result<String, ()> {
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen_futures::JsFuture;
+    let window = web_sys::window().ok_or(())?;
+    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(url))
+        .await
+        .map_err(|_| ())?
+        .dyn_into()
+        .map_err(|_| ())?;
+    if !response.ok() {
+        return Err(());
+    }
+    let text = JsFuture::from(response.text().map_err(|_| ())?)
+        .await
+        .map_err(|_| ())?;
+    text.as_string().ok_or(())
+}

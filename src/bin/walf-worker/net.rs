@@ -1,0 +1,149 @@
+//! Downloads with progress in bytes, kept in the browser's Cache Storage so that a second visit
+//! reads them from disk. Only complete downloads are cached.
+
+use js_sys::{Reflect, Uint8Array};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Cache, ReadableStreamDefaultReader, Response, WorkerGlobalScope};
+
+const CACHE_NAME: &str = "walf-lab-models-v1";
+
+pub fn scope() -> WorkerGlobalScope {
+    js_sys::global().unchecked_into()
+}
+
+/// The message of a JavaScript exception, or its text.
+pub fn js_error(e: &JsValue) -> String {
+    if let Some(err) = e.dyn_ref::<js_sys::Error>() {
+        return String::from(err.message());
+    }
+    e.as_string().unwrap_or_else(|| format!("{e:?}"))
+}
+
+pub struct Fetched {
+    pub bytes: Vec<u8>,
+    /// Over the network (false: from the cache).
+    pub downloaded: bool,
+}
+
+#[derive(Debug)]
+pub enum FetchError {
+    NotFound,
+    /// HTTP status and its text.
+    Status(u16, String),
+    /// No answer at all (offline, refused, blocked by CORS).
+    Network(String),
+}
+
+async fn open_cache() -> Option<Cache> {
+    let caches = scope().caches().ok()?;
+    JsFuture::from(caches.open(CACHE_NAME))
+        .await
+        .ok()?
+        .dyn_into()
+        .ok()
+}
+
+async fn cached(cache: &Cache, url: &str) -> Option<Vec<u8>> {
+    let hit = JsFuture::from(cache.match_with_str(url)).await.ok()?;
+    let response: Response = hit.dyn_into().ok()?;
+    let buffer = JsFuture::from(response.array_buffer().ok()?).await.ok()?;
+    Some(Uint8Array::new(&buffer).to_vec())
+}
+
+/// GETs `url`; with `use_cache`, answers from Cache Storage when it can and stores what it
+/// downloads. `on_progress(done, total)` in bytes (`total` 0 when the server does not say).
+pub async fn fetch_bytes(
+    url: &str,
+    use_cache: bool,
+    on_progress: &mut dyn FnMut(u64, u64),
+) -> Result<Fetched, FetchError> {
+    let cache = if use_cache { open_cache().await } else { None };
+    if let Some(cache) = &cache
+        && let Some(bytes) = cached(cache, url).await
+    {
+        on_progress(bytes.len() as u64, bytes.len() as u64);
+        return Ok(Fetched {
+            bytes,
+            downloaded: false,
+        });
+    }
+    let response = JsFuture::from(scope().fetch_with_str(url))
+        .await
+        .map_err(|e| FetchError::Network(js_error(&e)))?;
+    let response: Response = response
+        .dyn_into()
+        .map_err(|_| FetchError::Network("the answer is not an HTTP response".into()))?;
+    if response.status() == 404 {
+        return Err(FetchError::NotFound);
+    }
+    if !response.ok() {
+        return Err(FetchError::Status(
+            response.status(),
+            response.status_text(),
+        ));
+    }
+    let total: u64 = response
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut bytes: Vec<u8> = Vec::with_capacity(total.min(1 << 31) as usize);
+    on_progress(0, total);
+    match response.body() {
+        Some(body) => {
+            let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+            loop {
+                let chunk = JsFuture::from(reader.read())
+                    .await
+                    .map_err(|e| FetchError::Network(js_error(&e)))?;
+                let done = Reflect::get(&chunk, &"done".into())
+                    .ok()
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(true);
+                if done {
+                    break;
+                }
+                let value: Uint8Array = Reflect::get(&chunk, &"value".into())
+                    .map_err(|e| FetchError::Network(js_error(&e)))?
+                    .unchecked_into();
+                let start = bytes.len();
+                bytes.resize(start + value.length() as usize, 0);
+                value.copy_to(&mut bytes[start..]);
+                on_progress(bytes.len() as u64, total.max(bytes.len() as u64));
+            }
+        }
+        None => {
+            let buffer = JsFuture::from(
+                response
+                    .array_buffer()
+                    .map_err(|e| FetchError::Network(js_error(&e)))?,
+            )
+            .await
+            .map_err(|e| FetchError::Network(js_error(&e)))?;
+            bytes = Uint8Array::new(&buffer).to_vec();
+            on_progress(bytes.len() as u64, bytes.len() as u64);
+        }
+    }
+    if let Some(cache) = &cache {
+        // A full quota or a private window only costs the next visit a download.
+        let copy = Uint8Array::from(&bytes[..]);
+        if let Ok(stored) = Response::new_with_opt_buffer_source(Some(&copy)) {
+            let _ = JsFuture::from(cache.put_with_str(url, &stored)).await;
+        }
+    }
+    Ok(Fetched {
+        bytes,
+        downloaded: true,
+    })
+}
+
+/// Resolves after `ms` milliseconds, letting the worker read its messages meanwhile.
+pub async fn sleep(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let _ = scope().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+    });
+    let _ = JsFuture::from(promise).await;
+}

@@ -1,0 +1,594 @@
+//! The worker's one session: the device, the loaded model (its files kept, so tuning and a move
+//! to the CPU can rebuild it), the current weights, and a WALF run that can be paused.
+//!
+//! Requests are handled as they arrive; a long job awaits between steps, so a pause or stop
+//! sent meanwhile is read. State is cloned out of the `RefCell` before any await.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use burn::module::Module;
+use burn::tensor::Device;
+use js_sys::{Array, Uint8Array};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+
+use walf_lab::data::{Benchmark, PHRASES_TSV, PROFESSIONS_TSV, TEMPLATES_TSV};
+use walf_lab::engine::{LanguageModel, ModelFiles};
+use walf_lab::hub;
+use walf_lab::lm_loss::passages;
+use walf_lab::measure::ProbeSettings;
+use walf_lab::model::MaskedLm;
+use walf_lab::protocol::*;
+use walf_lab::walf::{WalfConfig, WalfTrainer};
+use walf_lab::{Error, config::ModelConfig};
+
+use crate::backend;
+use crate::net::{FetchError, fetch_bytes, sleep};
+
+struct ModelBytes {
+    name: String,
+    config: Vec<u8>,
+    tokenizer: Vec<u8>,
+    weights: Vec<u8>,
+}
+
+impl ModelBytes {
+    fn files(&self) -> ModelFiles<'_> {
+        ModelFiles {
+            config: &self.config,
+            tokenizer: &self.tokenizer,
+            weights: &self.weights,
+            weights_name: "model.safetensors",
+        }
+    }
+}
+
+struct Loaded {
+    files: Rc<ModelBytes>,
+    lm: Rc<LanguageModel>,
+    /// The weights probes and exports use: the loaded ones, or the best of a WALF run.
+    current: MaskedLm,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Control {
+    Run,
+    Pause,
+    Stop,
+}
+
+#[derive(Default)]
+struct Session {
+    device: RefCell<Option<(Device, BackendInfo, BackendChoice)>>,
+    model: RefCell<Option<Loaded>>,
+    tuning: Cell<bool>,
+    /// The running WALF job and what the page asked of it.
+    tune_job: Cell<Option<u64>>,
+    control: Cell<Option<Control>>,
+}
+
+thread_local! {
+    static SESSION: Rc<Session> = Rc::new(Session::default());
+}
+
+fn post(reply: &Reply) {
+    let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+    let message = Array::of1(&JsValue::from_str(&reply.to_json()));
+    let _ = scope.post_message(&message);
+}
+
+/// A reply with files: the bytes are moved to the page, not copied.
+fn post_with_files(reply: &Reply, files: &[&[u8]]) {
+    let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+    let message = Array::of1(&JsValue::from_str(&reply.to_json()));
+    let transfer = Array::new();
+    for bytes in files {
+        let array = Uint8Array::from(*bytes);
+        transfer.push(&array.buffer());
+        message.push(&array);
+    }
+    let _ = scope.post_message_with_transfer(&message, &transfer);
+}
+
+fn fail(job: Option<u64>, error: impl std::fmt::Display, device_lost: bool) {
+    post(&Reply::Failed {
+        job,
+        message: error.to_string(),
+        device_lost,
+    });
+}
+
+fn progress(job: Option<u64>, what: &str, done: u64, total: u64) {
+    post(&Reply::Progress {
+        job,
+        what: what.to_string(),
+        done,
+        total,
+    });
+}
+
+pub fn start() {
+    // A panic ends this worker's WebAssembly instance: the page hears why, keeps its results
+    // and starts a fresh worker.
+    std::panic::set_hook(Box::new(|info| {
+        let message = format!("the engine stopped unexpectedly: {info}");
+        web_sys::console::error_1(&message.clone().into());
+        fail(None, message, false);
+    }));
+    let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+    let on_message = Closure::<dyn Fn(MessageEvent)>::new(|event: MessageEvent| {
+        let data = Array::from(&event.data());
+        let Some(text) = data.get(0).as_string() else {
+            fail(None, "a message to the engine was not understood", false);
+            return;
+        };
+        let files: Vec<Vec<u8>> = (1..data.length())
+            .map(|i| Uint8Array::new(&data.get(i)).to_vec())
+            .collect();
+        match Request::from_json(&text) {
+            Ok(request) => wasm_bindgen_futures::spawn_local(handle(request, files)),
+            Err(e) => fail(None, e, false),
+        }
+    });
+    scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget();
+    post(&Reply::Ready);
+}
+
+fn session() -> Rc<Session> {
+    SESSION.with(Rc::clone)
+}
+
+async fn handle(request: Request, files: Vec<Vec<u8>>) {
+    let s = session();
+    match request {
+        Request::Load { source, backend } => {
+            if s.tuning.get() {
+                return fail(
+                    None,
+                    "stop the tuning run before loading another model",
+                    false,
+                );
+            }
+            if let Err(message) = load(&s, source, backend, files).await {
+                fail(None, message, false);
+            }
+        }
+        Request::Probe {
+            job,
+            split,
+            benchmark,
+        } => {
+            let result = probe(&s, job, split, &benchmark).await;
+            finish(&s, job, result);
+        }
+        Request::Fill { job, text, top } => {
+            let result = fill(&s, job, &text, top).await;
+            finish(&s, job, result);
+        }
+        Request::TuneStart {
+            job,
+            settings,
+            benchmark,
+        } => {
+            if s.tuning.replace(true) {
+                return fail(Some(job), "a tuning run is already going", false);
+            }
+            s.control.set(Some(Control::Run));
+            s.tune_job.set(Some(job));
+            let result = tune(&s, job, settings, &benchmark).await;
+            s.tuning.set(false);
+            s.tune_job.set(None);
+            s.control.set(None);
+            finish(&s, job, result);
+        }
+        Request::TunePause => set_control(&s, Control::Pause),
+        Request::TuneResume => set_control(&s, Control::Run),
+        Request::TuneStop => set_control(&s, Control::Stop),
+        Request::LmLoss { job, text } => {
+            let result = lm_loss(&s, job, &text).await;
+            finish(&s, job, result);
+        }
+        Request::Export { job } => {
+            let result = export(&s, job).await;
+            finish(&s, job, result);
+        }
+    }
+}
+
+fn set_control(s: &Session, control: Control) {
+    if s.control.get().is_some() {
+        s.control.set(Some(control));
+        if let Some(job) = s.tune_job.get()
+            && control != Control::Stop
+        {
+            post(&Reply::TunePaused {
+                job,
+                paused: control == Control::Pause,
+            });
+        }
+    }
+}
+
+/// Reports a failed job; a failure reading from the GPU is taken as a lost device.
+fn finish(s: &Session, job: u64, result: Result<(), Error>) {
+    if let Err(e) = result {
+        let on_gpu = s
+            .device
+            .borrow()
+            .as_ref()
+            .is_some_and(|(_, info, _)| info.gpu);
+        let device_lost = on_gpu && matches!(e, Error::Backend(_));
+        fail(Some(job), e, device_lost);
+    }
+}
+
+fn loaded(s: &Session) -> Result<(Rc<LanguageModel>, MaskedLm, Rc<ModelBytes>), Error> {
+    s.model
+        .borrow()
+        .as_ref()
+        .map(|m| (m.lm.clone(), m.current.clone(), m.files.clone()))
+        .ok_or_else(|| Error::Input("no model is loaded yet".into()))
+}
+
+async fn fetch_file(
+    url: &str,
+    label: &str,
+    use_cache: bool,
+    on_error: &dyn Fn(FetchError) -> String,
+) -> Result<(Vec<u8>, bool), String> {
+    let what = format!("downloading {label}");
+    let mut last = 0u64;
+    let fetched = fetch_bytes(url, use_cache, &mut |done, total| {
+        // About a hundred messages per file at most, and always the first and the last.
+        let step = (total / 100).clamp(64 << 10, 1 << 20);
+        if done == 0 || done == total || done >= last + step {
+            last = done;
+            progress(None, &what, done, total);
+        }
+    })
+    .await
+    .map_err(on_error)?;
+    Ok((fetched.bytes, fetched.downloaded))
+}
+
+async fn load(
+    s: &Session,
+    source: ModelSource,
+    choice: BackendChoice,
+    mut files: Vec<Vec<u8>>,
+) -> Result<(), String> {
+    let (bytes, downloaded) = match source {
+        ModelSource::Bundled { base } => {
+            let mut got = Vec::new();
+            for file in hub::MODEL_FILES {
+                let url = format!("{}/{file}", base.trim_end_matches('/'));
+                let on_error = |e: FetchError| {
+                    format!("the bundled model's {file} could not be read from {url}: {e:?}")
+                };
+                got.push(fetch_file(&url, file, false, &on_error).await?.0);
+            }
+            let [config, tokenizer, weights] = <[Vec<u8>; 3]>::try_from(got).expect("three files");
+            (
+                ModelBytes {
+                    name: "brown-bert (bundled)".into(),
+                    config,
+                    tokenizer,
+                    weights,
+                },
+                false,
+            )
+        }
+        ModelSource::Hub { id, base } => {
+            let id = hub::check_model_id(&id)
+                .map_err(|e| e.to_string())?
+                .to_string();
+            let base = hub::check_base(&base).map_err(|e| e.to_string())?;
+            let mut got = Vec::new();
+            let mut downloaded = false;
+            for file in hub::MODEL_FILES {
+                let url = hub::resolve_url(&base, &id, file);
+                let on_error = |e: FetchError| match e {
+                    FetchError::NotFound => hub::missing_file_message(&id, file),
+                    FetchError::Status(code, text) => hub::status_message(&id, file, code, &text),
+                    FetchError::Network(why) => format!(
+                        "{base} could not be reached for {id}'s {file} ({why}); check the \
+                         connection or the mirror address"
+                    ),
+                };
+                let (bytes, fresh) = fetch_file(&url, file, true, &on_error).await?;
+                downloaded |= fresh;
+                if file == "config.json" {
+                    // Refuse an unsupported architecture before the large download.
+                    ModelConfig::from_json(&bytes).map_err(|e| format!("{id}: {e}"))?;
+                }
+                got.push(bytes);
+            }
+            let [config, tokenizer, weights] = <[Vec<u8>; 3]>::try_from(got).expect("three files");
+            (
+                ModelBytes {
+                    name: id,
+                    config,
+                    tokenizer,
+                    weights,
+                },
+                downloaded,
+            )
+        }
+        ModelSource::Local { name } => {
+            if files.len() != 3 {
+                return Err(
+                    "pick three files: config.json, tokenizer.json and model.safetensors".into(),
+                );
+            }
+            let weights = files.pop().expect("three");
+            let tokenizer = files.pop().expect("three");
+            let config = files.pop().expect("three");
+            (
+                ModelBytes {
+                    name,
+                    config,
+                    tokenizer,
+                    weights,
+                },
+                false,
+            )
+        }
+    };
+    let (device, info) = open_device(s, choice).await;
+    progress(None, "building the model", 0, 1);
+    let lm = LanguageModel::load(bytes.files(), &device).map_err(|e| e.to_string())?;
+    let reply = Reply::Loaded {
+        name: bytes.name.clone(),
+        architecture: lm.config.architecture.name().to_string(),
+        parameters: lm.model.num_params(),
+        vocab_size: lm.config.vocab_size,
+        mask_token: lm.tokenizer.mask_token().to_string(),
+        backend: info,
+        downloaded,
+    };
+    let current = lm.model.clone();
+    *s.model.borrow_mut() = Some(Loaded {
+        files: Rc::new(bytes),
+        lm: Rc::new(lm),
+        current,
+    });
+    post(&reply);
+    Ok(())
+}
+
+async fn open_device(s: &Session, choice: BackendChoice) -> (Device, BackendInfo) {
+    let same = s
+        .device
+        .borrow()
+        .as_ref()
+        .filter(|(_, _, c)| *c == choice)
+        .map(|(d, i, _)| (d.clone(), i.clone()));
+    if let Some(opened) = same {
+        return opened;
+    }
+    progress(None, "starting the backend", 0, 1);
+    let (device, info) = backend::open(choice).await;
+    *s.device.borrow_mut() = Some((device.clone(), info.clone(), choice));
+    (device, info)
+}
+
+fn benchmark(edits: &BenchmarkEdits) -> Result<Benchmark, Error> {
+    Benchmark::from_tsv(
+        edits.professions_tsv.as_deref().unwrap_or(PROFESSIONS_TSV),
+        edits.templates_tsv.as_deref().unwrap_or(TEMPLATES_TSV),
+        edits.phrases_tsv.as_deref().unwrap_or(PHRASES_TSV),
+    )
+}
+
+fn now_seconds() -> f64 {
+    js_sys::Date::now() / 1000.0
+}
+
+async fn probe(
+    s: &Session,
+    job: u64,
+    split: walf_lab::data::Split,
+    edits: &BenchmarkEdits,
+) -> Result<(), Error> {
+    let (lm, current, _) = loaded(s)?;
+    let bench = benchmark(edits)?;
+    let data = bench.split(split);
+    if data.professions.is_empty() {
+        return Err(Error::Input(format!(
+            "the {} split has no professions",
+            split.label()
+        )));
+    }
+    let started = now_seconds();
+    let result = lm
+        .probe_weights(&current, data.input(), ProbeSettings::default(), &mut |p| {
+            progress(Some(job), "measuring", p.done as u64, p.total as u64)
+        })
+        .await?;
+    let reply = ProbeReply {
+        split,
+        professions: result
+            .professions
+            .iter()
+            .map(|p| ProfessionRow {
+                profession: p.profession.clone(),
+                group: p.group,
+                p_female: p.p_female,
+                female_share: p.female_share,
+            })
+            .collect(),
+        scores: result
+            .raw
+            .iter()
+            .map(|r| ScoreRow {
+                template_id: r.template_id.clone(),
+                profession: r.profession.clone(),
+                word: r.gendered_word.clone(),
+                gender: r.gender,
+                score: r.score,
+            })
+            .collect(),
+        forward_sentences: result.forward_sentences,
+        seconds: now_seconds() - started,
+    };
+    post(&Reply::Probed { job, result: reply });
+    Ok(())
+}
+
+async fn fill(s: &Session, job: u64, text: &str, top: usize) -> Result<(), Error> {
+    let (lm, current, _) = loaded(s)?;
+    let predictions = lm
+        .fill_mask_weights(&current, text, top.clamp(1, 50))
+        .await?;
+    let gender_ids: Vec<(String, Option<u32>)> = ["he", "she", "man", "woman"]
+        .iter()
+        .map(|w| {
+            let ids = lm.tokenizer.word_ids(w, false).unwrap_or_default();
+            (w.to_string(), (ids.len() == 1).then(|| ids[0]))
+        })
+        .collect();
+    let masks = predictions
+        .into_iter()
+        .map(|p| MaskFill {
+            position: p.position,
+            gender_words: gender_ids
+                .iter()
+                .filter_map(|(w, id)| id.map(|id| (w.clone(), p.probabilities[id as usize] as f64)))
+                .collect(),
+            top: p.top,
+        })
+        .collect();
+    post(&Reply::Filled { job, masks });
+    Ok(())
+}
+
+async fn tune(
+    s: &Session,
+    job: u64,
+    settings: TuneSettings,
+    edits: &BenchmarkEdits,
+) -> Result<(), Error> {
+    let (lm, _, files) = loaded(s)?;
+    let bench = benchmark(edits)?;
+    let device = lm.model.device();
+    progress(Some(job), "preparing the model for training", 0, 1);
+    // Training needs the weights on an autodiff device, built there directly.
+    let mut trainable = LanguageModel::load(files.files(), &device.autodiff())?;
+    if !settings.dropout {
+        trainable.model.set_dropout(0.0, 0.0);
+    }
+    let mut config = WalfConfig::paper(settings.target);
+    config.gamma = settings.gamma;
+    config.beta = settings.beta;
+    config.lr = settings.lr;
+    config.batch_size = settings.batch_size;
+    config.max_epochs = settings.max_epochs;
+    config.patience = settings.patience;
+    let mut trainer = WalfTrainer::new(trainable, &bench, config)?;
+    let mut steps = 0usize;
+    let outcome: Result<String, Error> = loop {
+        // Let pause and stop messages in.
+        sleep(0).await;
+        while s.control.get() == Some(Control::Pause) {
+            sleep(100).await;
+        }
+        if s.control.get() == Some(Control::Stop) {
+            break Ok(format!("stopped after {steps} steps"));
+        }
+        match trainer.step().await {
+            Ok(Some(record)) => {
+                steps += 1;
+                post(&Reply::TuneStep {
+                    job,
+                    step: TuneStepReply {
+                        step: steps,
+                        epoch: record.epoch,
+                        batch: record.batch,
+                        batches: record.batches,
+                        group: record.group,
+                        kl: record.kl,
+                        mlm_loss: record.mlm_loss,
+                        lambda: record.lambda,
+                        total_loss: record.total_loss,
+                    },
+                });
+                if settings.max_steps.is_some_and(|m| steps >= m) {
+                    break Ok(format!("reached the step limit ({steps} steps)"));
+                }
+            }
+            Ok(None) => match trainer.validate().await {
+                Ok(epoch) => {
+                    post(&Reply::TuneEpoch {
+                        job,
+                        epoch: TuneEpochReply {
+                            epoch: epoch.epoch,
+                            train_loss: epoch.train_loss,
+                            valid_kl: epoch.valid_kl,
+                            improved: epoch.improved,
+                            best_epoch: epoch.best_epoch,
+                        },
+                    });
+                    if epoch.finished {
+                        break Ok(format!(
+                            "finished after {} epochs; the best was epoch {}",
+                            epoch.epoch + 1,
+                            epoch.best_epoch + 1
+                        ));
+                    }
+                }
+                Err(e) => break Err(e),
+            },
+            Err(e) => break Err(e),
+        }
+    };
+    // Whatever happened, the best weights so far become the model's.
+    let best = trainer.best_model();
+    if let Some(m) = s.model.borrow_mut().as_mut() {
+        m.current = best;
+    }
+    let reason = outcome?;
+    post(&Reply::TuneFinished { job, reason, steps });
+    Ok(())
+}
+
+async fn lm_loss(s: &Session, job: u64, text: &str) -> Result<(), Error> {
+    let (lm, current, _) = loaded(s)?;
+    let passages = passages(text);
+    let mut report = |p: walf_lab::measure::Progress| {
+        progress(Some(job), "masked-LM loss", p.done as u64, p.total as u64)
+    };
+    let before = lm
+        .lm_loss_weights(&lm.model, &passages, 0.15, 42, 16, &mut report)
+        .await?;
+    let after = lm
+        .lm_loss_weights(&current, &passages, 0.15, 42, 16, &mut report)
+        .await?;
+    post(&Reply::LmLoss {
+        job,
+        before: before.loss,
+        after: after.loss,
+        tokens: before.masked_tokens,
+    });
+    Ok(())
+}
+
+async fn export(s: &Session, job: u64) -> Result<(), Error> {
+    let (lm, current, files) = loaded(s)?;
+    progress(Some(job), "exporting", 0, 1);
+    let exported = lm.export(&current).await?;
+    post_with_files(
+        &Reply::Exported {
+            job,
+            name: files.name.clone(),
+        },
+        &[
+            &exported.config_json,
+            &exported.tokenizer_json,
+            &exported.safetensors,
+        ],
+    );
+    Ok(())
+}

@@ -1,0 +1,240 @@
+// End-to-end tests of the web app in Debian's headless Chromium, driven by playwright-core over
+// the DevTools protocol. Needs: dist/ (trunk build), the native `walf` binary (WALF_BIN) for
+// reference numbers, and chromium. Run by scripts/e2e.sh.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { deflateRawSync } from 'node:zlib';
+import { chromium } from 'playwright-core';
+import { staticServer, hubServer } from './servers.mjs';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const DIST = process.env.WALF_DIST ?? join(ROOT, 'dist');
+const WALF = process.env.WALF_BIN ?? join(ROOT, 'target/debug/walf');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/lib/chromium/chromium';
+const ARTIFACTS = join(ROOT, 'tests/e2e/artifacts');
+const FIXTURE = join(ROOT, 'tests/fixtures/models/bert');
+const LONG = 15 * 60_000;
+
+mkdirSync(ARTIFACTS, { recursive: true });
+
+async function launch() {
+  const profile = mkdtempSync(join(tmpdir(), 'walf-chromium-'));
+  const proc = spawn(CHROMIUM, [
+    '--headless', '--no-sandbox', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--enable-unsafe-webgpu', `--user-data-dir=${profile}`, '--remote-debugging-port=0',
+    'about:blank',
+  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const portFile = join(profile, 'DevToolsActivePort');
+  for (let i = 0; i < 300 && !existsSync(portFile); i++) await new Promise((ok) => setTimeout(ok, 100));
+  const port = readFileSync(portFile, 'utf8').split('\n')[0];
+  const browser = await chromium.connectOverCDP(`http://127.0.0.1:${port}`);
+  return { browser, proc, context: browser.contexts()[0] };
+}
+
+function walf(args) {
+  return execFileSync(WALF, args, { encoding: 'utf8', maxBuffer: 1 << 28 });
+}
+
+function nativeProbe(args) {
+  const dir = mkdtempSync(join(tmpdir(), 'walf-probe-'));
+  walf(['probe', ...args, '--json', join(dir, 'probe.json')]);
+  const json = JSON.parse(readFileSync(join(dir, 'probe.json'), 'utf8'));
+  return new Map(json.professions.map((p) => [p.profession, p.p_female]));
+}
+
+async function chartValues(page, attr = 'data-p-female') {
+  return new Map(await page.$$eval(`#probe-chart .chart-row`, (rows, a) =>
+    rows.map((r) => [r.getAttribute('data-profession'), Number(r.getAttribute(a))]), attr));
+}
+
+function assertClose(got, want, tol, what) {
+  assert.equal(got.size, want.size, `${what}: ${got.size} professions shown, ${want.size} expected`);
+  let worst = 0;
+  for (const [name, w] of want) {
+    assert.ok(got.has(name), `${what}: ${name} missing`);
+    worst = Math.max(worst, Math.abs(got.get(name) - w));
+  }
+  assert.ok(worst <= tol, `${what}: largest difference ${worst} > ${tol}`);
+  return worst;
+}
+
+async function waitForRows(page, n) {
+  await page.waitForFunction((n) => document.querySelectorAll('#probe-chart .chart-row').length === n,
+    n, { timeout: LONG, polling: 500 });
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+let app, hub, chrome, bundledShown, shareLink;
+const truncated = readFileSync(join(FIXTURE, 'model.safetensors')).subarray(0, 5000);
+
+before(async () => {
+  app = await staticServer(DIST);
+  hub = await hubServer({
+    'fixtures/tiny-bert': { dir: FIXTURE },
+  });
+  chrome = await launch();
+});
+
+after(async () => {
+  await chrome?.browser.close().catch(() => {});
+  chrome?.proc.kill();
+  app?.server.close();
+  hub?.server.close();
+});
+
+test('the bundled model loads on the CPU backend and probes as `walf probe` does', { timeout: LONG }, async () => {
+  const page = await chrome.context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(`${app.url}?backend=cpu&split=test`);
+  const want = nativeProbe(['--split', 'test', '--target', 'equal']);
+  await waitForRows(page, want.size);
+  assert.match(await page.textContent('.backend'), /CPU/);
+  bundledShown = await chartValues(page);
+  const worst = assertClose(bundledShown, want, 1e-4, 'bundled model, CPU');
+  console.log(`bundled brown-bert, test split: largest |ΔP(female)| vs walf probe ${worst.toExponential(2)}`);
+  assert.ok(await page.locator('#group-table').isVisible());
+  await shot(page, 'probe');
+  // The exported JSON carries the same numbers.
+  await page.click('button[role=tab]:has-text("Share")');
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.click('button:has-text("Result (JSON)")'),
+  ]);
+  const exported = JSON.parse(readFileSync(await download.path(), 'utf8'));
+  const fromJson = new Map(exported.result.professions.map((p) => [p.name, p.p_female]));
+  assertClose(fromJson, want, 1e-4, 'exported JSON');
+  shareLink = await page.inputValue('#share-link');
+  assert.match(shareLink, /#v1\./);
+  await shot(page, 'share');
+  // Fill-mask shows predictions and the gendered words.
+  await page.click('button[role=tab]:has-text("Fill-mask")');
+  await page.click('#run-fill');
+  await page.waitForSelector('.fill-top tbody tr', { timeout: LONG });
+  assert.ok((await page.$$('.fill-top tbody tr')).length >= 5);
+  assert.match(await page.textContent('.fill-gender'), /she/);
+  await shot(page, 'fill');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('a Hub model downloads with progress, probes the same on WebGPU as on the CPU, then loads from the cache', { timeout: LONG }, async () => {
+  const want = nativeProbe(['--model', FIXTURE, '--split', 'test', '--target', 'equal']);
+  const address = (backend) => `${app.url}?model=fixtures/tiny-bert&hub=${encodeURIComponent(hub.url)}&backend=${backend}&split=test`;
+
+  const gpu = await chrome.context.newPage();
+  await gpu.goto(address('webgpu'));
+  await gpu.waitForSelector('.job-what:has-text("downloading model.safetensors")', { timeout: LONG });
+  await waitForRows(gpu, want.size);
+  const backend = await gpu.textContent('.model-status');
+  assert.match(backend, /WebGPU/, `expected WebGPU, the page says: ${backend}`);
+  const onGpu = await chartValues(gpu);
+  const worstGpu = assertClose(onGpu, want, 1e-4, 'fixture model, WebGPU');
+  await shot(gpu, 'probe-webgpu');
+  await gpu.close();
+
+  const requests = hub.log.length;
+  hub.server.close();
+  hub.server.closeAllConnections?.();
+  const cpu = await chrome.context.newPage();
+  await cpu.goto(address('cpu'));
+  await waitForRows(cpu, want.size);
+  const onCpu = await chartValues(cpu);
+  const worstCpu = assertClose(onCpu, onGpu, 1e-4, 'fixture model, CPU vs WebGPU');
+  assertClose(onCpu, want, 1e-4, 'fixture model, CPU');
+  assert.equal(hub.log.length, requests, 'the second load must come from the cache');
+  console.log(`fixture model: WebGPU vs walf probe ${worstGpu.toExponential(2)}, CPU vs WebGPU ${worstCpu.toExponential(2)}`);
+
+  // Two WALF steps, without dropout, give the native engine's first two losses.
+  const dir = mkdtempSync(join(tmpdir(), 'walf-tune-'));
+  walf(['tune', '--model', FIXTURE, '--target', 'equal', '--out', dir, '--max-epochs', '1', '--no-dropout']);
+  const native = readFileSync(join(dir, 'training.jsonl'), 'utf8').trim().split('\n')
+    .map((l) => JSON.parse(l)).filter((r) => r.step).slice(0, 2).map((r) => r.step.total_loss);
+  await cpu.click('button[role=tab]:has-text("Tune")');
+  await cpu.fill('#tune-steps', '2');
+  await cpu.dispatchEvent('#tune-steps', 'change');
+  await cpu.uncheck('#tune-dropout');
+  await cpu.click('#tune-start');
+  await cpu.waitForFunction(() => /step limit/.test(document.querySelector('#tune-status')?.textContent ?? ''),
+    null, { timeout: LONG, polling: 500 });
+  const steps = await cpu.$$eval('.step-row', (rows) =>
+    rows.map((r) => [Number(r.dataset.step), Number(r.dataset.totalLoss)]).sort((a, b) => a[0] - b[0]).map((r) => r[1]));
+  assert.equal(steps.length, 2);
+  steps.forEach((loss, i) => {
+    const rel = Math.abs(loss - native[i]) / Math.abs(native[i]);
+    assert.ok(rel < 1e-4, `step ${i + 1}: page ${loss}, native ${native[i]}`);
+  });
+  console.log(`WALF steps: page ${steps.join(', ')}; native ${native.join(', ')}`);
+  // The tuned model's distribution appears beside the one before.
+  await cpu.waitForSelector('#probe-chart .chart-row[data-p-female-after]', { timeout: LONG });
+  await shot(cpu, 'tune');
+  await cpu.close();
+});
+
+test('a share link opens the same numbers in a fresh browser profile', { timeout: LONG }, async () => {
+  assert.ok(shareLink, 'the first test made a link');
+  const fresh = await launch();
+  try {
+    const page = await fresh.context.newPage();
+    const fragment = shareLink.slice(shareLink.indexOf('#'));
+    await page.goto(`${app.url}${fragment}`);
+    await waitForRows(page, bundledShown.size);
+    const shown = await chartValues(page);
+    assertClose(shown, bundledShown, 1e-12, 'shared link');
+    assert.match(await page.textContent('.shared-banner'), /Opened from a link/);
+    await shot(page, 'shared-link');
+  } finally {
+    await fresh.browser.close().catch(() => {});
+    fresh.proc.kill();
+  }
+});
+
+test('a corrupted link, hostile link contents and broken models give messages', { timeout: LONG }, async () => {
+  const page = await chrome.context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(`${app.url}?backend=cpu#v1.AAAAbroken`);
+  await page.waitForSelector('.notice.error', { timeout: LONG });
+  assert.match(await page.textContent('.notice.error'), /cannot be opened/);
+
+  const hostile = {
+    model: '<img src=x onerror="window.pwned=1">',
+    split: 'test',
+    professions: [{ name: '<script>window.pwned=1</script>', group: 'male_dominated', female_share: 0.1, p_female: 0.3 }],
+  };
+  const link = 'v1.' + deflateRawSync(Buffer.from(JSON.stringify(hostile))).toString('base64url');
+  await page.goto(`${app.url}?backend=cpu#${link}`);
+  await waitForRows(page, 1);
+  assert.equal(await page.evaluate(() => window.pwned), undefined);
+  assert.equal(await page.getAttribute('#probe-chart .chart-row', 'data-profession'), hostile.professions[0].name);
+
+  // The first Hub stand-in was stopped to prove the cache; a new one serves the broken models.
+  const broken = await hubServer({
+    'fixtures/broken-bert': { dir: FIXTURE, files: { 'model.safetensors': truncated } },
+    'fixtures/no-tokenizer': { dir: FIXTURE, files: { 'tokenizer.json': null } },
+  });
+  try {
+    for (const [id, expected] of [['fixtures/broken-bert', /safetensors|model\.safetensors|bytes/i],
+      ['fixtures/no-tokenizer', /tokenizer\.json/], ['fixtures/missing', /no such model/]]) {
+      await page.goto(`${app.url}?model=${id}&hub=${encodeURIComponent(broken.url)}&backend=cpu`);
+      await page.waitForFunction(() => /no model/.test(document.querySelector('#model-status')?.textContent ?? ''),
+        null, { timeout: LONG });
+      const status = await page.textContent('#model-status');
+      console.log(`${id}: ${status}`);
+      assert.match(status, expected);
+    }
+    await shot(page, 'broken-model');
+  } finally {
+    broken.server.close();
+  }
+  assert.deepEqual(errors, []);
+  await page.close();
+});
