@@ -2,6 +2,8 @@
 //! at start: `?model=…&hub=…&split=…&target=…&backend=…` and a share link in the fragment.
 
 use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::Closure;
 
 use walf_lab::hub::DEFAULT_HUB;
 use walf_lab::protocol::ModelSource;
@@ -34,6 +36,26 @@ fn location() -> (String, String) {
     (search, hash)
 }
 
+/// Shows the result a share link carries, or says why it cannot.
+fn open_link(state: AppState, hash: &str) {
+    if hash.len() <= 1 {
+        return;
+    }
+    match SharedResult::from_link(hash) {
+        Ok(result) => {
+            if let Some(split) = walf_lab::data::Split::parse(&result.split) {
+                state.split.set(split);
+            }
+            if let Some(t) = &result.tuning {
+                state.target.set(t.target);
+            }
+            state.tab.set(Tab::Probe);
+            state.shared.set(Some(result));
+        }
+        Err(e) => state.error(e.to_string()),
+    }
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     let state = AppState::new();
@@ -62,20 +84,13 @@ pub fn App() -> impl IntoView {
             offer_cpu: false,
         }));
     }
-    if hash.len() > 1 {
-        match SharedResult::from_link(&hash) {
-            Ok(result) => {
-                if let Ok(split) = walf_lab::data::Split::parse(&result.split).ok_or(()) {
-                    state.split.set(split);
-                }
-                if let Some(t) = &result.tuning {
-                    state.target.set(t.target);
-                }
-                state.shared.set(Some(result));
-            }
-            Err(e) => state.error(e.to_string()),
-        }
+    open_link(state, &hash);
+    // A link pasted into an open page changes only the fragment.
+    let on_hash = Closure::<dyn Fn()>::new(move || open_link(state, &location().1));
+    if let Some(w) = web_sys::window() {
+        let _ = w.add_event_listener_with_callback("hashchange", on_hash.as_ref().unchecked_ref());
     }
+    on_hash.forget();
     // The bundled model loads at once; `?model=` picks a Hub model instead.
     match query.model {
         Some(id) => state.load(

@@ -99,7 +99,7 @@ fn Details(selected: RwSignal<Option<String>>) -> impl IntoView {
     let state = expect_context::<AppState>();
     move || {
         let name = selected.get()?;
-        let result = state.result().or_else(|| state.shared.get())?;
+        let result = state.shared.get().or_else(|| state.result())?;
         let p = result.professions.iter().find(|p| p.name == name)?.clone();
         let scores = state
             .before
@@ -183,7 +183,7 @@ pub fn ProbeView() -> impl IntoView {
     let state = expect_context::<AppState>();
     let order = RwSignal::new(SortOrder::PFemale);
     let selected = RwSignal::new(None::<String>);
-    let result = move || state.result().or_else(|| state.shared.get());
+    let result = move || state.shared.get().or_else(|| state.result());
     view! {
         <section class="view" aria-label="Probe">
             <div class="controls">

@@ -24,7 +24,7 @@ fn page_address() -> String {
 #[component]
 pub fn ShareView() -> impl IntoView {
     let state = expect_context::<AppState>();
-    let result = move || state.result().or_else(|| state.shared.get());
+    let result = move || state.shared.get().or_else(|| state.result());
     let link = move || {
         result().map(|r| {
             r.to_link()
