@@ -323,15 +323,11 @@ pub fn on_reply(state: AppState, reply: Reply, files: Vec<Vec<u8>>) {
         Reply::Probed { job, result } => {
             state.job.set(None);
             state.shared.set(None);
+            // After-values stand beside before-values of the same split only.
+            let same_split = state.before.get_untracked().map(|b| b.split) == Some(result.split);
             match kind_of(job) {
-                Some(JobKind::Probe { after: true }) => {
-                    // The before-values must be of the same split.
-                    if state.before.get_untracked().map(|b| b.split) == Some(result.split) {
-                        state.after.set(Some(result));
-                    } else {
-                        state.before.set(Some(result));
-                        state.after.set(None);
-                    }
+                Some(JobKind::Probe { after: true }) if same_split => {
+                    state.after.set(Some(result));
                 }
                 _ => {
                     state.before.set(Some(result));
