@@ -63,7 +63,6 @@ enum Control {
 struct Session {
     device: RefCell<Option<(Device, BackendInfo, BackendChoice)>>,
     model: RefCell<Option<Loaded>>,
-    tuning: Cell<bool>,
     /// The running WALF job and what the page asked of it.
     tune_job: Cell<Option<u64>>,
     control: Cell<Option<Control>>,
@@ -145,7 +144,7 @@ async fn handle(request: Request, files: Vec<Vec<u8>>) {
     let s = session();
     match request {
         Request::Load { source, backend } => {
-            if s.tuning.get() {
+            if s.tune_job.get().is_some() {
                 return fail(
                     None,
                     "stop the tuning run before loading another model",
@@ -173,13 +172,12 @@ async fn handle(request: Request, files: Vec<Vec<u8>>) {
             settings,
             benchmark,
         } => {
-            if s.tuning.replace(true) {
+            if s.tune_job.get().is_some() {
                 return fail(Some(job), "a tuning run is already going", false);
             }
-            s.control.set(Some(Control::Run));
             s.tune_job.set(Some(job));
+            s.control.set(Some(Control::Run));
             let result = tune(&s, job, settings, &benchmark).await;
-            s.tuning.set(false);
             s.tune_job.set(None);
             s.control.set(None);
             finish(&s, job, result);
