@@ -17,8 +17,8 @@ use walf_lab::data::Benchmark;
 use walf_lab::engine::ExportedModel;
 use walf_lab::pretrain::corpus::{Document, document, looks_tagged};
 use walf_lab::pretrain::{
-    MaskedBatch, MaskingVocab, ParamIds, PretrainConfig, Pretrainer, hold_out, mask_batch,
-    pack_sequences, train_vocabulary, unigram_baseline,
+    MaskedBatch, MaskingVocab, ParamIds, PretrainConfig, Pretrainer, check_vocabulary, hold_out,
+    mask_batch, pack_sequences, train_vocabulary, unigram_baseline,
 };
 use walf_lab::rng::SplitMix64;
 use walf_lab::tokenizer::MaskTokenizer;
@@ -60,6 +60,10 @@ pub struct PretrainArgs {
     /// Continue from the checkpoint in --out (the settings are the checkpoint's).
     #[arg(long)]
     resume: bool,
+    /// Start from the weights and vocabulary of a model folder this command wrote, with a new
+    /// optimizer and learning-rate schedule (the model's shape is the folder's).
+    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+    init_from: Option<PathBuf>,
     /// Stop after this many optimisation steps in all (for trials and measurements).
     #[arg(long)]
     max_steps: Option<usize>,
@@ -85,16 +89,17 @@ impl PretrainArgs {
         }
     }
 
-    fn sets_model_or_recipe(&self) -> bool {
+    fn sets_model_shape(&self) -> bool {
         self.layers.is_some()
             || self.hidden.is_some()
             || self.heads.is_some()
             || self.intermediate.is_some()
             || self.vocab.is_some()
             || self.seq_len.is_some()
-            || self.batch.is_some()
-            || self.lr.is_some()
-            || self.seed.is_some()
+    }
+
+    fn sets_model_or_recipe(&self) -> bool {
+        self.sets_model_shape() || self.batch.is_some() || self.lr.is_some() || self.seed.is_some()
     }
 }
 
@@ -123,6 +128,46 @@ struct TrainingState {
     held_out_documents: usize,
     train_sequences: usize,
     train_tokens: usize,
+    /// The model folder the run started from, when not from random weights.
+    #[serde(default)]
+    initialised_from: Option<String>,
+}
+
+/// A model folder `walf pretrain` wrote, to start a new run from: the recipe with its shape,
+/// its vocabulary and its weights.
+fn read_start_model(dir: &Path, args: &PretrainArgs) -> Result<(PretrainConfig, Vec<u8>, Vec<u8>)> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        fs::read(&path).with_context(|| format!("--init-from: cannot read {}", path.display()))
+    };
+    let (config_json, tokenizer_json, weights) = (
+        read("config.json")?,
+        read("tokenizer.json")?,
+        read("model.safetensors")?,
+    );
+    let found = ModelConfig::from_json(&config_json)
+        .with_context(|| format!("--init-from: {}", dir.display()))?;
+    let shaped = PretrainConfig {
+        layers: found.num_hidden_layers,
+        hidden: found.hidden_size,
+        heads: found.num_attention_heads,
+        intermediate: found.intermediate_size,
+        vocab_size: found.vocab_size,
+        seq_len: found.max_position_embeddings,
+        ..args.config()
+    };
+    shaped.check()?;
+    // Only a BERT of the recipe's own form (tied decoder, GELU, its dropout and positions) is
+    // continued: anything else would be written back under a config.json that misdescribes it.
+    if ModelConfig::from_json(&serde_json::to_vec(&shaped.config_json())?)? != found {
+        bail!(
+            "--init-from: {} is not a model `walf pretrain` wrote (its config.json differs from the recipe's form)",
+            dir.display()
+        );
+    }
+    check_vocabulary(&tokenizer_json, &benchmark_words())
+        .with_context(|| format!("--init-from: {}", dir.display()))?;
+    Ok((shaped, tokenizer_json, weights))
 }
 
 /// The corpus's documents, sorted by file name. A folder holding Brown files uses those only
@@ -190,14 +235,15 @@ fn masking_vocab(tokenizer: &MaskTokenizer, config: &ModelConfig) -> MaskingVoca
     }
 }
 
-/// The held-out sequences masked once, with a fixed seed, so every epoch is scored on the
-/// same predictions.
+/// The held-out sequences masked once, with a fixed seed whatever `--seed` is, so every epoch
+/// of every run on the same corpus and vocabulary is scored on the same predictions.
 fn held_out_batches(
     sequences: &[Vec<u32>],
     vocab: MaskingVocab,
     config: &PretrainConfig,
 ) -> Vec<MaskedBatch> {
-    let mut rng = SplitMix64::new(config.seed ^ 0x0048_454C_444F_5554);
+    // 42, the default seed, as the bundled model's first run was scored with it.
+    let mut rng = SplitMix64::new(42 ^ 0x0048_454C_444F_5554);
     sequences
         .chunks(config.batch_size)
         .map(|chunk| {
@@ -234,7 +280,17 @@ pub fn run(args: PretrainArgs) -> Result<()> {
     if resuming && args.sets_model_or_recipe() {
         bail!("--resume continues with the checkpoint's settings; only --epochs may change");
     }
-    if !resuming {
+    if args.init_from.is_some() && args.sets_model_shape() {
+        bail!(
+            "--init-from takes the model's shape and vocabulary from its folder; only --epochs, --batch, --lr and --seed may be set"
+        );
+    }
+    // Read before anything is created, so a wrong folder leaves nothing behind.
+    let start_model = match &args.init_from {
+        Some(dir) if !resuming => Some(read_start_model(dir, &args)?),
+        _ => None,
+    };
+    if !resuming && start_model.is_none() {
         // Settings first: a typo should neither wait for the corpus nor leave a folder behind.
         args.config().check()?;
     }
@@ -275,6 +331,24 @@ pub fn run(args: PretrainArgs) -> Result<()> {
             Some(optimizer),
             Some(read("model.safetensors")?),
         )
+    } else if let Some((config, tokenizer_json, weights)) = start_model {
+        let from = args.init_from.as_deref().unwrap_or(Path::new(""));
+        eprintln!("starting from the model in {}", from.display());
+        let state = TrainingState {
+            config,
+            epochs_done: 0,
+            step: 0,
+            total_steps: 0,
+            unigram_baseline: 0.0,
+            epochs: Vec::new(),
+            param_ids: ParamIds::new(),
+            train_documents: train_docs.len(),
+            held_out_documents: held_docs.len(),
+            train_sequences: 0,
+            train_tokens: 0,
+            initialised_from: Some(from.display().to_string()),
+        };
+        (state, tokenizer_json, None, Some(weights))
     } else {
         let config = args.config();
         let t = Instant::now();
@@ -296,6 +370,7 @@ pub fn run(args: PretrainArgs) -> Result<()> {
             held_out_documents: held_docs.len(),
             train_sequences: 0,
             train_tokens: 0,
+            initialised_from: None,
         };
         (state, json, None, None)
     };
@@ -330,7 +405,7 @@ pub fn run(args: PretrainArgs) -> Result<()> {
     let device = args.backend.device()?.autodiff();
     let mut trainer = match weights {
         Some(bytes) => {
-            let weights = Weights::parse("checkpoint/model.safetensors", &bytes)?;
+            let weights = Weights::parse("model.safetensors", &bytes)?;
             let model = walf_lab::model::MaskedLm::load(&model_config, &weights, &device)?;
             Pretrainer::from_model(
                 config.clone(),
@@ -357,7 +432,11 @@ pub fn run(args: PretrainArgs) -> Result<()> {
         writeln!(
             log,
             "{}",
-            serde_json::json!({"config": config, "unigram_baseline": baseline})
+            serde_json::json!({
+                "config": config,
+                "unigram_baseline": baseline,
+                "initialised_from": state.initialised_from,
+            })
         )?;
     }
 
@@ -442,6 +521,7 @@ pub fn run(args: PretrainArgs) -> Result<()> {
     let summary = serde_json::to_vec_pretty(&serde_json::json!({
         "config": config,
         "unigram_baseline": state.unigram_baseline,
+        "initialised_from": state.initialised_from,
         "epochs": state.epochs,
         "steps": trainer.step,
         "train_documents": state.train_documents,

@@ -9,4 +9,4 @@ pub use trainer::{
     MaskedBatch, MaskingVocab, ParamIds, PretrainConfig, Pretrainer, learning_rate, mask_batch,
     pack_sequences, unigram_baseline,
 };
-pub use vocab::train_vocabulary;
+pub use vocab::{check_vocabulary, train_vocabulary};

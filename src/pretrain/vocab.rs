@@ -79,7 +79,19 @@ pub fn train_vocabulary(
     );
     tokenizer.with_post_processor(Some(processor));
 
-    let unk = id(&tokenizer, "[UNK]")?;
+    check_spelling(&tokenizer, must_spell)?;
+    tokenizer
+        .to_string(true)
+        .map(String::into_bytes)
+        .map_err(|e| failed("cannot write tokenizer.json", e))
+}
+
+/// Refuses a vocabulary that spells one of `must_spell` with `[UNK]`: the measure would then
+/// ask the model about a word it cannot see.
+fn check_spelling(tokenizer: &Tokenizer, must_spell: &[String]) -> Result<()> {
+    let unk = tokenizer
+        .token_to_id("[UNK]")
+        .ok_or_else(|| Error::Tokenizer("the vocabulary lacks [UNK]".into()))?;
     let unspellable: Vec<&str> = must_spell
         .iter()
         .filter(|word| {
@@ -92,14 +104,18 @@ pub fn train_vocabulary(
         .collect();
     if !unspellable.is_empty() {
         return Err(Error::Tokenizer(format!(
-            "the trained vocabulary cannot spell {} without [UNK]",
+            "the vocabulary cannot spell {} without [UNK]",
             unspellable.join(", ")
         )));
     }
-    tokenizer
-        .to_string(true)
-        .map(String::into_bytes)
-        .map_err(|e| failed("cannot write tokenizer.json", e))
+    Ok(())
+}
+
+/// The same check for a vocabulary read from a tokenizer.json (a model pretraining starts from).
+pub fn check_vocabulary(tokenizer_json: &[u8], must_spell: &[String]) -> Result<()> {
+    let tokenizer = Tokenizer::from_bytes(tokenizer_json)
+        .map_err(|e| failed("cannot read tokenizer.json", e))?;
+    check_spelling(&tokenizer, must_spell)
 }
 
 #[cfg(test)]
@@ -125,5 +141,20 @@ mod tests {
         let chiro = tokenizer.encode("chiropractor", false).unwrap();
         assert!(!chiro.get_ids().contains(&unk));
         assert!(train_vocabulary(&sentences, 10, &must).is_err());
+    }
+
+    #[test]
+    fn a_given_vocabulary_is_checked_for_the_required_words() {
+        let sentences: Vec<String> = (0..50)
+            .map(|i| format!("The nurse and the carpenter met {i} times at the market."))
+            .collect();
+        let json = train_vocabulary(&sentences, 200, &[]).unwrap();
+        let spelled = vec!["nurse".to_string(), "the carpenter".to_string()];
+        assert!(check_vocabulary(&json, &spelled).is_ok());
+        // No sentence has a "q" or a "z": the alphabet lacks them.
+        let missing = vec!["nurse".to_string(), "quiz".to_string()];
+        let err = check_vocabulary(&json, &missing).unwrap_err().to_string();
+        assert!(err.contains("quiz") && !err.contains("nurse"), "{err}");
+        assert!(check_vocabulary(b"not json", &spelled).is_err());
     }
 }

@@ -141,6 +141,92 @@ fn pretrain_checkpoints_each_epoch_and_resumes() {
 }
 
 #[test]
+fn pretrain_starts_a_new_run_from_a_model_it_wrote() {
+    let corpus = tempfile::tempdir().unwrap();
+    synthetic_corpus(corpus.path());
+    let out = tempfile::tempdir().unwrap();
+    let first = out.path().join("first");
+    let second = out.path().join("second");
+    let corpus_dir = corpus.path().to_str().unwrap();
+    let mut args = vec!["pretrain", "--corpus", corpus_dir];
+    args.extend(["--out", first.to_str().unwrap(), "--epochs", "1"]);
+    args.extend(TINY);
+    ok(&walf(&args));
+    let summary = |dir: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join("training_summary.json")).unwrap()).unwrap()
+    };
+    let first_loss = summary(&first)["epochs"][0]["held_out_loss"]
+        .as_f64()
+        .unwrap();
+
+    let start = |extra: &[&str]| {
+        let mut a = vec!["pretrain", "--corpus", corpus_dir];
+        a.extend(["--out", second.to_str().unwrap()]);
+        a.extend(["--init-from", first.to_str().unwrap()]);
+        a.extend(extra);
+        walf(&a)
+    };
+    // The shape is the folder's: setting it, or resuming at the same time, is refused.
+    let o = start(&["--hidden", "32"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--init-from takes the model's shape"));
+    assert!(!start(&["--resume"]).status.success());
+    assert!(!second.exists(), "a refused run created its --out");
+
+    // A near-zero learning rate keeps the weights: the held-out loss, scored on the same masked
+    // predictions whatever the seed, is then the first run's.
+    let o = start(&["--max-steps", "2", "--lr", "1e-12", "--seed", "7"]);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("starting from the model in"));
+    let s = summary(&second);
+    assert_eq!(s["steps"], 2);
+    assert!(s["initialised_from"].as_str().unwrap().ends_with("first"));
+    assert_eq!(s["config"]["hidden"], 16);
+    assert_eq!(s["config"]["seed"], 7);
+    let second_loss = s["epochs"][0]["held_out_loss"].as_f64().unwrap();
+    assert!(
+        (second_loss - first_loss).abs() < 1e-4,
+        "held-out loss {second_loss} after starting from a model whose loss was {first_loss}"
+    );
+    for file in ["tokenizer.json", "config.json"] {
+        assert_eq!(
+            std::fs::read(first.join(file)).unwrap(),
+            std::fs::read(second.join(file)).unwrap(),
+            "{file} differs"
+        );
+    }
+    load_model_folder(&second, &cpu()).expect("the continued model loads");
+
+    // A folder whose config.json is not the recipe's form is refused.
+    let edited = out.path().join("edited");
+    std::fs::create_dir(&edited).unwrap();
+    for file in ["tokenizer.json", "model.safetensors"] {
+        std::fs::copy(first.join(file), edited.join(file)).unwrap();
+    }
+    let config = std::fs::read_to_string(first.join("config.json")).unwrap();
+    std::fs::write(
+        edited.join("config.json"),
+        config.replace("\"gelu\"", "\"relu\""),
+    )
+    .unwrap();
+    let o = walf(&[
+        "pretrain",
+        "--corpus",
+        corpus_dir,
+        "--out",
+        out.path().join("third").to_str().unwrap(),
+        "--init-from",
+        edited.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("is not a model `walf pretrain` wrote"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn pretrain_reports_a_corpus_it_cannot_use() {
     let empty = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
