@@ -238,3 +238,84 @@ test('a corrupted link, hostile link contents and broken models give messages', 
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+// Waits for a measurement started by `act` to finish: the timing line is rewritten by each probe.
+async function measured(page, act) {
+  await page.waitForSelector('#probe-timing', { timeout: LONG });
+  await page.$eval('#probe-timing', (t) => { t.dataset.seconds = 'pending'; });
+  await act();
+  await page.waitForFunction(() => {
+    const t = document.querySelector('#probe-timing');
+    return t && t.dataset.seconds !== 'pending';
+  }, null, { timeout: LONG, polling: 200 });
+}
+
+test('local files, an edited benchmark, the masked-LM loss, pause and resume, and the PNG chart', { timeout: LONG }, async () => {
+  const page = await chrome.context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(`${app.url}?backend=cpu&split=test`);
+  await waitForRows(page, 45);
+
+  // The fixture model from the file picker replaces the bundled one.
+  const want = nativeProbe(['--model', FIXTURE, '--split', 'test', '--target', 'equal']);
+  await measured(page, () => page.setInputFiles('#local-files',
+    ['config.json', 'tokenizer.json', 'model.safetensors'].map((f) => join(FIXTURE, f))));
+  const worst = assertClose(await chartValues(page), want, 1e-4, 'local files, CPU');
+  console.log(`local files: largest |ΔP(female)| vs walf probe ${worst.toExponential(2)}`);
+
+  // A profession added in the benchmark editor is measured as `walf probe --data` measures it.
+  const row = 'Night watchmen\tnight watchman\ta\t0.25\t0.75\tmale_dominated\ttest';
+  const professions = `${readFileSync(join(ROOT, 'public/data/professions.tsv'), 'utf8').trimEnd()}\n${row}\n`;
+  const data = mkdtempSync(join(tmpdir(), 'walf-data-'));
+  writeFileSync(join(data, 'professions.tsv'), professions);
+  const edited = nativeProbe(['--model', FIXTURE, '--split', 'test', '--target', 'equal', '--data', data]);
+  assert.ok(edited.has('night watchman'));
+  await page.click('details.editor summary');
+  await page.fill('#edit-professions', professions);
+  await measured(page, () => page.click('button:has-text("Measure with these")'));
+  assertClose(await chartValues(page), edited, 1e-4, 'edited benchmark');
+
+  // The masked-LM loss of the held-out text is `walf lm-loss`'s (same masks, seed 42).
+  const native = walf(['lm-loss', '--model', FIXTURE, '--text', join(ROOT, 'public/data/heldout.txt')]);
+  const [, nativeTokens, nativeLoss] = native.match(/(\d+) masked: masked-LM loss ([\d.]+)/);
+  await page.click('button[role=tab]:has-text("Tune")');
+  await page.click('#run-lm-loss');
+  await page.waitForSelector('#lm-loss', { timeout: LONG });
+  const [, tokens, before, after] = (await page.textContent('#lm-loss'))
+    .match(/(\d+) masked tokens: loss ([\d.]+) with the loaded weights, ([\d.]+)/);
+  assert.equal(tokens, nativeTokens);
+  assert.ok(Math.abs(Number(before) - Number(nativeLoss)) <= 1e-4, `page ${before}, walf lm-loss ${nativeLoss}`);
+  assert.equal(before, after, 'nothing tuned yet');
+
+  // Pause holds the run between steps; resume continues it; stop ends it.
+  const stepCount = () => page.$$eval('.step-row', (rows) => rows.length);
+  await page.fill('#tune-steps', '200');
+  await page.dispatchEvent('#tune-steps', 'change');
+  await page.click('#tune-start');
+  await page.waitForSelector('.step-row', { timeout: LONG });
+  await page.click('#tune-pause');
+  await page.waitForFunction(() => /paused/i.test(document.querySelector('#tune-status')?.textContent ?? ''),
+    null, { timeout: LONG, polling: 200 });
+  const held = await stepCount();
+  await new Promise((ok) => setTimeout(ok, 2000));
+  assert.equal(await stepCount(), held, 'no step while paused');
+  await page.click('#tune-resume');
+  await page.waitForFunction((n) => document.querySelectorAll('.step-row').length > n, held,
+    { timeout: LONG, polling: 200 });
+  await page.click('#tune-stop');
+  await page.waitForSelector('#tune-start:not([disabled])', { timeout: LONG });
+  assert.ok(await stepCount() > held);
+
+  // The chart as PNG.
+  await page.click('button[role=tab]:has-text("Share")');
+  const [download] = await Promise.all([
+    page.waitForEvent('download', { timeout: LONG }),
+    page.click('button:has-text("Chart (PNG)")'),
+  ]);
+  const png = readFileSync(await download.path());
+  assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  assert.ok(png.length > 2000, `a ${png.length}-byte PNG`);
+  assert.deepEqual(errors, []);
+  await page.close();
+});

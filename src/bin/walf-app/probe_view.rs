@@ -215,7 +215,8 @@ pub fn ProbeView() -> impl IntoView {
                 None => view! { <p class="empty">"The chart appears once the model is measured."</p> }.into_any(),
             }}
             {move || state.before.get().map(|b| view! {
-                <p class="hint" id="probe-timing">{format!(
+                <p class="hint" id="probe-timing" data-seconds=b.seconds.to_string()
+                    data-sentences=b.forward_sentences.to_string()>{format!(
                     "{} professions, {} distinct masked sentences, {:.1} s",
                     b.professions.len(), b.forward_sentences, b.seconds
                 )}</p>

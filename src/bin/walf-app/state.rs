@@ -57,6 +57,8 @@ pub struct JobStatus {
 pub enum TuneStatus {
     Idle,
     Running,
+    /// Asked to pause; the step under way ends first.
+    Pausing,
     Paused,
     Finished(String),
 }
@@ -404,7 +406,7 @@ pub fn on_reply(state: AppState, reply: Reply, files: Vec<Vec<u8>>) {
             }
             if matches!(
                 state.tune.get_untracked(),
-                TuneStatus::Running | TuneStatus::Paused
+                TuneStatus::Running | TuneStatus::Pausing | TuneStatus::Paused
             ) && (kind == Some(JobKind::Tune) || job.is_none())
             {
                 state

@@ -62,11 +62,16 @@ pub fn TuneView() -> impl IntoView {
             });
         }
     });
-    let running = move || matches!(state.tune.get(), TuneStatus::Running | TuneStatus::Paused);
+    let running = move || {
+        matches!(
+            state.tune.get(),
+            TuneStatus::Running | TuneStatus::Pausing | TuneStatus::Paused
+        )
+    };
     let busy_other = move || state.job.get().is_some_and(|j| j.kind != JobKind::Tune);
     let pause = move |_| {
         state.send(Request::TunePause);
-        state.tune.set(TuneStatus::Paused);
+        state.tune.set(TuneStatus::Pausing);
     };
     let resume = move |_| {
         state.send(Request::TuneResume);
@@ -164,6 +169,7 @@ pub fn TuneView() -> impl IntoView {
                 <span id="tune-status">{move || match state.tune.get() {
                     TuneStatus::Idle => "WALF tunes the loaded model from its original weights; the paper's settings are filled in.".to_string(),
                     TuneStatus::Running => "running".into(),
+                    TuneStatus::Pausing => "pausing after the current step…".into(),
                     TuneStatus::Paused => "paused".into(),
                     TuneStatus::Finished(why) => why,
                 }}</span>

@@ -196,17 +196,11 @@ async fn handle(request: Request, files: Vec<Vec<u8>>) {
     }
 }
 
+/// The training loop acts on it between steps and says so itself: a step under way when the
+/// message came still ends and is reported first.
 fn set_control(s: &Session, control: Control) {
     if s.control.get().is_some() {
         s.control.set(Some(control));
-        if let Some(job) = s.tune_job.get()
-            && control != Control::Stop
-        {
-            post(&Reply::TunePaused {
-                job,
-                paused: control == Control::Pause,
-            });
-        }
     }
 }
 
@@ -490,8 +484,14 @@ async fn tune(
     let outcome: Result<String, Error> = loop {
         // Let pause and stop messages in.
         sleep(0).await;
-        while s.control.get() == Some(Control::Pause) {
-            sleep(100).await;
+        if s.control.get() == Some(Control::Pause) {
+            post(&Reply::TunePaused { job, paused: true });
+            while s.control.get() == Some(Control::Pause) {
+                sleep(100).await;
+            }
+            if s.control.get() != Some(Control::Stop) {
+                post(&Reply::TunePaused { job, paused: false });
+            }
         }
         if s.control.get() == Some(Control::Stop) {
             break Ok(format!("stopped after {steps} steps"));
