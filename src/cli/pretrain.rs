@@ -133,6 +133,31 @@ struct TrainingState {
     initialised_from: Option<String>,
 }
 
+impl TrainingState {
+    /// Before the first epoch of a run; the sequence counts are filled in once packed.
+    fn new_run(
+        config: PretrainConfig,
+        train_documents: usize,
+        held_out_documents: usize,
+        initialised_from: Option<String>,
+    ) -> Self {
+        Self {
+            config,
+            epochs_done: 0,
+            step: 0,
+            total_steps: 0,
+            unigram_baseline: 0.0,
+            epochs: Vec::new(),
+            param_ids: ParamIds::new(),
+            train_documents,
+            held_out_documents,
+            train_sequences: 0,
+            train_tokens: 0,
+            initialised_from,
+        }
+    }
+}
+
 /// A model folder `walf pretrain` wrote, to start a new run from: the recipe with its shape,
 /// its vocabulary and its weights.
 fn read_start_model(dir: &Path, args: &PretrainArgs) -> Result<(PretrainConfig, Vec<u8>, Vec<u8>)> {
@@ -334,20 +359,8 @@ pub fn run(args: PretrainArgs) -> Result<()> {
     } else if let Some((config, tokenizer_json, weights)) = start_model {
         let from = args.init_from.as_deref().unwrap_or(Path::new(""));
         eprintln!("starting from the model in {}", from.display());
-        let state = TrainingState {
-            config,
-            epochs_done: 0,
-            step: 0,
-            total_steps: 0,
-            unigram_baseline: 0.0,
-            epochs: Vec::new(),
-            param_ids: ParamIds::new(),
-            train_documents: train_docs.len(),
-            held_out_documents: held_docs.len(),
-            train_sequences: 0,
-            train_tokens: 0,
-            initialised_from: Some(from.display().to_string()),
-        };
+        let from = Some(from.display().to_string());
+        let state = TrainingState::new_run(config, train_docs.len(), held_docs.len(), from);
         (state, tokenizer_json, None, Some(weights))
     } else {
         let config = args.config();
@@ -358,20 +371,7 @@ pub fn run(args: PretrainArgs) -> Result<()> {
             config.vocab_size,
             t.elapsed().as_secs_f64()
         );
-        let state = TrainingState {
-            config,
-            epochs_done: 0,
-            step: 0,
-            total_steps: 0,
-            unigram_baseline: 0.0,
-            epochs: Vec::new(),
-            param_ids: ParamIds::new(),
-            train_documents: train_docs.len(),
-            held_out_documents: held_docs.len(),
-            train_sequences: 0,
-            train_tokens: 0,
-            initialised_from: None,
-        };
+        let state = TrainingState::new_run(config, train_docs.len(), held_docs.len(), None);
         (state, json, None, None)
     };
     if let Some(epochs) = args.epochs {

@@ -3,38 +3,22 @@
 // reference numbers, and chromium. Run by scripts/e2e.sh.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { deflateRawSync } from 'node:zlib';
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 import { staticServer, hubServer } from './servers.mjs';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const DIST = process.env.WALF_DIST ?? join(ROOT, 'dist');
 const WALF = process.env.WALF_BIN ?? join(ROOT, 'target/debug/walf');
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/lib/chromium/chromium';
 const ARTIFACTS = join(ROOT, 'tests/e2e/artifacts');
 const FIXTURE = join(ROOT, 'tests/fixtures/models/bert');
 const LONG = 15 * 60_000;
 
 mkdirSync(ARTIFACTS, { recursive: true });
-
-async function launch() {
-  const profile = mkdtempSync(join(tmpdir(), 'walf-chromium-'));
-  const proc = spawn(CHROMIUM, [
-    '--headless', '--no-sandbox', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--enable-unsafe-webgpu', `--user-data-dir=${profile}`, '--remote-debugging-port=0',
-    'about:blank',
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const portFile = join(profile, 'DevToolsActivePort');
-  for (let i = 0; i < 300 && !existsSync(portFile); i++) await new Promise((ok) => setTimeout(ok, 100));
-  const port = readFileSync(portFile, 'utf8').split('\n')[0];
-  const browser = await chromium.connectOverCDP(`http://127.0.0.1:${port}`);
-  return { browser, proc, context: browser.contexts()[0] };
-}
 
 function walf(args) {
   return execFileSync(WALF, args, { encoding: 'utf8', maxBuffer: 1 << 28 });

@@ -9,18 +9,17 @@
 //   (the bundled model on the CPU, and the tiny fixture BERT on both: without a GPU, WebGPU runs
 //   on SwiftShader, far too slow for the bundled model), and the native `walf probe` on the same
 //   machine as the reference.
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 import { staticServer, hubServer } from './servers.mjs';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const DIST = resolve(process.argv[2] ?? join(ROOT, 'dist'));
 const WALF = process.env.WALF_BIN ?? join(ROOT, 'target/release/walf');
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/lib/chromium/chromium';
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const TIMEOUT = 10 * 60_000;
 const FIXTURE = join(ROOT, 'tests/fixtures/models/bert');
@@ -43,20 +42,6 @@ function sizes() {
     console.log(`${name}: ${mb(body.length)} raw, ${mb(gz)} gzip`);
   }
   console.log(`all wasm: ${mb(wasmRaw)} raw, ${mb(wasmGz)} gzip (target 5 MB gzip)`);
-}
-
-async function launch() {
-  const profile = mkdtempSync(join(tmpdir(), 'walf-bench-'));
-  const proc = spawn(CHROMIUM, [
-    '--headless', '--no-sandbox', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--enable-unsafe-webgpu', `--user-data-dir=${profile}`, '--remote-debugging-port=0',
-    'about:blank',
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const portFile = join(profile, 'DevToolsActivePort');
-  for (let i = 0; i < 300 && !existsSync(portFile); i++) await new Promise((ok) => setTimeout(ok, 100));
-  const port = readFileSync(portFile, 'utf8').split('\n')[0];
-  return { browser: await chromium.connectOverCDP(`http://127.0.0.1:${port}`), proc };
 }
 
 async function probeTiming(page) {
