@@ -90,7 +90,9 @@ pub async fn fetch_bytes(
         .flatten()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let mut bytes: Vec<u8> = Vec::with_capacity(total.min(1 << 31) as usize);
+    // The declared length is the server's word, not a fact: reserve at most 64 MiB up front and
+    // let the buffer grow with the bytes that actually arrive.
+    let mut bytes: Vec<u8> = Vec::with_capacity(total.min(64 << 20) as usize);
     on_progress(0, total);
     match response.body() {
         Some(body) => {
