@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use walf_lab::config::ModelConfig;
 use walf_lab::data::Benchmark;
 use walf_lab::engine::ExportedModel;
+use walf_lab::folder::read_model_folder;
 use walf_lab::pretrain::corpus::{Document, document, looks_tagged};
 use walf_lab::pretrain::{
     MaskedBatch, MaskingVocab, ParamIds, PretrainConfig, Pretrainer, check_vocabulary, hold_out,
@@ -158,21 +159,20 @@ impl TrainingState {
     }
 }
 
-/// A model folder `walf pretrain` wrote, to start a new run from: the recipe with its shape,
-/// its vocabulary and its weights.
-fn read_start_model(dir: &Path, args: &PretrainArgs) -> Result<(PretrainConfig, Vec<u8>, Vec<u8>)> {
-    let read = |name: &str| {
-        let path = dir.join(name);
-        fs::read(&path).with_context(|| format!("--init-from: cannot read {}", path.display()))
-    };
-    let (config_json, tokenizer_json, weights) = (
-        read("config.json")?,
-        read("tokenizer.json")?,
-        read("model.safetensors")?,
-    );
-    let found = ModelConfig::from_json(&config_json)
-        .with_context(|| format!("--init-from: {}", dir.display()))?;
-    let shaped = PretrainConfig {
+/// A model folder `walf pretrain` wrote, to start a new run from.
+struct StartModel {
+    /// The recipe with the folder's shape.
+    config: PretrainConfig,
+    tokenizer_json: Vec<u8>,
+    weights: Vec<u8>,
+    folder: PathBuf,
+}
+
+fn read_start_model(dir: &Path, args: &PretrainArgs) -> Result<StartModel> {
+    let context = || format!("--init-from: {}", dir.display());
+    let (config_json, tokenizer_json, weights) = read_model_folder(dir).context("--init-from")?;
+    let found = ModelConfig::from_json(&config_json).with_context(context)?;
+    let config = PretrainConfig {
         layers: found.num_hidden_layers,
         hidden: found.hidden_size,
         heads: found.num_attention_heads,
@@ -181,18 +181,22 @@ fn read_start_model(dir: &Path, args: &PretrainArgs) -> Result<(PretrainConfig, 
         seq_len: found.max_position_embeddings,
         ..args.config()
     };
-    shaped.check()?;
+    config.check()?;
     // Only a BERT of the recipe's own form (tied decoder, GELU, its dropout and positions) is
     // continued: anything else would be written back under a config.json that misdescribes it.
-    if ModelConfig::from_json(&serde_json::to_vec(&shaped.config_json())?)? != found {
+    if ModelConfig::from_json(&serde_json::to_vec(&config.config_json())?)? != found {
         bail!(
             "--init-from: {} is not a model `walf pretrain` wrote (its config.json differs from the recipe's form)",
             dir.display()
         );
     }
-    check_vocabulary(&tokenizer_json, &benchmark_words())
-        .with_context(|| format!("--init-from: {}", dir.display()))?;
-    Ok((shaped, tokenizer_json, weights))
+    check_vocabulary(&tokenizer_json, &benchmark_words()).with_context(context)?;
+    Ok(StartModel {
+        config,
+        tokenizer_json,
+        weights,
+        folder: dir.to_path_buf(),
+    })
 }
 
 /// The corpus's documents, sorted by file name. A folder holding Brown files uses those only
@@ -260,6 +264,10 @@ fn masking_vocab(tokenizer: &MaskTokenizer, config: &ModelConfig) -> MaskingVoca
     }
 }
 
+/// The seed the bundled model's first run scored its held-out predictions with (its `--seed`
+/// was 42, which this seed used to be derived from).
+const HELD_OUT_SEED: u64 = 42 ^ 0x0048_454C_444F_5554;
+
 /// The held-out sequences masked once, with a fixed seed whatever `--seed` is, so every epoch
 /// of every run on the same corpus and vocabulary is scored on the same predictions.
 fn held_out_batches(
@@ -267,8 +275,7 @@ fn held_out_batches(
     vocab: MaskingVocab,
     config: &PretrainConfig,
 ) -> Vec<MaskedBatch> {
-    // 42, the default seed, as the bundled model's first run was scored with it.
-    let mut rng = SplitMix64::new(42 ^ 0x0048_454C_444F_5554);
+    let mut rng = SplitMix64::new(HELD_OUT_SEED);
     sequences
         .chunks(config.batch_size)
         .map(|chunk| {
@@ -354,14 +361,17 @@ pub fn run(args: PretrainArgs) -> Result<()> {
             state,
             read("tokenizer.json")?,
             Some(optimizer),
-            Some(read("model.safetensors")?),
+            Some((
+                checkpoint.join("model.safetensors"),
+                read("model.safetensors")?,
+            )),
         )
-    } else if let Some((config, tokenizer_json, weights)) = start_model {
-        let from = args.init_from.as_deref().unwrap_or(Path::new(""));
-        eprintln!("starting from the model in {}", from.display());
-        let from = Some(from.display().to_string());
-        let state = TrainingState::new_run(config, train_docs.len(), held_docs.len(), from);
-        (state, tokenizer_json, None, Some(weights))
+    } else if let Some(start) = start_model {
+        eprintln!("starting from the model in {}", start.folder.display());
+        let from = Some(start.folder.display().to_string());
+        let state = TrainingState::new_run(start.config, train_docs.len(), held_docs.len(), from);
+        let weights = (start.folder.join("model.safetensors"), start.weights);
+        (state, start.tokenizer_json, None, Some(weights))
     } else {
         let config = args.config();
         let t = Instant::now();
@@ -404,8 +414,8 @@ pub fn run(args: PretrainArgs) -> Result<()> {
     let total_steps = steps_per_epoch * config.epochs;
     let device = args.backend.device()?.autodiff();
     let mut trainer = match weights {
-        Some(bytes) => {
-            let weights = Weights::parse("model.safetensors", &bytes)?;
+        Some((path, bytes)) => {
+            let weights = Weights::parse(path.display().to_string(), &bytes)?;
             let model = walf_lab::model::MaskedLm::load(&model_config, &weights, &device)?;
             Pretrainer::from_model(
                 config.clone(),
