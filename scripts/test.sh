@@ -31,6 +31,8 @@ cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 # The web app and its worker exist only for wasm32: lint them there.
 cargo clippy --target wasm32-unknown-unknown --lib --bins -- -D warnings
+# The page is built without the engine (index.html): that half of the library must stand alone.
+cargo clippy --target wasm32-unknown-unknown --no-default-features --lib --bin walf-app -- -D warnings
 cargo test
 # The web app in headless Chromium (installs Trunk, wasm-bindgen, wasm-opt, chromium if missing).
 ./scripts/e2e.sh

@@ -6,7 +6,18 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::data::Group;
-use crate::measure::ProfessionDistribution;
+
+/// The model's gender distribution for one profession, as the measure (`measure::probe`) finds
+/// it, with the profession's BLS shares beside it. Plain numbers: a shared link carries them too.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfessionDistribution {
+    pub profession: String,
+    pub group: Group,
+    pub p_female: f64,
+    pub p_male: f64,
+    pub female_share: f64,
+    pub male_share: f64,
+}
 
 /// The desired distribution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]

@@ -3,12 +3,13 @@
 
 use burn::tensor::Device;
 use burn::tensor::activation::softmax;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::measure::{MeasureInput, ProbeResult, ProbeSettings, Progress, probe};
 use crate::model::{MaskedLm, TokenBatch};
+use crate::protocol::TokenProbability;
 use crate::readback::read_f32;
 use crate::tokenizer::MaskTokenizer;
 use crate::weights::Weights;
@@ -38,13 +39,6 @@ pub struct ExportedModel {
     pub config_json: Vec<u8>,
     pub tokenizer_json: Vec<u8>,
     pub safetensors: Vec<u8>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TokenProbability {
-    pub token: String,
-    pub id: u32,
-    pub probability: f64,
 }
 
 /// The top predictions at one masked position.

@@ -2,27 +2,42 @@
 //! Srinivasan (EMNLP 2025) and, built on it, WALF fine-tuning. It takes bytes and returns
 //! values: no files, threads or browser APIs, so the same code runs natively and in WASM.
 
+//!
+//! Without the `engine` feature only the plain-data half is built (benchmark data, the bias
+//! report, the message protocol, share links, view logic): what the page needs to show results.
+
 pub mod bias;
-pub mod config;
 pub mod data;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod device;
-pub mod engine;
 pub mod error;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod folder;
 pub mod hub;
-pub mod lm_loss;
-pub mod measure;
-pub mod model;
-pub mod pretrain;
 pub mod protocol;
-pub mod readback;
-pub mod rng;
 pub mod share;
-pub mod tokenizer;
 pub mod view;
 pub mod walf;
+
+#[cfg(feature = "engine")]
+pub mod config;
+#[cfg(all(feature = "engine", not(target_arch = "wasm32")))]
+pub mod device;
+#[cfg(feature = "engine")]
+pub mod engine;
+#[cfg(all(feature = "engine", not(target_arch = "wasm32")))]
+pub mod folder;
+#[cfg(feature = "engine")]
+pub mod lm_loss;
+#[cfg(feature = "engine")]
+pub mod measure;
+#[cfg(feature = "engine")]
+pub mod model;
+#[cfg(feature = "engine")]
+pub mod pretrain;
+#[cfg(feature = "engine")]
+pub mod readback;
+#[cfg(feature = "engine")]
+pub mod rng;
+#[cfg(feature = "engine")]
+pub mod tokenizer;
+#[cfg(feature = "engine")]
 pub mod weights;
 
 pub use error::{Error, Result};

@@ -13,7 +13,8 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::Serialize;
 
-use crate::data::{Gender, GenderedPhrase, Group, Profession, SplitData, Template};
+use crate::bias::ProfessionDistribution;
+use crate::data::{Gender, GenderedPhrase, Profession, SplitData, Template};
 use crate::error::{Error, Result};
 use crate::model::{MaskedLm, TokenBatch};
 use crate::readback::read_f32;
@@ -284,17 +285,6 @@ pub fn candidate_log_probs(
         .collect();
     let logits = model.logits_at(&batch, &positions);
     log_softmax(logits, 1).select(1, candidates.clone())
-}
-
-/// The model's gender distribution for one profession.
-#[derive(Debug, Clone, Serialize)]
-pub struct ProfessionDistribution {
-    pub profession: String,
-    pub group: Group,
-    pub p_female: f64,
-    pub p_male: f64,
-    pub female_share: f64,
-    pub male_share: f64,
 }
 
 /// One row of the paper's raw association scores.

@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::bias::Target;
 use crate::data::{Gender, Group, Split};
-use crate::engine::TokenProbability;
 
 /// Where the model comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,15 +59,15 @@ pub struct TuneSettings {
 
 impl TuneSettings {
     pub fn paper(target: Target) -> Self {
-        let c = crate::walf::WalfConfig::paper(target);
+        use crate::walf::paper;
         Self {
             target,
-            gamma: c.gamma,
-            beta: c.beta,
-            lr: c.lr,
-            batch_size: c.batch_size,
-            max_epochs: c.max_epochs,
-            patience: c.patience,
+            gamma: paper::GAMMA,
+            beta: paper::BETA,
+            lr: paper::LR,
+            batch_size: paper::BATCH_SIZE,
+            max_epochs: paper::MAX_EPOCHS,
+            patience: paper::PATIENCE,
             max_steps: None,
             dropout: true,
         }
@@ -156,6 +155,14 @@ pub struct ProbeReply {
     pub scores: Vec<ScoreRow>,
     pub forward_sentences: usize,
     pub seconds: f64,
+}
+
+/// One of the model's predictions at a masked position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenProbability {
+    pub token: String,
+    pub id: u32,
+    pub probability: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

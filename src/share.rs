@@ -7,10 +7,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
-use crate::bias::{BiasReport, Target, bias_report};
+use crate::bias::{BiasReport, ProfessionDistribution, Target, bias_report};
 use crate::data::Group;
 use crate::error::{Error, Result};
-use crate::measure::ProfessionDistribution;
 
 const PREFIX: &str = "v1.";
 /// Longest fragment accepted (browsers and chat apps truncate far longer URLs anyway).

@@ -2,9 +2,16 @@
 //! EMNLP 2025). Step-wise, so that a front end can run one batch, show the numbers, and go on or
 //! stop; backend-generic like the rest of the engine.
 
+pub mod paper;
+
+#[cfg(feature = "engine")]
 pub mod loss;
+#[cfg(feature = "engine")]
 pub mod tracker;
+#[cfg(feature = "engine")]
 mod trainer;
 
+#[cfg(feature = "engine")]
 pub use tracker::{GroupKl, KlTracker, adjust_lambda, alpha};
+#[cfg(feature = "engine")]
 pub use trainer::{EpochRecord, StepRecord, WalfConfig, WalfTrainer};

@@ -5,6 +5,7 @@ use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOpti
 use serde::Serialize;
 
 use super::loss::{mean_kl, mlm_loss_sum, mlm_rows, profession_distribution};
+use super::paper;
 use super::tracker::{GroupKl, KlTracker, adjust_lambda, alpha};
 use crate::bias::{Target, bias_report};
 use crate::data::{Benchmark, GenderedPhrase, Group, Profession, Split, Template};
@@ -44,19 +45,16 @@ impl WalfConfig {
     pub fn paper(target: Target) -> Self {
         Self {
             target,
-            gamma: 0.1,
-            beta: 0.95,
-            lr: 2e-5,
-            weight_decay: 0.01,
-            batch_size: 8,
-            valid_batch_size: 3,
-            patience: 5,
-            min_delta: match target {
-                Target::Equal => 1e-4,
-                Target::RealWorld => 1e-3,
-            },
-            max_epochs: 50,
-            seed: 42,
+            gamma: paper::GAMMA,
+            beta: paper::BETA,
+            lr: paper::LR,
+            weight_decay: paper::WEIGHT_DECAY,
+            batch_size: paper::BATCH_SIZE,
+            valid_batch_size: paper::VALID_BATCH_SIZE,
+            patience: paper::PATIENCE,
+            min_delta: paper::min_delta(target),
+            max_epochs: paper::MAX_EPOCHS,
+            seed: paper::SEED,
             forward_batch: 64,
             mlm_chunk: 64,
         }
