@@ -1,7 +1,8 @@
 use std::collections::BTreeMap;
 
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::tensor::Tensor;
 use serde::Serialize;
 
 use super::loss::{mean_kl, mlm_loss_sum, mlm_rows, profession_distribution};
@@ -160,6 +161,19 @@ pub struct WalfTrainer {
     epoch_count: usize,
     best: Option<(f64, usize, MaskedLm)>,
     stale_epochs: usize,
+    /// Updates applied since the start, over all epochs.
+    steps_done: usize,
+    /// Fault injection: the step (1-based, counted like `steps_done`) whose gradient is poisoned.
+    poison_step: Option<(usize, f32)>,
+}
+
+/// Every float parameter's id: gradients are looked up by them.
+struct ParamIds(Vec<(ParamId, usize)>);
+
+impl ModuleVisitor for ParamIds {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.0.push((param.id, D));
+    }
 }
 
 impl WalfTrainer {
@@ -201,6 +215,8 @@ impl WalfTrainer {
             epoch_count: 0,
             best: None,
             stale_epochs: 0,
+            steps_done: 0,
+            poison_step: None,
         };
         trainer.start_epoch();
         Ok(trainer)
@@ -227,6 +243,30 @@ impl WalfTrainer {
 
     pub fn epoch(&self) -> usize {
         self.epoch
+    }
+
+    /// Updates applied so far, over all epochs.
+    pub fn steps_done(&self) -> usize {
+        self.steps_done
+    }
+
+    /// Fault injection for tests: the gradient of update number `step` (1-based, see
+    /// [`steps_done`](Self::steps_done)) is multiplied by `value` (NaN or ±inf), as a numerical
+    /// blow-up on the device would leave it, once. The trainer must refuse the update.
+    #[doc(hidden)]
+    pub fn poison_gradient_at(&mut self, step: usize, value: f32) {
+        self.poison_step = Some((step, value));
+    }
+
+    /// Where training is, for messages: "step 12 (epoch 1, batch 12 of 20)".
+    fn position(&self) -> String {
+        format!(
+            "step {} (epoch {}, batch {} of {})",
+            self.steps_done + 1,
+            self.epoch + 1,
+            self.next + 1,
+            self.queue.len().max(self.next + 1)
+        )
     }
 
     pub fn batches_in_epoch(&self) -> usize {
@@ -275,9 +315,41 @@ impl WalfTrainer {
         group: Group,
         professions: &[Profession],
     ) -> Result<StepRecord> {
-        let (record, grads) = self.gradients(group, professions).await?;
+        let (record, mut grads) = self.gradients(group, professions).await?;
+        if let Some((step, value)) = self.poison_step
+            && step == self.steps_done + 1
+        {
+            self.poison_step = None;
+            poison(&self.lm.model, &mut grads, value);
+        }
+        // A NaN or infinite gradient would spread through AdamW's moments into every weight:
+        // refuse the update, so the weights stay as the last good step left them.
+        let check = gradient_check(&self.lm.model, &grads);
+        if let Some(check) = check {
+            let value = read_scalar(check).await?;
+            if !value.is_finite() {
+                return Err(Error::Training(format!(
+                    "a gradient became NaN or infinite at {} on {}; the update was not applied; \
+                     {}",
+                    self.position(),
+                    record.professions.join(", "),
+                    self.best_note()
+                )));
+            }
+        }
         self.apply(grads);
         Ok(record)
+    }
+
+    /// What the user keeps after a failure.
+    fn best_note(&self) -> String {
+        match &self.best {
+            Some((kl, epoch, _)) => format!(
+                "the best weights so far (epoch {}, valid KL {kl:.5}) are kept",
+                epoch + 1
+            ),
+            None => "no epoch had finished, so the weights before tuning are kept".into(),
+        }
     }
 
     /// Applies gradients with AdamW.
@@ -285,6 +357,7 @@ impl WalfTrainer {
         self.lm.model = self
             .optimizer
             .step(self.config.lr, self.lm.model.clone(), grads);
+        self.steps_done += 1;
     }
 
     /// The losses of a WALF step on `professions` (all of `group`) and the gradients of the
@@ -377,9 +450,10 @@ impl WalfTrainer {
             return Ok(());
         }
         Err(Error::Training(format!(
-            "the {what} became {value} in epoch {} on {}; training stopped, the best weights so far are kept",
-            self.epoch + 1,
-            professions.join(", ")
+            "the {what} became {value} at {} on {}; {}",
+            self.position(),
+            professions.join(", "),
+            self.best_note()
         )))
     }
 
@@ -410,8 +484,9 @@ impl WalfTrainer {
         let valid_kl = self.valid_kl().await?;
         if !valid_kl.is_finite() {
             return Err(Error::Training(format!(
-                "the validation KL became {valid_kl} after epoch {}; the best weights so far are kept",
-                self.epoch + 1
+                "the validation KL became {valid_kl} after epoch {}; {}",
+                self.epoch + 1,
+                self.best_note()
             )));
         }
         let best_so_far = self.best.as_ref().map(|b| b.0).unwrap_or(f64::INFINITY);
@@ -443,7 +518,56 @@ impl WalfTrainer {
     }
 }
 
-async fn read_scalar(t: burn::tensor::Tensor<1>) -> Result<f64> {
+/// One value that is finite exactly when every gradient is (NaN and ±inf survive `× 0` and a
+/// sum): one read-back per step instead of one per tensor. `None` when nothing has a gradient.
+fn gradient_check(model: &MaskedLm, grads: &GradientsParams) -> Option<Tensor<1>> {
+    let mut ids = ParamIds(Vec::new());
+    model.visit(&mut ids);
+    let parts: Vec<Tensor<1>> = ids
+        .0
+        .iter()
+        .filter_map(|&(id, rank)| {
+            fn zero_sum<const D: usize>(g: Option<Tensor<D>>) -> Option<Tensor<1>> {
+                g.map(|g| g.mul_scalar(0.0).sum())
+            }
+            match rank {
+                1 => zero_sum(grads.get::<1>(id)),
+                2 => zero_sum(grads.get::<2>(id)),
+                3 => zero_sum(grads.get::<3>(id)),
+                _ => None,
+            }
+        })
+        .collect();
+    (!parts.is_empty()).then(|| Tensor::cat(parts, 0).sum())
+}
+
+/// Multiplies the first parameter's gradient by `value` (fault injection).
+fn poison(model: &MaskedLm, grads: &mut GradientsParams, value: f32) {
+    let mut ids = ParamIds(Vec::new());
+    model.visit(&mut ids);
+    for (id, rank) in ids.0 {
+        fn scale<const D: usize>(grads: &mut GradientsParams, id: ParamId, value: f32) -> bool {
+            match grads.remove::<D>(id) {
+                Some(g) => {
+                    grads.register(id, g.mul_scalar(value));
+                    true
+                }
+                None => false,
+            }
+        }
+        let done = match rank {
+            1 => scale::<1>(grads, id, value),
+            2 => scale::<2>(grads, id, value),
+            3 => scale::<3>(grads, id, value),
+            _ => false,
+        };
+        if done {
+            return;
+        }
+    }
+}
+
+async fn read_scalar(t: Tensor<1>) -> Result<f64> {
     Ok(read_f32(t).await?.first().copied().unwrap_or(f32::NAN) as f64)
 }
 

@@ -190,3 +190,52 @@ fn a_walf_step_on_wgpu_matches_the_cpu() {
         "valid KL after the step: {cpu_after} vs {gpu_after}"
     );
 }
+
+/// A NaN or infinite gradient (injected as a numerical blow-up would leave it) is refused before
+/// AdamW applies it: training stops with the step named, the weights stay as the last good step
+/// left them, and the best weights of the finished epoch are still there.
+#[test]
+fn a_poisoned_gradient_stops_training_and_keeps_the_best_weights() {
+    let bench = Benchmark::bundled();
+    for value in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        let config = WalfConfig {
+            lr: 1e-3,
+            batch_size: 16,
+            ..WalfConfig::paper(Target::Equal)
+        };
+        let mut trainer = WalfTrainer::new(trainable("bert"), &bench, config).unwrap();
+        while pollster::block_on(trainer.step()).unwrap().is_some() {}
+        let epoch = pollster::block_on(trainer.validate()).unwrap();
+        assert!(epoch.improved);
+        let weights =
+            |model: &walf_lab::model::MaskedLm| pollster::block_on(model.to_safetensors()).unwrap();
+        let best = weights(&trainer.best_model());
+        let poisoned = trainer.steps_done() + 2;
+        trainer.poison_gradient_at(poisoned, value);
+        pollster::block_on(trainer.step()).unwrap().unwrap();
+        let last_good = weights(&trainer.language_model().model.valid());
+        let message = pollster::block_on(trainer.step()).unwrap_err().to_string();
+        for part in [
+            format!("a gradient became NaN or infinite at step {poisoned} (epoch 2, batch 2 of "),
+            "the update was not applied".to_string(),
+            format!(
+                "the best weights so far (epoch 1, valid KL {:.5}) are kept",
+                epoch.valid_kl
+            ),
+        ] {
+            assert!(message.contains(&part), "{message:?} lacks {part:?}");
+        }
+        assert_eq!(trainer.steps_done(), poisoned - 1);
+        assert!(
+            last_good == weights(&trainer.language_model().model.valid()),
+            "the poisoned update changed the weights"
+        );
+        assert!(
+            best == weights(&trainer.best_model()),
+            "the best weights changed"
+        );
+        // the weights carry on: the next step (no fault now) trains normally
+        let next = pollster::block_on(trainer.step()).unwrap().unwrap();
+        assert!(next.total_loss.is_finite());
+    }
+}
