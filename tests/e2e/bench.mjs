@@ -72,7 +72,12 @@ async function firstChart(browser, url) {
   const chartSeconds = (Date.now() - started) / 1000;
   const probe = await probeTiming(page);
   const backend = await page.textContent('.backend');
-  return { context, page, chartSeconds, probe, backend };
+  // The page's User Timing marks (ms after navigation start): where the time went.
+  const marks = await page.evaluate(() => Object.fromEntries(performance.getEntriesByType('mark')
+    .filter((m) => m.name.startsWith('walf:'))
+    .reverse()
+    .map((m) => [m.name.slice(5), m.startTime / 1000])));
+  return { context, page, chartSeconds, probe, backend, marks };
 }
 
 function nativeProbe(args) {
@@ -94,6 +99,10 @@ async function main() {
       loads.push(run.chartSeconds);
       console.log(`run ${i + 1}: first chart ${run.chartSeconds.toFixed(2)} s after navigation `
         + `(of which the probe ${run.probe.seconds.toFixed(2)} s, ${run.probe.sentences} sentences; ${run.backend.trim()})`);
+      const m = run.marks;
+      console.log(`  stages (s after navigation): page wasm running ${m['app-start']?.toFixed(2)}, `
+        + `worker ready ${m['worker-ready']?.toFixed(2)}, model loaded ${m['model-loaded']?.toFixed(2)}, `
+        + `probe answered ${m.probed?.toFixed(2)}`);
       if (i === RUNS - 1) cpuPage = run;
       else await run.context.close();
     }

@@ -29,6 +29,14 @@ struct Inner {
     _error: Option<Closure<dyn Fn(ErrorEvent)>>,
 }
 
+/// A User Timing mark on the page's timeline (the benchmark reads them to split the time to the
+/// first chart into its stages; the browser's performance panel shows them too).
+pub fn mark(name: &str) {
+    if let Some(performance) = web_sys::window().and_then(|w| w.performance()) {
+        let _ = performance.mark(name);
+    }
+}
+
 /// A cheap handle; clones share the worker.
 #[derive(Clone)]
 pub struct Engine(Rc<RefCell<Inner>>);
@@ -87,8 +95,14 @@ impl Engine {
                     device_lost: false,
                 },
             };
-            if matches!(reply, Reply::Ready) {
-                me.flush();
+            match &reply {
+                Reply::Ready => {
+                    mark("walf:worker-ready");
+                    me.flush();
+                }
+                Reply::Loaded { .. } => mark("walf:model-loaded"),
+                Reply::Probed { .. } => mark("walf:probed"),
+                _ => {}
             }
             let on_reply = me.0.borrow().on_reply.clone();
             on_reply(reply, files);

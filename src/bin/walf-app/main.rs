@@ -25,6 +25,7 @@ mod tune_view;
 #[cfg(target_arch = "wasm32")]
 fn main() {
     console_error_panic_hook::set_once();
+    engine::mark("walf:app-start");
     leptos::mount::mount_to_body(app::App);
 }
 
