@@ -54,6 +54,54 @@ pub struct ModelConfig {
     pub attention_dropout: f64,
 }
 
+/// How much memory a model may take. The engine refuses a model (its configuration, its weights'
+/// file) beyond this before allocating for it, so that a hostile or mistaken file ends in a
+/// message instead of an out-of-memory crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryBudget {
+    /// Bytes of the model's weights in f32; a weights file may not be larger either.
+    pub model_bytes: u64,
+}
+
+impl Default for MemoryBudget {
+    /// In the browser a wasm32 page has 4 GiB at most, and the CPU backend holds the file's
+    /// bytes and the weights together: 1.5 GiB (roberta-large does not fit, bert-large does).
+    /// Natively 8 GiB (two billion parameters).
+    fn default() -> Self {
+        let model_bytes = if cfg!(target_arch = "wasm32") {
+            3 << 29
+        } else {
+            8 << 30
+        };
+        Self { model_bytes }
+    }
+}
+
+impl MemoryBudget {
+    /// Refuses a file of `len` bytes, named `file`, before it is read.
+    pub fn check_file(self, file: &str, len: u64) -> Result<()> {
+        if len > self.model_bytes {
+            return Err(Error::invalid_file(
+                file,
+                format!(
+                    "is {}, more than the memory budget of {}",
+                    gigabytes(len as f64),
+                    gigabytes(self.model_bytes as f64)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn gigabytes(bytes: f64) -> String {
+    if bytes >= 1e9 {
+        format!("{:.1} GB", bytes / 1e9)
+    } else {
+        format!("{:.0} MB", bytes / 1e6)
+    }
+}
+
 /// The union of the fields of BERT, RoBERTa and DistilBERT configs, as written in config.json.
 #[derive(Debug, Deserialize)]
 struct RawConfig {
@@ -202,6 +250,15 @@ impl ModelConfig {
                 attention_dropout: probability(raw.attention_dropout, "attention_dropout")?,
             },
         };
+        if !(config.layer_norm_eps.is_finite() && config.layer_norm_eps >= 0.0) {
+            return Err(Error::invalid_file(
+                FILE,
+                format!(
+                    "`layer_norm_eps` {} is not a small positive number",
+                    config.layer_norm_eps
+                ),
+            ));
+        }
         if config.hidden_size % config.num_attention_heads != 0 {
             return Err(Error::invalid_file(
                 FILE,
@@ -218,6 +275,40 @@ impl ModelConfig {
             ));
         }
         Ok(config)
+    }
+
+    /// The number of parameters the configuration implies, counted in f64 so that absurd sizes
+    /// give a large number rather than an overflow.
+    pub fn parameter_count(&self) -> f64 {
+        let h = self.hidden_size as f64;
+        let i = self.intermediate_size as f64;
+        let v = self.vocab_size as f64;
+        let embeddings =
+            (v + self.max_position_embeddings as f64 + self.type_vocab_size as f64) * h + 2.0 * h;
+        // attention (4 projections with biases), feed-forward, two LayerNorms
+        let layer = 4.0 * (h * h + h) + 2.0 * h * i + i + h + 4.0 * h;
+        // transform, its LayerNorm, the decoder's bias (and weights when untied)
+        let head = h * h + 3.0 * h + v + if self.tie_word_embeddings { 0.0 } else { v * h };
+        embeddings + self.num_hidden_layers as f64 * layer + head
+    }
+
+    /// Refuses a model whose f32 weights would not fit in `budget` bytes, before anything is
+    /// allocated for it.
+    pub fn check_memory(&self, budget: MemoryBudget) -> Result<()> {
+        let bytes = self.parameter_count() * 4.0;
+        if bytes > budget.model_bytes as f64 {
+            return Err(Error::invalid_file(
+                FILE,
+                format!(
+                    "the model would need {} for its weights in f32 ({:.0} million parameters), \
+                     more than the memory budget of {}",
+                    gigabytes(bytes),
+                    self.parameter_count() / 1e6,
+                    gigabytes(budget.model_bytes as f64)
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// First position id. RoBERTa numbers positions from `padding_idx + 1`.

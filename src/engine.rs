@@ -5,7 +5,7 @@ use burn::tensor::Device;
 use burn::tensor::activation::softmax;
 use serde::Serialize;
 
-use crate::config::ModelConfig;
+use crate::config::{MemoryBudget, ModelConfig};
 use crate::error::{Error, Result};
 use crate::measure::{MeasureInput, ProbeResult, ProbeSettings, Progress, probe};
 use crate::model::{MaskedLm, TokenBatch};
@@ -53,7 +53,14 @@ pub struct MaskPrediction {
 
 impl LanguageModel {
     pub fn load(files: ModelFiles, device: &Device) -> Result<Self> {
+        Self::load_within(files, device, MemoryBudget::default())
+    }
+
+    /// `load` with another memory budget.
+    pub fn load_within(files: ModelFiles, device: &Device, budget: MemoryBudget) -> Result<Self> {
         let config = ModelConfig::from_json(files.config)?;
+        config.check_memory(budget)?;
+        budget.check_file(files.weights_name, files.weights.len() as u64)?;
         let tokenizer = MaskTokenizer::from_json(files.tokenizer, &config)?;
         let weights = Weights::parse(files.weights_name, files.weights)?;
         let model = MaskedLm::load(&config, &weights, device)?;

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use burn::tensor::Device;
 
+use crate::config::MemoryBudget;
 use crate::engine::{LanguageModel, ModelFiles};
 use crate::error::{Error, Result};
 
@@ -25,6 +26,10 @@ pub fn read_model_folder(dir: &Path) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>)> {
     }
     let read = |name: &str| {
         let path = dir.join(name);
+        // Refused before reading: the file's size is known without allocating for it.
+        if let Ok(meta) = std::fs::metadata(&path) {
+            MemoryBudget::default().check_file(&path.display().to_string(), meta.len())?;
+        }
         std::fs::read(&path).map_err(|e| {
             Error::invalid_file(path.display().to_string(), format!("cannot read ({e})"))
         })

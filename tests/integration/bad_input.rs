@@ -153,3 +153,125 @@ fn fill_mask_without_a_mask_says_how_to_write_one() {
     let e = pollster::block_on(lm.fill_mask("no mask here.", 5)).unwrap_err();
     assert!(e.to_string().contains("[MASK]"), "{e}");
 }
+
+/// `config` with `field` set to `value`.
+fn config_with(config: &[u8], field: &str, value: serde_json::Value) -> Vec<u8> {
+    let mut json: serde_json::Value = serde_json::from_slice(config).unwrap();
+    json[field] = value;
+    serde_json::to_vec(&json).unwrap()
+}
+
+#[test]
+fn zero_or_absurd_sizes_in_the_config_are_refused_before_allocation() {
+    let (c, t, w) = bert();
+    for field in [
+        "num_attention_heads",
+        "hidden_size",
+        "vocab_size",
+        "num_hidden_layers",
+    ] {
+        let e = load_err(&config_with(&c, field, 0.into()), &t, &w);
+        assert!(
+            e.to_string()
+                .contains(&format!("`{field}` must be positive")),
+            "{e}"
+        );
+    }
+    let e = load_err(&config_with(&c, "layer_norm_eps", (-1.0).into()), &t, &w);
+    assert!(e.to_string().contains("`layer_norm_eps` -1"), "{e}");
+    // ten billion rows of embeddings: refused by the memory budget, not by the allocator
+    let huge = config_with(&c, "vocab_size", 10_000_000_000u64.into());
+    let e = load_err(&huge, &t, &w);
+    let message = e.to_string();
+    assert!(message.starts_with("config.json"), "{message}");
+    assert!(
+        message.contains("more than the memory budget of 8.6 GB"),
+        "{message}"
+    );
+    // sizes whose product overflows any integer are refused the same way
+    let overflow = config_with(
+        &config_with(&c, "hidden_size", u64::MAX.into()),
+        "num_attention_heads",
+        1.into(),
+    );
+    assert!(
+        load_err(&overflow, &t, &w)
+            .to_string()
+            .contains("memory budget")
+    );
+}
+
+#[test]
+fn a_smaller_budget_refuses_the_model_and_its_file() {
+    use walf_lab::config::MemoryBudget;
+    use walf_lab::engine::{LanguageModel, ModelFiles};
+    let (c, t, w) = bert();
+    let device = walf_lab::device::cpu();
+    let load = |budget: u64| {
+        LanguageModel::load_within(
+            ModelFiles {
+                config: &c,
+                tokenizer: &t,
+                weights: &w,
+                weights_name: "model.safetensors",
+            },
+            &device,
+            MemoryBudget {
+                model_bytes: budget,
+            },
+        )
+    };
+    let config = walf_lab::config::ModelConfig::from_json(&c).unwrap();
+    let needed = (config.parameter_count() * 4.0) as u64;
+    assert!(
+        load(needed.max(w.len() as u64)).is_ok(),
+        "exactly enough is enough"
+    );
+    let e = load(needed - 1).err().unwrap().to_string();
+    assert!(
+        e.contains("would need") && e.contains("memory budget"),
+        "{e}"
+    );
+    // the file (f32 tensors and a header) is larger than the weights: a budget between the two
+    // passes the configuration and refuses the file by its size
+    let file = w.len() as u64;
+    assert!(needed < file);
+    let e = load(file - 1).err().unwrap().to_string();
+    assert!(e.starts_with("model.safetensors: is "), "{e}");
+    assert!(e.contains("more than the memory budget"), "{e}");
+}
+
+/// The parameter count behind the budget is the real one: the fixture file's tensors, counted.
+#[test]
+fn the_parameter_count_matches_the_checkpoints() {
+    for name in ["bert", "roberta", "distilbert"] {
+        let (c, _, w) = read_model_files(&fixture_model(name));
+        let config = walf_lab::config::ModelConfig::from_json(&c).unwrap();
+        let stored: usize = SafeTensors::deserialize(&w)
+            .unwrap()
+            .tensors()
+            .iter()
+            .filter(|(n, _)| !n.ends_with("position_ids"))
+            .map(|(_, v)| v.shape().iter().product::<usize>())
+            .sum();
+        assert_eq!(config.parameter_count() as usize, stored, "{name}");
+    }
+}
+
+#[test]
+fn a_model_file_beyond_the_budget_is_refused_before_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, t, _) = bert();
+    std::fs::write(dir.path().join("config.json"), &c).unwrap();
+    std::fs::write(dir.path().join("tokenizer.json"), &t).unwrap();
+    // sparse: nine gigabytes declared, none of them written or read
+    let file = std::fs::File::create(dir.path().join("model.safetensors")).unwrap();
+    file.set_len(9 << 30).unwrap();
+    let e = walf_lab::folder::read_model_folder(dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("model.safetensors") && e.contains("more than the memory budget"),
+        "{e}"
+    );
+}

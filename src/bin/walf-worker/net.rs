@@ -33,6 +33,23 @@ pub enum FetchError {
     Status(u16, String),
     /// No answer at all (offline, refused, blocked by CORS).
     Network(String),
+    /// Larger than the memory budget (bytes declared or received, the limit): refused before
+    /// it is downloaded, or as soon as it outgrows the limit.
+    TooLarge(u64, u64),
+}
+
+impl FetchError {
+    /// The message for the user, `what` naming the file and where it comes from.
+    pub fn message(&self, what: &str) -> Option<String> {
+        match self {
+            FetchError::TooLarge(size, limit) => Some(format!(
+                "{what} is larger than the memory budget ({} MB, at most {} MB)",
+                size / 1_000_000,
+                limit / 1_000_000
+            )),
+            _ => None,
+        }
+    }
 }
 
 async fn open_cache() -> Option<Cache> {
@@ -56,6 +73,7 @@ async fn cached(cache: &Cache, url: &str) -> Option<Vec<u8>> {
 pub async fn fetch_bytes(
     url: &str,
     use_cache: bool,
+    limit: u64,
     on_progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Fetched, FetchError> {
     let cache = if use_cache { open_cache().await } else { None };
@@ -90,6 +108,9 @@ pub async fn fetch_bytes(
         .flatten()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    if total > limit {
+        return Err(FetchError::TooLarge(total, limit));
+    }
     // The declared length is the server's word, not a fact: reserve at most 64 MiB up front and
     // let the buffer grow with the bytes that actually arrive.
     let mut bytes: Vec<u8> = Vec::with_capacity(total.min(64 << 20) as usize);
@@ -112,7 +133,12 @@ pub async fn fetch_bytes(
                     .map_err(|e| FetchError::Network(js_error(&e)))?
                     .unchecked_into();
                 let start = bytes.len();
-                bytes.resize(start + value.length() as usize, 0);
+                let end = start + value.length() as usize;
+                if end as u64 > limit {
+                    let _ = reader.cancel();
+                    return Err(FetchError::TooLarge(end as u64, limit));
+                }
+                bytes.resize(end, 0);
                 value.copy_to(&mut bytes[start..]);
                 on_progress(bytes.len() as u64, total.max(bytes.len() as u64));
             }
@@ -125,7 +151,11 @@ pub async fn fetch_bytes(
             )
             .await
             .map_err(|e| FetchError::Network(js_error(&e)))?;
-            bytes = Uint8Array::new(&buffer).to_vec();
+            let body = Uint8Array::new(&buffer);
+            if body.length() as u64 > limit {
+                return Err(FetchError::TooLarge(body.length() as u64, limit));
+            }
+            bytes = body.to_vec();
             on_progress(bytes.len() as u64, bytes.len() as u64);
         }
     }

@@ -14,6 +14,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
+use walf_lab::Error;
+use walf_lab::config::{MemoryBudget, ModelConfig};
 use walf_lab::data::{Benchmark, PHRASES_TSV, PROFESSIONS_TSV, TEMPLATES_TSV};
 use walf_lab::engine::{LanguageModel, ModelFiles};
 use walf_lab::hub;
@@ -22,7 +24,6 @@ use walf_lab::measure::ProbeSettings;
 use walf_lab::model::MaskedLm;
 use walf_lab::protocol::*;
 use walf_lab::walf::{WalfConfig, WalfTrainer};
-use walf_lab::{Error, config::ModelConfig};
 
 use crate::backend;
 use crate::net::{FetchError, fetch_bytes, sleep};
@@ -233,7 +234,8 @@ async fn fetch_file(
 ) -> Result<(Vec<u8>, bool), String> {
     let what = format!("downloading {label}");
     let mut last = 0u64;
-    let fetched = fetch_bytes(url, use_cache, &mut |done, total| {
+    let limit = MemoryBudget::default().model_bytes;
+    let fetched = fetch_bytes(url, use_cache, limit, &mut |done, total| {
         // About a hundred messages per file at most, and always the first and the last.
         let step = (total / 100).clamp(64 << 10, 1 << 20);
         if done == 0 || done == total || done >= last + step {
@@ -242,7 +244,10 @@ async fn fetch_file(
         }
     })
     .await
-    .map_err(on_error)?;
+    .map_err(|e| {
+        e.message(&format!("{label} ({url})"))
+            .unwrap_or_else(|| on_error(e))
+    })?;
     Ok((fetched.bytes, fetched.downloaded))
 }
 
@@ -289,12 +294,18 @@ async fn load(
                         "{base} could not be reached for {id}'s {file} ({why}); check the \
                          connection or the mirror address"
                     ),
+                    FetchError::TooLarge(..) => {
+                        e.message(&format!("{id}'s {file}")).unwrap_or_default()
+                    }
                 };
                 let (bytes, fresh) = fetch_file(&url, file, true, &on_error).await?;
                 downloaded |= fresh;
                 if file == "config.json" {
-                    // Refuse an unsupported architecture before the large download.
-                    ModelConfig::from_json(&bytes).map_err(|e| format!("{id}: {e}"))?;
+                    // Refuse an unsupported architecture or a model beyond the memory budget
+                    // before the large download.
+                    ModelConfig::from_json(&bytes)
+                        .and_then(|c| c.check_memory(MemoryBudget::default()))
+                        .map_err(|e| format!("{id}: {e}"))?;
                 }
                 got.push(bytes);
             }
