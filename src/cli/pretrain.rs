@@ -549,6 +549,13 @@ pub fn run(args: PretrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// Fault injection for the crash tests: `WALF_TEST_CRASH=<point>` ends the process at once, as a
+/// kill would, at that point of writing a checkpoint (`checkpoint-write`: half of the weights
+/// written; `checkpoint-swap`: the old checkpoint moved aside, the new one not yet in place).
+fn crash_requested(point: &str) -> bool {
+    std::env::var("WALF_TEST_CRASH").is_ok_and(|p| p == point)
+}
+
 /// The checkpoint folder is written beside the old one and swapped in by renames, so a crash
 /// leaves a complete checkpoint: the old one or the new one.
 fn save_checkpoint(
@@ -569,12 +576,20 @@ fn save_checkpoint(
         ("optimizer.bpk", optimizer),
         ("state.json", &serde_json::to_vec_pretty(state)?[..]),
     ] {
+        if name == "model.safetensors" && crash_requested("checkpoint-write") {
+            // half of the weights on disk, then the end: a kill in the middle of the write
+            let _ = fs::write(fresh.join(name), &bytes[..bytes.len() / 2]);
+            std::process::abort();
+        }
         fs::write(fresh.join(name), bytes)
             .with_context(|| format!("cannot write {}", fresh.join(name).display()))?;
     }
     let _ = fs::remove_dir_all(&old);
     if dir.exists() {
         fs::rename(dir, &old).with_context(|| format!("cannot move {} aside", dir.display()))?;
+    }
+    if crash_requested("checkpoint-swap") {
+        std::process::abort();
     }
     fs::rename(&fresh, dir).with_context(|| format!("cannot move {} into place", dir.display()))?;
     let _ = fs::remove_dir_all(&old);

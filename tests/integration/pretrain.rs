@@ -140,6 +140,72 @@ fn pretrain_checkpoints_each_epoch_and_resumes() {
     load_model_folder(&out_dir, &cpu()).expect("the resumed model loads");
 }
 
+/// A run killed while it writes a checkpoint (half of the weights written; or between the two
+/// renames that swap it in) resumes from the last complete checkpoint.
+#[test]
+fn a_run_killed_while_writing_a_checkpoint_resumes_from_the_last_complete_one() {
+    let corpus = tempfile::tempdir().unwrap();
+    synthetic_corpus(corpus.path());
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().join("model");
+    let mut args = vec!["pretrain", "--corpus", corpus.path().to_str().unwrap()];
+    args.extend(["--out", out_dir.to_str().unwrap()]);
+    args.extend(TINY);
+    let mut first = args.clone();
+    first.extend(["--epochs", "1"]);
+    ok(&walf(&first));
+    let state = |dir: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join("checkpoint/state.json")).unwrap()).unwrap()
+    };
+    let steps_one = state(&out_dir)["step"].as_u64().unwrap();
+    let mut resume: Vec<&str> = vec!["pretrain", "--corpus", corpus.path().to_str().unwrap()];
+    resume.extend([
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--resume",
+        "--epochs",
+        "2",
+    ]);
+    let crash = |point: &str| {
+        Command::new(env!("CARGO_BIN_EXE_walf"))
+            .args(&resume)
+            .env("WALF_TEST_CRASH", point)
+            .output()
+            .expect("walf runs")
+    };
+
+    let killed = crash("checkpoint-write");
+    assert!(!killed.status.success(), "the crash hook ended the run");
+    assert!(
+        out_dir
+            .join(".checkpoint.partial/model.safetensors")
+            .exists()
+    );
+    assert_eq!(
+        state(&out_dir)["epochs_done"],
+        1,
+        "the complete checkpoint is untouched"
+    );
+
+    let killed = crash("checkpoint-swap");
+    assert!(!killed.status.success());
+    assert!(
+        !out_dir.join("checkpoint").exists(),
+        "killed between the renames"
+    );
+    assert!(out_dir.join(".checkpoint.old/state.json").exists());
+
+    let o = walf(&resume);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("resuming after epoch 1"));
+    let after = state(&out_dir);
+    assert_eq!(after["epochs_done"], 2);
+    assert_eq!(after["step"].as_u64().unwrap(), 2 * steps_one);
+    assert!(!out_dir.join(".checkpoint.old").exists());
+    assert!(!out_dir.join(".checkpoint.partial").exists());
+    load_model_folder(&out_dir, &cpu()).expect("the resumed model loads");
+}
+
 #[test]
 fn pretrain_starts_a_new_run_from_a_model_it_wrote() {
     let corpus = tempfile::tempdir().unwrap();
