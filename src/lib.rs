@@ -7,6 +7,7 @@
 //! report, the message protocol, share links, view logic): what the page needs to show results.
 
 pub mod bias;
+pub mod config;
 pub mod data;
 pub mod error;
 pub mod hub;
@@ -15,8 +16,6 @@ pub mod share;
 pub mod view;
 pub mod walf;
 
-#[cfg(feature = "engine")]
-pub mod config;
 #[cfg(all(feature = "engine", not(target_arch = "wasm32")))]
 pub mod device;
 #[cfg(feature = "engine")]
