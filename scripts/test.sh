@@ -36,3 +36,5 @@ cargo clippy --target wasm32-unknown-unknown --no-default-features --lib --bin w
 cargo test
 # The web app in headless Chromium (installs Trunk, wasm-bindgen, wasm-opt, chromium if missing).
 ./scripts/e2e.sh
+# A short fuzz run of the link, table, request and config parsers (nightly and cargo-fuzz).
+./scripts/fuzz-smoke.sh 10
