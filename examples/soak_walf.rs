@@ -9,7 +9,7 @@
 //! MODEL_DIR defaults to the tiny fixture BERT. On a machine without a GPU, wgpu runs on Mesa's
 //! lavapipe (Vulkan on the CPU), whose "GPU memory" is this process's memory, so it is counted.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use walf_lab::bias::Target;
@@ -45,7 +45,7 @@ fn slope(points: &[(f64, f64)]) -> f64 {
     if den > 0.0 { num / den } else { f64::NAN }
 }
 
-fn soak(dir: &PathBuf, backend: &str, steps: usize, every: usize, target: Target) {
+fn soak(dir: &Path, backend: &str, steps: usize, every: usize, target: Target) {
     let device = match backend {
         "wgpu" => match walf_lab::device::wgpu() {
             Ok(d) => d,
