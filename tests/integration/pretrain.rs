@@ -22,6 +22,29 @@ fn ok(o: &Output) {
     );
 }
 
+/// What the checkpoint in `dir` says of itself.
+fn checkpoint_state(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("checkpoint/state.json")).unwrap()).unwrap()
+}
+
+/// A tiny corpus and a folder for the model: `walf pretrain --corpus C --out OUT/model`.
+fn tiny_run() -> (tempfile::TempDir, tempfile::TempDir, Vec<String>) {
+    let corpus = tempfile::tempdir().unwrap();
+    synthetic_corpus(corpus.path());
+    let out = tempfile::tempdir().unwrap();
+    let model = out.path().join("model");
+    let args = [
+        "pretrain",
+        "--corpus",
+        corpus.path().to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec();
+    (corpus, out, args)
+}
+
 /// Three documents in the Brown format, written for this test.
 fn synthetic_corpus(dir: &Path) {
     let people = ["nurse", "carpenter", "teacher", "farmer", "doctor", "clerk"];
@@ -99,20 +122,14 @@ fn pretrain_two_steps_gives_a_loadable_model() {
 
 #[test]
 fn pretrain_checkpoints_each_epoch_and_resumes() {
-    let corpus = tempfile::tempdir().unwrap();
-    synthetic_corpus(corpus.path());
-    let out = tempfile::tempdir().unwrap();
+    let (_corpus, out, args) = tiny_run();
     let out_dir = out.path().join("model");
-    let mut args = vec!["pretrain", "--corpus", corpus.path().to_str().unwrap()];
-    args.extend(["--out", out_dir.to_str().unwrap()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut first = args.clone();
     first.extend(TINY);
     first.extend(["--epochs", "1"]);
     ok(&walf(&first));
-    let state = |dir: &Path| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(dir.join("checkpoint/state.json")).unwrap()).unwrap()
-    };
-    let after_one = state(&out_dir);
+    let after_one = checkpoint_state(&out_dir);
     assert_eq!(after_one["epochs_done"], 1);
     let steps_one = after_one["step"].as_u64().unwrap();
     assert!(steps_one > 0);
@@ -131,7 +148,7 @@ fn pretrain_checkpoints_each_epoch_and_resumes() {
     let o = walf(&resume);
     ok(&o);
     assert!(String::from_utf8_lossy(&o.stderr).contains("resuming after epoch 1"));
-    let after_two = state(&out_dir);
+    let after_two = checkpoint_state(&out_dir);
     assert_eq!(after_two["epochs_done"], 2);
     assert_eq!(after_two["step"].as_u64().unwrap(), 2 * steps_one);
     assert_eq!(after_two["epochs"].as_array().unwrap().len(), 2);
@@ -144,28 +161,16 @@ fn pretrain_checkpoints_each_epoch_and_resumes() {
 /// renames that swap it in) resumes from the last complete checkpoint.
 #[test]
 fn a_run_killed_while_writing_a_checkpoint_resumes_from_the_last_complete_one() {
-    let corpus = tempfile::tempdir().unwrap();
-    synthetic_corpus(corpus.path());
-    let out = tempfile::tempdir().unwrap();
+    let (_corpus, out, args) = tiny_run();
     let out_dir = out.path().join("model");
-    let mut args = vec!["pretrain", "--corpus", corpus.path().to_str().unwrap()];
-    args.extend(["--out", out_dir.to_str().unwrap()]);
-    args.extend(TINY);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut first = args.clone();
+    first.extend(TINY);
     first.extend(["--epochs", "1"]);
     ok(&walf(&first));
-    let state = |dir: &Path| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(dir.join("checkpoint/state.json")).unwrap()).unwrap()
-    };
-    let steps_one = state(&out_dir)["step"].as_u64().unwrap();
-    let mut resume: Vec<&str> = vec!["pretrain", "--corpus", corpus.path().to_str().unwrap()];
-    resume.extend([
-        "--out",
-        out_dir.to_str().unwrap(),
-        "--resume",
-        "--epochs",
-        "2",
-    ]);
+    let steps_one = checkpoint_state(&out_dir)["step"].as_u64().unwrap();
+    let mut resume = args.clone();
+    resume.extend(["--resume", "--epochs", "2"]);
     let crash = |point: &str| {
         Command::new(env!("CARGO_BIN_EXE_walf"))
             .args(&resume)
@@ -182,7 +187,7 @@ fn a_run_killed_while_writing_a_checkpoint_resumes_from_the_last_complete_one() 
             .exists()
     );
     assert_eq!(
-        state(&out_dir)["epochs_done"],
+        checkpoint_state(&out_dir)["epochs_done"],
         1,
         "the complete checkpoint is untouched"
     );
@@ -198,7 +203,7 @@ fn a_run_killed_while_writing_a_checkpoint_resumes_from_the_last_complete_one() 
     let o = walf(&resume);
     ok(&o);
     assert!(String::from_utf8_lossy(&o.stderr).contains("resuming after epoch 1"));
-    let after = state(&out_dir);
+    let after = checkpoint_state(&out_dir);
     assert_eq!(after["epochs_done"], 2);
     assert_eq!(after["step"].as_u64().unwrap(), 2 * steps_one);
     assert!(!out_dir.join(".checkpoint.old").exists());
