@@ -22,6 +22,11 @@ impl MaskTokenizer {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(Error::Tokenizer("the file is empty".into()));
         }
+        // The whole document must be valid JSON first: the tokenizers crate panics (instead of
+        // failing) on some malformed documents, e.g. a lone surrogate escape inside `decoder`
+        // (found by fuzzing, fuzz/regressions/tokenizer_json/).
+        serde_json::from_slice::<serde_json::Value>(bytes)
+            .map_err(|e| Error::Tokenizer(format!("not valid JSON ({e})")))?;
         let mut inner = Tokenizer::from_bytes(bytes)
             .map_err(|e| Error::Tokenizer(format!("cannot be read ({e})")))?;
         // Some exported tokenizers pad or truncate every encoding; batching and length checks

@@ -275,3 +275,22 @@ fn a_model_file_beyond_the_budget_is_refused_before_it_is_read() {
         "{e}"
     );
 }
+
+/// Inputs that once crashed a fuzz target (fuzz/regressions/): each is refused with a message.
+#[test]
+fn fuzz_regressions_are_refused_without_a_panic() {
+    let (c, _, _) = bert();
+    let config = walf_lab::config::ModelConfig::from_json(&c).unwrap();
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/tokenizer_json");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let e = walf_lab::tokenizer::MaskTokenizer::from_json(&bytes, &config)
+            .err()
+            .expect("a broken tokenizer.json is refused");
+        assert!(e.to_string().starts_with("tokenizer.json: "), "{e}");
+        seen += 1;
+    }
+    assert!(seen > 0);
+}
