@@ -17,6 +17,29 @@ pub struct MaskTokenizer {
     unk_id: Option<u32>,
 }
 
+/// A template post-processor may only name special tokens it defines: the tokenizers crate
+/// indexes its table with them and panics at the first encoding otherwise (found by fuzzing).
+fn check_templates(processor: &serde_json::Value) -> Result<()> {
+    if let Some(steps) = processor["processors"].as_array() {
+        return steps.iter().try_for_each(check_templates);
+    }
+    if processor["type"] != "TemplateProcessing" {
+        return Ok(());
+    }
+    for template in ["single", "pair"] {
+        let pieces = processor[template].as_array().into_iter().flatten();
+        for id in pieces.filter_map(|p| p["SpecialToken"]["id"].as_str()) {
+            if processor["special_tokens"].get(id).is_none() {
+                return Err(Error::Tokenizer(format!(
+                    "the post-processor's {template} template uses the special token {id:?}, \
+                     which it does not define"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl MaskTokenizer {
     pub fn from_json(bytes: &[u8], config: &ModelConfig) -> Result<Self> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -25,8 +48,9 @@ impl MaskTokenizer {
         // The whole document must be valid JSON first: the tokenizers crate panics (instead of
         // failing) on some malformed documents, e.g. a lone surrogate escape inside `decoder`
         // (found by fuzzing, fuzz/regressions/tokenizer_json/).
-        serde_json::from_slice::<serde_json::Value>(bytes)
+        let document = serde_json::from_slice::<serde_json::Value>(bytes)
             .map_err(|e| Error::Tokenizer(format!("not valid JSON ({e})")))?;
+        check_templates(&document["post_processor"])?;
         let mut inner = Tokenizer::from_bytes(bytes)
             .map_err(|e| Error::Tokenizer(format!("cannot be read ({e})")))?;
         // Some exported tokenizers pad or truncate every encoding; batching and length checks
