@@ -1,13 +1,13 @@
 //! `walf pretrain` on a tiny synthetic corpus: it trains, writes a folder the engine (and
 //! transformers, see tests/reference/check_pretrained.py) loads, checkpoints, and resumes.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use walf_lab::device::cpu;
 use walf_lab::folder::load_model_folder;
 
-fn walf(args: &[&str]) -> Output {
+fn walf<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_walf"))
         .args(args)
         .output()
@@ -27,22 +27,51 @@ fn checkpoint_state(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("checkpoint/state.json")).unwrap()).unwrap()
 }
 
-/// A tiny corpus and a folder for the model: `walf pretrain --corpus C --out OUT/model`.
-fn tiny_run() -> (tempfile::TempDir, tempfile::TempDir, Vec<String>) {
-    let corpus = tempfile::tempdir().unwrap();
-    synthetic_corpus(corpus.path());
-    let out = tempfile::tempdir().unwrap();
-    let model = out.path().join("model");
-    let args = [
-        "pretrain",
-        "--corpus",
-        corpus.path().to_str().unwrap(),
-        "--out",
-        model.to_str().unwrap(),
-    ]
-    .map(String::from)
-    .to_vec();
-    (corpus, out, args)
+/// A tiny corpus and a folder for the model: `walf pretrain --corpus C --out OUT/model …`.
+struct TinyRun {
+    _corpus: tempfile::TempDir,
+    out: tempfile::TempDir,
+    base: Vec<String>,
+}
+
+impl TinyRun {
+    fn new() -> Self {
+        let corpus = tempfile::tempdir().unwrap();
+        synthetic_corpus(corpus.path());
+        let out = tempfile::tempdir().unwrap();
+        let model = out.path().join("model");
+        let base = [
+            "pretrain",
+            "--corpus",
+            corpus.path().to_str().unwrap(),
+            "--out",
+            model.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec();
+        Self {
+            _corpus: corpus,
+            out,
+            base,
+        }
+    }
+
+    fn out_dir(&self) -> PathBuf {
+        self.out.path().join("model")
+    }
+
+    fn args(&self, extra: &[&str]) -> Vec<String> {
+        let mut args = self.base.clone();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    }
+
+    /// The tiny recipe for one epoch.
+    fn first_epoch(&self) -> Vec<String> {
+        let mut args = self.args(&TINY);
+        args.extend(["--epochs".to_string(), "1".to_string()]);
+        args
+    }
 }
 
 /// Three documents in the Brown format, written for this test.
@@ -122,12 +151,9 @@ fn pretrain_two_steps_gives_a_loadable_model() {
 
 #[test]
 fn pretrain_checkpoints_each_epoch_and_resumes() {
-    let (_corpus, out, args) = tiny_run();
-    let out_dir = out.path().join("model");
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut first = args.clone();
-    first.extend(TINY);
-    first.extend(["--epochs", "1"]);
+    let run = TinyRun::new();
+    let out_dir = run.out_dir();
+    let first = run.first_epoch();
     ok(&walf(&first));
     let after_one = checkpoint_state(&out_dir);
     assert_eq!(after_one["epochs_done"], 1);
@@ -139,13 +165,13 @@ fn pretrain_checkpoints_each_epoch_and_resumes() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("--resume"));
     // Changing the recipe on resume is refused too.
-    let mut changed = args.clone();
-    changed.extend(["--resume", "--hidden", "32"]);
-    assert!(!walf(&changed).status.success());
+    assert!(
+        !walf(&run.args(&["--resume", "--hidden", "32"]))
+            .status
+            .success()
+    );
 
-    let mut resume = args.clone();
-    resume.extend(["--resume", "--epochs", "2"]);
-    let o = walf(&resume);
+    let o = walf(&run.args(&["--resume", "--epochs", "2"]));
     ok(&o);
     assert!(String::from_utf8_lossy(&o.stderr).contains("resuming after epoch 1"));
     let after_two = checkpoint_state(&out_dir);
@@ -161,16 +187,11 @@ fn pretrain_checkpoints_each_epoch_and_resumes() {
 /// renames that swap it in) resumes from the last complete checkpoint.
 #[test]
 fn a_run_killed_while_writing_a_checkpoint_resumes_from_the_last_complete_one() {
-    let (_corpus, out, args) = tiny_run();
-    let out_dir = out.path().join("model");
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut first = args.clone();
-    first.extend(TINY);
-    first.extend(["--epochs", "1"]);
-    ok(&walf(&first));
+    let run = TinyRun::new();
+    let out_dir = run.out_dir();
+    ok(&walf(&run.first_epoch()));
     let steps_one = checkpoint_state(&out_dir)["step"].as_u64().unwrap();
-    let mut resume = args.clone();
-    resume.extend(["--resume", "--epochs", "2"]);
+    let resume = run.args(&["--resume", "--epochs", "2"]);
     let crash = |point: &str| {
         Command::new(env!("CARGO_BIN_EXE_walf"))
             .args(&resume)
