@@ -58,6 +58,26 @@ impl MaskedLm {
 
     /// The weights as a safetensors file (read back from the device asynchronously).
     pub async fn to_safetensors(&self) -> Result<Vec<u8>> {
+        self.write_safetensors(false).await
+    }
+
+    /// The weights exactly as held, every tensor in f32 whatever the checkpoint's dtype: for a
+    /// saved training run, which must go on from the same numbers.
+    pub async fn to_safetensors_f32(&self) -> Result<Vec<u8>> {
+        self.write_safetensors(true).await
+    }
+
+    /// Takes the checkpoint dtypes of `original` (the same architecture and names), so that
+    /// weights read back from an f32 file of a training run are exported as the original was.
+    pub fn keep_dtypes_of(&mut self, original: &MaskedLm) {
+        for entry in &mut self.checkpoint {
+            if let Some(o) = original.checkpoint.iter().find(|o| o.name == entry.name) {
+                entry.dtype = o.dtype;
+            }
+        }
+    }
+
+    async fn write_safetensors(&self, as_f32: bool) -> Result<Vec<u8>> {
         let mut parameters = self.parameters();
         let mut tensors = Vec::with_capacity(self.checkpoint.len());
         for entry in &self.checkpoint {
@@ -68,13 +88,15 @@ impl MaskedLm {
                 ))
             })?;
             let values = stored_values(entry, tensor).await?;
-            let bytes = from_f32(entry.dtype, &values).ok_or_else(|| {
-                Error::Backend(format!(
-                    "cannot write `{}` as {:?}",
-                    entry.name, entry.dtype
-                ))
+            let dtype = if as_f32 {
+                safetensors::Dtype::F32
+            } else {
+                entry.dtype
+            };
+            let bytes = from_f32(dtype, &values).ok_or_else(|| {
+                Error::Backend(format!("cannot write `{}` as {dtype:?}", entry.name))
             })?;
-            tensors.push((entry.name.clone(), entry.dtype, entry.shape.clone(), bytes));
+            tensors.push((entry.name.clone(), dtype, entry.shape.clone(), bytes));
         }
         serialize(&tensors)
     }

@@ -14,4 +14,4 @@ mod trainer;
 #[cfg(feature = "engine")]
 pub use tracker::{GroupKl, KlTracker, adjust_lambda, alpha};
 #[cfg(feature = "engine")]
-pub use trainer::{EpochRecord, StepRecord, WalfConfig, WalfTrainer};
+pub use trainer::{EpochRecord, StepRecord, TrainerState, WalfConfig, WalfTrainer};

@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::loss::{mean_kl, mlm_loss_sum, mlm_rows, profession_distribution};
 use super::paper;
@@ -117,6 +117,24 @@ pub struct EpochRecord {
     pub finished: bool,
 }
 
+/// Where a run stands between two epochs. With the weights at that point and the best weights it
+/// is what [`WalfTrainer::resume`] needs to go on: the same epochs, batches and early stopping
+/// as if the run had not been interrupted. AdamW's moment estimates are not part of it (they
+/// would triple what is stored); after a resume they build up again from zero.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainerState {
+    /// Epochs completed (and validated).
+    pub epochs_done: usize,
+    pub steps_done: usize,
+    /// The shuffler before it drew the next epoch's batches.
+    pub shuffle_state: u64,
+    /// The KL tracker (real-world target).
+    pub tracker: BTreeMap<Group, GroupKl>,
+    /// The best validation so far: KL and 0-based epoch; the best weights go with it.
+    pub best: Option<(f64, usize)>,
+    pub stale_epochs: usize,
+}
+
 /// Batches holding professions of one group, groups in order of first appearance (the paper's
 /// `create_batches`); shuffled within groups and in order when `shuffler` is given.
 fn group_batches(
@@ -154,6 +172,8 @@ pub struct WalfTrainer {
     optimizer: ModuleOptimizer,
     tracker: KlTracker,
     shuffler: SplitMix64,
+    /// The shuffler's state before it drew this epoch's batches.
+    epoch_shuffle: u64,
     epoch: usize,
     queue: Vec<(Group, Vec<usize>)>,
     next: usize,
@@ -179,6 +199,61 @@ impl ModuleVisitor for ParamIds {
 impl WalfTrainer {
     /// `lm` must live on an autodiff device (e.g. `Device::flex().autodiff()`).
     pub fn new(lm: LanguageModel, benchmark: &Benchmark, config: WalfConfig) -> Result<Self> {
+        let seed = config.seed;
+        let mut trainer = Self::build(lm, benchmark, config, seed)?;
+        trainer.start_epoch();
+        Ok(trainer)
+    }
+
+    /// Goes on with a run from [`state`](Self::state): `lm` holds the weights at the end of its
+    /// last completed epoch (on an autodiff device), `best` the best weights when `state` has a
+    /// best epoch. `benchmark` and `config` must be the run's own.
+    pub fn resume(
+        lm: LanguageModel,
+        best: Option<MaskedLm>,
+        benchmark: &Benchmark,
+        config: WalfConfig,
+        state: TrainerState,
+    ) -> Result<Self> {
+        let mut trainer = Self::build(lm, benchmark, config, state.shuffle_state)?;
+        trainer.best = match (state.best, best) {
+            (Some((kl, epoch)), Some(model)) if kl.is_finite() && epoch < state.epochs_done => {
+                Some((kl, epoch, model))
+            }
+            (None, None) => None,
+            _ => {
+                return Err(Error::Input(
+                    "the saved run's best weights do not match its record".into(),
+                ));
+            }
+        };
+        trainer.epoch = state.epochs_done;
+        trainer.steps_done = state.steps_done;
+        trainer.tracker.groups = state.tracker;
+        trainer.stale_epochs = state.stale_epochs;
+        trainer.start_epoch();
+        Ok(trainer)
+    }
+
+    /// The run's state, at an epoch boundary only (after [`validate`](Self::validate), before the
+    /// next [`step`](Self::step)); `None` in the middle of an epoch.
+    pub fn state(&self) -> Option<TrainerState> {
+        (self.next == 0).then(|| TrainerState {
+            epochs_done: self.epoch,
+            steps_done: self.steps_done,
+            shuffle_state: self.epoch_shuffle,
+            tracker: self.tracker.groups.clone(),
+            best: self.best.as_ref().map(|(kl, epoch, _)| (*kl, *epoch)),
+            stale_epochs: self.stale_epochs,
+        })
+    }
+
+    fn build(
+        lm: LanguageModel,
+        benchmark: &Benchmark,
+        config: WalfConfig,
+        shuffle_state: u64,
+    ) -> Result<Self> {
         config.check()?;
         if !lm.model.device().is_autodiff() {
             return Err(Error::Backend(
@@ -198,7 +273,7 @@ impl WalfTrainer {
             .with_epsilon(1e-8) // PyTorch's default; burn's is 1e-5
             .with_weight_decay(config.weight_decay as f32)
             .init();
-        let mut trainer = Self {
+        Ok(Self {
             lm,
             train,
             valid,
@@ -206,7 +281,8 @@ impl WalfTrainer {
             phrases: benchmark.phrases.clone(),
             optimizer,
             tracker: KlTracker::new(config.beta),
-            shuffler: SplitMix64::new(config.seed),
+            shuffler: SplitMix64::new(shuffle_state),
+            epoch_shuffle: shuffle_state,
             config,
             epoch: 0,
             queue: Vec::new(),
@@ -217,12 +293,11 @@ impl WalfTrainer {
             stale_epochs: 0,
             steps_done: 0,
             poison_step: None,
-        };
-        trainer.start_epoch();
-        Ok(trainer)
+        })
     }
 
     fn start_epoch(&mut self) {
+        self.epoch_shuffle = self.shuffler.state();
         self.queue = group_batches(
             &self.train,
             self.config.batch_size,

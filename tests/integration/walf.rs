@@ -239,3 +239,106 @@ fn a_poisoned_gradient_stops_training_and_keeps_the_best_weights() {
         assert!(next.total_loss.is_finite());
     }
 }
+
+/// A run saved at an epoch boundary (state as JSON, weights as f32 safetensors, as the browser
+/// stores them) and resumed in a fresh trainer goes on as the uninterrupted run: the same
+/// batches in the same order, the same first step (the weights are the same numbers), the same
+/// KL tracker, best epoch and patience. Only AdamW's moments start afresh, so later steps drift.
+#[test]
+fn a_run_resumed_from_a_saved_epoch_goes_on_where_it_stopped() {
+    // Four train professions of each group and the valid ones of the first 60 rows: short epochs.
+    let mut kept = std::collections::HashMap::new();
+    let rows: Vec<&str> = walf_lab::data::PROFESSIONS_TSV
+        .lines()
+        .enumerate()
+        .filter(|&(i, line)| {
+            let cols: Vec<&str> = line.split('\t').collect();
+            let key = (cols[5], cols[6]);
+            let n = kept.entry(key).or_insert(0);
+            *n += 1;
+            i == 0 || (cols[6] == "train" && *n <= 4) || (cols[6] == "valid" && i < 60)
+        })
+        .map(|(_, line)| line)
+        .collect();
+    let bench = Benchmark::from_tsv(
+        &rows.join("\n"),
+        walf_lab::data::TEMPLATES_TSV,
+        walf_lab::data::PHRASES_TSV,
+    )
+    .unwrap();
+    let config = WalfConfig {
+        lr: 1e-3,
+        batch_size: 3,
+        ..WalfConfig::paper(Target::RealWorld)
+    };
+    let f32_bytes =
+        |model: &walf_lab::model::MaskedLm| pollster::block_on(model.to_safetensors_f32()).unwrap();
+
+    // Uninterrupted: epoch 1, then all of epoch 2's batches.
+    let mut straight = WalfTrainer::new(trainable("bert"), &bench, config.clone()).unwrap();
+    while pollster::block_on(straight.step()).unwrap().is_some() {}
+    pollster::block_on(straight.validate()).unwrap();
+    let mut second_epoch = Vec::new();
+    while let Some(step) = pollster::block_on(straight.step()).unwrap() {
+        second_epoch.push(step);
+    }
+
+    // Interrupted after epoch 1: saved, then resumed from the saved bytes.
+    let mut first = WalfTrainer::new(trainable("bert"), &bench, config.clone()).unwrap();
+    pollster::block_on(first.step()).unwrap().unwrap();
+    assert!(
+        first.state().is_none(),
+        "no state in the middle of an epoch"
+    );
+    while pollster::block_on(first.step()).unwrap().is_some() {}
+    let epoch = pollster::block_on(first.validate()).unwrap();
+    let state = first.state().unwrap();
+    assert_eq!(state.epochs_done, 1);
+    assert_eq!(state.best, Some((epoch.valid_kl, 0)));
+    let saved_state = serde_json::to_string(&state).unwrap();
+    let last = f32_bytes(&first.language_model().model.valid());
+    let best = f32_bytes(&first.best_model());
+    drop(first);
+
+    let (c, t, _) = read_model_files(&fixture_model("bert"));
+    let state: walf_lab::walf::TrainerState = serde_json::from_str(&saved_state).unwrap();
+    let mut lm = load_bytes(&c, &t, &last, &walf_lab::device::cpu().autodiff()).unwrap();
+    lm.model.set_dropout(0.0, 0.0);
+    let best_model = load_bytes(&c, &t, &best, &walf_lab::device::cpu())
+        .unwrap()
+        .model;
+    // A record that claims a best epoch needs its weights.
+    let lm_again = load_bytes(&c, &t, &last, &walf_lab::device::cpu().autodiff()).unwrap();
+    let refused = WalfTrainer::resume(lm_again, None, &bench, config.clone(), state.clone());
+    assert!(refused.is_err());
+
+    let mut resumed =
+        WalfTrainer::resume(lm, Some(best_model), &bench, config, state.clone()).unwrap();
+    assert_eq!(
+        resumed.state().unwrap(),
+        state,
+        "the state survives the resume"
+    );
+    assert_eq!(resumed.epoch(), 1);
+    assert_eq!(f32_bytes(&resumed.best_model()), best);
+    let mut resumed_epoch = Vec::new();
+    while let Some(step) = pollster::block_on(resumed.step()).unwrap() {
+        resumed_epoch.push(step);
+    }
+    assert!(second_epoch.len() >= 4, "{} batches", second_epoch.len());
+    assert_eq!(resumed_epoch.len(), second_epoch.len());
+    for (a, b) in resumed_epoch.iter().zip(&second_epoch) {
+        assert_eq!(
+            (a.epoch, a.batch, &a.professions),
+            (b.epoch, b.batch, &b.professions)
+        );
+    }
+    // The first step sees the same weights and tracker: the same numbers exactly.
+    let (a, b) = (&resumed_epoch[0], &second_epoch[0]);
+    assert_eq!(
+        (a.kl, a.lambda, a.mlm_loss, a.total_loss),
+        (b.kl, b.lambda, b.mlm_loss, b.total_loss)
+    );
+    assert_eq!(a.tracker, b.tracker);
+    assert_eq!(resumed.steps_done(), straight.steps_done());
+}
