@@ -119,6 +119,35 @@ pub enum Request {
     Export {
         job: u64,
     },
+    /// Is a WALF run kept in the browser's storage? Answered with `Reply::SavedRun`.
+    SavedRun,
+    /// Goes on with the kept run from its last completed epoch, with the loaded model (which
+    /// must be the run's own).
+    TuneRestore {
+        job: u64,
+    },
+    /// Deletes the kept run.
+    DiscardSavedRun,
+}
+
+/// A WALF run kept in the browser's storage as it trains (weights at the end of its last
+/// completed epoch, the best weights, its records), so that a reload or a crash can go on
+/// from there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedRun {
+    /// The model's name as the page shows it.
+    pub model: String,
+    pub source: ModelSource,
+    pub settings: TuneSettings,
+    pub benchmark: BenchmarkEdits,
+    pub epochs_done: usize,
+    pub steps_done: usize,
+    /// The best validation so far: KL and 0-based epoch.
+    pub best: Option<(f64, usize)>,
+    pub steps: Vec<TuneStepReply>,
+    pub epochs: Vec<TuneEpochReply>,
+    /// When it was saved, in milliseconds since 1970.
+    pub saved_at: f64,
 }
 
 /// Which device runs the engine, and why.
@@ -249,6 +278,15 @@ pub enum Reply {
         after: f64,
         tokens: usize,
     },
+    /// The run was kept in the browser's storage after this many epochs.
+    TuneSaved {
+        job: u64,
+        epochs_done: usize,
+    },
+    /// The WALF run kept in the browser's storage, if any.
+    SavedRun {
+        run: Option<SavedRun>,
+    },
     /// The files travel beside the message.
     Exported {
         job: u64,
@@ -304,6 +342,9 @@ mod tests {
                 benchmark: BenchmarkEdits::default(),
             },
             Request::TunePause,
+            Request::TuneRestore { job: 4 },
+            Request::SavedRun,
+            Request::DiscardSavedRun,
         ];
         for r in requests {
             assert_eq!(Request::from_json(&r.to_json()).unwrap(), r);
@@ -314,6 +355,29 @@ mod tests {
             device_lost: true,
         };
         assert_eq!(Reply::from_json(&reply.to_json()).unwrap(), reply);
+        let kept = Reply::SavedRun {
+            run: Some(SavedRun {
+                model: "fixtures/tiny-bert".into(),
+                source: ModelSource::Local {
+                    name: "three files".into(),
+                },
+                settings: TuneSettings::paper(Target::Equal),
+                benchmark: BenchmarkEdits::default(),
+                epochs_done: 2,
+                steps_done: 40,
+                best: Some((0.0123456789012345, 1)),
+                steps: Vec::new(),
+                epochs: vec![TuneEpochReply {
+                    epoch: 0,
+                    train_loss: 0.1,
+                    valid_kl: 0.2,
+                    improved: true,
+                    best_epoch: 0,
+                }],
+                saved_at: 1.7e12,
+            }),
+        };
+        assert_eq!(Reply::from_json(&kept.to_json()).unwrap(), kept);
         assert!(Reply::from_json("{\"kind\":\"launch_missiles\"}").is_err());
     }
 

@@ -158,7 +158,7 @@ pub(crate) fn model_name(dir: Option<&Path>) -> String {
     dir.map_or_else(|| bundled::NAME.to_string(), |d| d.display().to_string())
 }
 
-fn benchmark(data: Option<&Path>) -> Result<Benchmark> {
+pub(crate) fn benchmark(data: Option<&Path>) -> Result<Benchmark> {
     use walf_lab::data::{PHRASES_TSV, PROFESSIONS_TSV, TEMPLATES_TSV};
     let Some(dir) = data else {
         return Ok(Benchmark::bundled());

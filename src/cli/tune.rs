@@ -38,6 +38,10 @@ pub struct TuneArgs {
     /// training records (training.jsonl).
     #[arg(long)]
     out: PathBuf,
+    /// A folder with professions.tsv, templates.tsv and gendered_phrases.tsv to train and
+    /// measure on instead of the bundled benchmark (any of the three may be absent).
+    #[arg(long)]
+    data: Option<PathBuf>,
     #[arg(long)]
     gamma: Option<f64>,
     #[arg(long)]
@@ -102,8 +106,11 @@ pub(crate) fn save_atomically(dir: &Path, files: &ExportedModel) -> Result<()> {
     Ok(())
 }
 
-fn test_reports(lm: &LanguageModel, model: &MaskedLm) -> Result<Vec<BiasReport>> {
-    let bench = Benchmark::bundled();
+fn test_reports(
+    lm: &LanguageModel,
+    model: &MaskedLm,
+    bench: &Benchmark,
+) -> Result<Vec<BiasReport>> {
     let data = bench.split(Split::Test);
     let input = data.input();
     let result =
@@ -133,9 +140,9 @@ pub fn run(args: TuneArgs) -> Result<()> {
     let mut log = fs::File::create(&log_path)
         .with_context(|| format!("cannot create {}", log_path.display()))?;
 
+    let bench = super::benchmark(args.data.as_deref())?;
     eprintln!("measuring the test split before tuning…");
-    let before = test_reports(&lm, &lm.model.valid())?;
-    let bench = Benchmark::bundled();
+    let before = test_reports(&lm, &lm.model.valid(), &bench)?;
     let mut trainer = WalfTrainer::new(lm, &bench, config.clone())?;
     writeln!(log, "{}", json!({"config": config}))?;
     let started = Instant::now();
@@ -203,7 +210,7 @@ pub fn run(args: TuneArgs) -> Result<()> {
             break;
         }
     }
-    let after = test_reports(trainer.language_model(), &trainer.best_model())?;
+    let after = test_reports(trainer.language_model(), &trainer.best_model(), &bench)?;
     println!("test split, group KL mean (variance): before → after tuning");
     for (b, a) in before.iter().zip(&after) {
         println!("target {}:", b.target.label());

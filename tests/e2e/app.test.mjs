@@ -303,3 +303,84 @@ test('local files, an edited benchmark, the masked-LM loss, pause and resume, an
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test('a WALF run interrupted by a reload goes on from its last kept epoch', { timeout: LONG }, async () => {
+  // A small benchmark (two train professions of each group, three valid ones): short epochs.
+  const rows = readFileSync(join(ROOT, 'public/data/professions.tsv'), 'utf8').trimEnd().split('\n');
+  const seen = {};
+  const kept = rows.filter((line, i) => {
+    const [, , , , , group, split] = line.split('\t');
+    const key = `${group}/${split}`;
+    seen[key] = (seen[key] ?? 0) + 1;
+    return i === 0 || split === 'test' || (split === 'train' && seen[key] <= 2) || (split === 'valid' && seen[key] <= 1);
+  });
+  const professions = `${kept.join('\n')}\n`;
+  const data = mkdtempSync(join(tmpdir(), 'walf-data-'));
+  writeFileSync(join(data, 'professions.tsv'), professions);
+  // The uninterrupted run, natively: the first step after the resume must see the same weights.
+  const dir = mkdtempSync(join(tmpdir(), 'walf-tune-'));
+  walf(['tune', '--model', FIXTURE, '--target', 'equal', '--data', data, '--out', dir, '--max-epochs', '3',
+    '--patience', '3', '--no-dropout']);
+  const native = readFileSync(join(dir, 'training.jsonl'), 'utf8').trim().split('\n')
+    .map((l) => JSON.parse(l)).filter((r) => r.step).map((r) => r.step);
+  const perEpoch = native.filter((s) => s.epoch === 0).length;
+  assert.equal(native.length, 3 * perEpoch);
+
+  const server = await hubServer({ 'fixtures/tiny-bert': { dir: FIXTURE } });
+  const address = `${app.url}?model=fixtures/tiny-bert&hub=${encodeURIComponent(server.url)}&backend=cpu&split=test`;
+  const page = await chrome.context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  try {
+    await page.goto(address);
+    await waitForRows(page, 45);
+    await page.click('details.editor summary');
+    await page.fill('#edit-professions', professions);
+    await measured(page, () => page.click('button:has-text("Measure with these")'));
+    await page.click('button[role=tab]:has-text("Tune")');
+    for (const [id, value] of [['#tune-epochs', '3'], ['#tune-patience', '3']]) {
+      await page.fill(id, value);
+      await page.dispatchEvent(id, 'change');
+    }
+    await page.uncheck('#tune-dropout');
+    await page.click('#tune-start');
+    await page.waitForFunction(() => /after epoch 1/.test(document.querySelector('#tune-kept')?.textContent ?? ''),
+      null, { timeout: LONG, polling: 100 });
+    await shot(page, 'tune-kept');
+
+    // The reload ends the worker in the middle of the run.
+    await page.reload();
+    await page.waitForSelector('#resume-offer', { timeout: LONG });
+    const offer = await page.textContent('#resume-offer');
+    const [, epochsDone] = offer.match(/after epoch (\d+) of at most 3/) ?? [];
+    assert.ok(epochsDone, `the offer says: ${offer}`);
+    const k = Number(epochsDone);
+    assert.ok(k >= 1 && k < 3, `kept after epoch ${k}`);
+    await shot(page, 'resume-offer');
+    await waitForRows(page, 45);
+    await page.click('#resume-run');
+    // The curves so far come back at once; the first new step goes on from the kept weights.
+    const first = k * perEpoch + 1;
+    const row = await page.waitForSelector(`.step-row[data-step="${first}"]`, { timeout: LONG });
+    const loss = Number(await row.getAttribute('data-total-loss'));
+    const want = native[first - 1].total_loss;
+    assert.ok(Math.abs(loss - want) / Math.abs(want) < 1e-4, `step ${first}: page ${loss}, uninterrupted ${want}`);
+    console.log(`resumed after epoch ${k}: step ${first} loss ${loss} (uninterrupted run ${want})`);
+    await page.waitForFunction(() => /finished after 3 epochs/.test(document.querySelector('#tune-status')?.textContent ?? ''),
+      null, { timeout: LONG, polling: 500 });
+    const table = await page.$('#tune-steps-table');
+    assert.equal(Number(await table.getAttribute('data-steps')), 3 * perEpoch, 'every step of the three epochs');
+    assert.equal(Number(await table.getAttribute('data-epochs')), 3);
+    assert.equal(await page.$('#resume-offer'), null);
+
+    // A finished run is not kept: a reload offers nothing.
+    await page.reload();
+    await waitForRows(page, 45);
+    await page.waitForTimeout(1000);
+    assert.equal(await page.$('#resume-offer'), null, 'nothing to resume after a finished run');
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+    server.server.close();
+  }
+});

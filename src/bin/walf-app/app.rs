@@ -15,7 +15,7 @@ use crate::fill_view::FillView;
 use crate::model_panel::ModelPanel;
 use crate::probe_view::ProbeView;
 use crate::share_view::ShareView;
-use crate::state::{AppState, JobKind, Notice, Tab, on_reply};
+use crate::state::{AppState, JobKind, Notice, Tab, TuneStatus, on_reply, resume_saved_run};
 use crate::tune_view::TuneView;
 
 /// The page's base address (Trunk's public URL), for files served beside it.
@@ -124,6 +124,7 @@ pub fn App() -> impl IntoView {
         <ModelPanel />
         <JobBar />
         <NoticeBar />
+        <SavedRunOffer />
         <nav role="tablist" class="tabs">
             {tab_button(Tab::Probe, "Probe")}
             {tab_button(Tab::Fill, "Fill-mask")}
@@ -199,6 +200,45 @@ fn NoticeBar() -> impl IntoView {
                     <button class="close" aria-label="Dismiss" on:click=move |_| state.notice.set(None)>"×"</button>
                 </div>
             }
+        })
+    }
+}
+
+/// A WALF run kept from before (a reload, a crash, a lost GPU): go on with it or let it go.
+#[component]
+fn SavedRunOffer() -> impl IntoView {
+    let state = expect_context::<AppState>();
+    move || {
+        let running = matches!(
+            state.tune.get(),
+            TuneStatus::Running | TuneStatus::Pausing | TuneStatus::Paused
+        );
+        let run = state.saved_run.get().filter(|_| !running)?;
+        let best = run
+            .best
+            .map(|(kl, epoch)| format!("; best valid KL {kl:.5} at epoch {}", epoch + 1))
+            .unwrap_or_default();
+        let when = js_sys::Date::new(&run.saved_at.into())
+            .to_locale_string("default", &wasm_bindgen::JsValue::UNDEFINED);
+        let text = format!(
+            "A WALF run of {} ({} target) was interrupted after epoch {} of at most {} ({} steps{best}); \
+             it was kept in this browser at {}.",
+            run.model,
+            run.settings.target.label(),
+            run.epochs_done,
+            run.settings.max_epochs,
+            run.steps_done,
+            String::from(when),
+        );
+        Some(view! {
+            <div class="notice" id="resume-offer" role="region" aria-label="Interrupted run">
+                <span class="notice-text">{text}</span>
+                <button id="resume-run" on:click=move |_| resume_saved_run(state)>"Go on with it"</button>
+                <button id="discard-run" on:click=move |_| {
+                    state.saved_run.set(None);
+                    state.send(walf_lab::protocol::Request::DiscardSavedRun);
+                }>"Discard"</button>
+            </div>
         })
     }
 }

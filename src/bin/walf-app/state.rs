@@ -104,6 +104,13 @@ pub struct AppState {
     pub edits: RwSignal<BenchmarkEdits>,
     pub notice: RwSignal<Option<Notice>>,
     pub tab: RwSignal<Tab>,
+    /// A WALF run the worker keeps in the browser's storage (from an earlier visit, or one that
+    /// failed), which the page offers to go on with.
+    pub saved_run: RwSignal<Option<SavedRun>>,
+    /// Epochs of the running job kept in the browser's storage so far.
+    pub kept_epochs: RwSignal<Option<usize>>,
+    /// Going on with the kept run waits for its model to load.
+    pub resume_after_load: RwSignal<bool>,
 }
 
 impl AppState {
@@ -131,6 +138,9 @@ impl AppState {
             edits: RwSignal::new(BenchmarkEdits::default()),
             notice: RwSignal::new(None),
             tab: RwSignal::new(Tab::Probe),
+            saved_run: RwSignal::new(None),
+            kept_epochs: RwSignal::new(None),
+            resume_after_load: RwSignal::new(false),
         }
     }
 
@@ -274,7 +284,13 @@ impl AppState {
 pub fn on_reply(state: AppState, reply: Reply, files: Vec<Vec<u8>>) {
     let kind_of = |job: u64| state.jobs.with_value(|j| j.get(&job).copied());
     match reply {
-        Reply::Ready => {}
+        // A fresh worker: is a run kept from before?
+        Reply::Ready => state.send(Request::SavedRun),
+        Reply::SavedRun { run } => state.saved_run.set(run),
+        Reply::TuneSaved {
+            job: _,
+            epochs_done,
+        } => state.kept_epochs.set(Some(epochs_done)),
         Reply::Progress {
             job,
             what,
@@ -320,6 +336,10 @@ pub fn on_reply(state: AppState, reply: Reply, files: Vec<Vec<u8>>) {
             // A link's result stays on screen until the user measures again.
             if state.shared.get_untracked().is_none() {
                 state.probe(false);
+            }
+            if state.resume_after_load.get_untracked() {
+                state.resume_after_load.set(false);
+                resume_saved_run(state);
             }
         }
         Reply::Probed { job, result } => {
@@ -368,6 +388,9 @@ pub fn on_reply(state: AppState, reply: Reply, files: Vec<Vec<u8>>) {
         } => {
             state.tune.set(TuneStatus::Finished(reason));
             state.job.set(None);
+            // The worker keeps a run only while it is unfinished.
+            state.saved_run.set(None);
+            state.kept_epochs.set(None);
             // The tuned model's distribution, beside the one before.
             state.probe(true);
         }
@@ -401,6 +424,11 @@ pub fn on_reply(state: AppState, reply: Reply, files: Vec<Vec<u8>>) {
         } => {
             let kind = job.and_then(kind_of);
             state.job.set(None);
+            state.resume_after_load.set(false);
+            if kind == Some(JobKind::Tune) {
+                // A failed run stays kept from its last good epoch: offer it again.
+                state.send(Request::SavedRun);
+            }
             if matches!(state.model.get_untracked(), ModelStatus::Loading(_)) {
                 state.model.set(ModelStatus::Failed(message.clone()));
             }
@@ -440,6 +468,48 @@ pub fn on_reply(state: AppState, reply: Reply, files: Vec<Vec<u8>>) {
     }
 }
 
+/// Goes on with the run kept in the browser's storage: its model first (a Hub or bundled model
+/// loads by itself; local files must be picked again), then the run from its last epoch, its
+/// curves so far on screen.
+pub fn resume_saved_run(state: AppState) {
+    let Some(run) = state.saved_run.get_untracked() else {
+        return;
+    };
+    let loaded = match state.model.get_untracked() {
+        ModelStatus::Ready { name, .. } => name == run.model,
+        ModelStatus::Loading(_) => {
+            // Decided when the model that is loading is there.
+            state.resume_after_load.set(true);
+            return;
+        }
+        _ => false,
+    };
+    if !loaded {
+        match run.source {
+            ModelSource::Local { name } => state.error(format!(
+                "the kept run was made with local files ({name}): pick the same three files, then \
+                 go on with the run"
+            )),
+            source => {
+                state.resume_after_load.set(true);
+                state.load(source, Vec::new());
+            }
+        }
+        return;
+    }
+    state.tune_settings.set(run.settings.clone());
+    state.tune_run.set(Some(run.settings));
+    state.edits.set(run.benchmark);
+    state.steps.set(run.steps);
+    state.epochs.set(run.epochs);
+    state.after.set(None);
+    state.lm_loss.set(None);
+    state.kept_epochs.set(Some(run.epochs_done));
+    state.tune.set(TuneStatus::Running);
+    state.tab.set(Tab::Tune);
+    state.start_job(JobKind::Tune, |job| Request::TuneRestore { job });
+}
+
 /// The request that starts a WALF run with the page's settings.
 pub fn start_tuning(state: AppState) {
     let settings = state.tune_settings.get_untracked();
@@ -450,6 +520,9 @@ pub fn start_tuning(state: AppState) {
     state.lm_loss.set(None);
     state.tune_run.set(Some(settings.clone()));
     state.tune.set(TuneStatus::Running);
+    // The worker replaces a kept run with the new one.
+    state.saved_run.set(None);
+    state.kept_epochs.set(None);
     state.start_job(JobKind::Tune, |job| Request::TuneStart {
         job,
         settings,

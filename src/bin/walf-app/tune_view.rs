@@ -173,8 +173,15 @@ pub fn TuneView() -> impl IntoView {
                     TuneStatus::Paused => "paused".into(),
                     TuneStatus::Finished(why) => why,
                 }}</span>
+                <span id="tune-kept" hidden=move || state.kept_epochs.get().is_none() || !running()>
+                    {move || state.kept_epochs.get().map(|k| format!(
+                        "kept in this browser after epoch {k}: a reload or a crash goes on from there"
+                    ))}
+                </span>
             </div>
-            <table class="steps" id="tune-steps-table" hidden=move || state.steps.with(|s| s.is_empty())>
+            <table class="steps" id="tune-steps-table" hidden=move || state.steps.with(|s| s.is_empty())
+                data-steps=move || state.steps.with(|s| s.len()).to_string()
+                data-epochs=move || state.epochs.with(|e| e.len()).to_string()>
                 <caption>"Last steps"</caption>
                 <thead><tr><th>"step"</th><th>"epoch"</th><th>"group"</th><th>"KL"</th><th>"masked-LM loss"</th><th>"total loss"</th></tr></thead>
                 <tbody>

@@ -7,6 +7,8 @@ mod backend;
 mod net;
 #[cfg(target_arch = "wasm32")]
 mod session;
+#[cfg(target_arch = "wasm32")]
+mod store;
 
 #[cfg(target_arch = "wasm32")]
 fn main() {

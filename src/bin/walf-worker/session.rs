@@ -4,7 +4,7 @@
 //! Requests are handled as they arrive; a long job awaits between steps, so a pause or stop
 //! sent meanwhile is read. State is cloned out of the `RefCell` before any await.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
 
 use burn::module::Module;
@@ -27,15 +27,34 @@ use walf_lab::walf::{WalfConfig, WalfTrainer};
 
 use crate::backend;
 use crate::net::{FetchError, fetch_bytes, sleep};
+use crate::store::{self, RunRecord};
 
 struct ModelBytes {
     name: String,
+    source: ModelSource,
     config: Vec<u8>,
     tokenizer: Vec<u8>,
     weights: Vec<u8>,
+    fingerprint: OnceCell<String>,
 }
 
 impl ModelBytes {
+    fn new(name: String, source: ModelSource, [config, tokenizer, weights]: [Vec<u8>; 3]) -> Self {
+        Self {
+            name,
+            source,
+            config,
+            tokenizer,
+            weights,
+            fingerprint: OnceCell::new(),
+        }
+    }
+
+    fn fingerprint(&self) -> &str {
+        self.fingerprint
+            .get_or_init(|| store::fingerprint(&[&self.config, &self.tokenizer, &self.weights]))
+    }
+
     fn files(&self) -> ModelFiles<'_> {
         ModelFiles {
             config: &self.config,
@@ -183,6 +202,27 @@ async fn handle(request: Request, files: Vec<Vec<u8>>) {
             s.control.set(None);
             finish(&s, job, result);
         }
+        Request::TuneRestore { job } => {
+            if s.tune_job.get().is_some() {
+                return fail(Some(job), "a tuning run is already going", false);
+            }
+            s.tune_job.set(Some(job));
+            s.control.set(Some(Control::Run));
+            let result = restore(&s, job).await;
+            s.tune_job.set(None);
+            s.control.set(None);
+            finish(&s, job, result);
+        }
+        Request::SavedRun => post_saved_run().await,
+        Request::DiscardSavedRun => {
+            if s.tune_job.get().is_some() {
+                return fail(None, "a tuning run is going: stop it first", false);
+            }
+            if let Err(e) = store::discard().await {
+                fail(None, e, false);
+            }
+            post_saved_run().await;
+        }
         Request::TunePause => set_control(&s, Control::Pause),
         Request::TuneResume => set_control(&s, Control::Run),
         Request::TuneStop => set_control(&s, Control::Stop),
@@ -195,6 +235,19 @@ async fn handle(request: Request, files: Vec<Vec<u8>>) {
             finish(&s, job, result);
         }
     }
+}
+
+/// Tells the page about the kept run. Storage that cannot be read counts as nothing kept (the
+/// page has nothing to offer then), with the reason on the console.
+async fn post_saved_run() {
+    let run = match store::load().await {
+        Ok(record) => record.map(|r| r.run),
+        Err(e) => {
+            web_sys::console::warn_1(&e.into());
+            None
+        }
+    };
+    post(&Reply::SavedRun { run });
 }
 
 /// The training loop acts on it between steps and says so itself: a step under way when the
@@ -267,14 +320,10 @@ async fn load(
                 };
                 got.push(fetch_file(&url, file, false, &on_error).await?.0);
             }
-            let [config, tokenizer, weights] = <[Vec<u8>; 3]>::try_from(got).expect("three files");
+            let files = <[Vec<u8>; 3]>::try_from(got).expect("three files");
+            let source = ModelSource::Bundled { base };
             (
-                ModelBytes {
-                    name: "brown-bert (bundled)".into(),
-                    config,
-                    tokenizer,
-                    weights,
-                },
+                ModelBytes::new("brown-bert (bundled)".into(), source, files),
                 false,
             )
         }
@@ -309,16 +358,12 @@ async fn load(
                 }
                 got.push(bytes);
             }
-            let [config, tokenizer, weights] = <[Vec<u8>; 3]>::try_from(got).expect("three files");
-            (
-                ModelBytes {
-                    name: id,
-                    config,
-                    tokenizer,
-                    weights,
-                },
-                downloaded,
-            )
+            let files = <[Vec<u8>; 3]>::try_from(got).expect("three files");
+            let source = ModelSource::Hub {
+                id: id.clone(),
+                base: base.clone(),
+            };
+            (ModelBytes::new(id, source, files), downloaded)
         }
         ModelSource::Local { name } => {
             if files.len() != 3 {
@@ -329,13 +374,9 @@ async fn load(
             let weights = files.pop().expect("three");
             let tokenizer = files.pop().expect("three");
             let config = files.pop().expect("three");
+            let source = ModelSource::Local { name: name.clone() };
             (
-                ModelBytes {
-                    name,
-                    config,
-                    tokenizer,
-                    weights,
-                },
+                ModelBytes::new(name, source, [config, tokenizer, weights]),
                 false,
             )
         }
@@ -468,6 +509,25 @@ async fn fill(s: &Session, job: u64, text: &str, top: usize) -> Result<(), Error
     Ok(())
 }
 
+/// The paper's WALF settings with the page's changes.
+fn walf_config(settings: &TuneSettings) -> WalfConfig {
+    let mut config = WalfConfig::paper(settings.target);
+    config.gamma = settings.gamma;
+    config.beta = settings.beta;
+    config.lr = settings.lr;
+    config.batch_size = settings.batch_size;
+    config.max_epochs = settings.max_epochs;
+    config.patience = settings.patience;
+    config
+}
+
+/// A run's records so far, as the page and the kept run hold them.
+#[derive(Default)]
+struct History {
+    steps: Vec<TuneStepReply>,
+    epochs: Vec<TuneEpochReply>,
+}
+
 async fn tune(
     s: &Session,
     job: u64,
@@ -478,20 +538,136 @@ async fn tune(
     let bench = benchmark(edits)?;
     let device = lm.model.device();
     progress(Some(job), "preparing the model for training", 0, 1);
+    // A new run replaces a kept one.
+    if let Err(e) = store::discard().await {
+        web_sys::console::warn_1(&e.into());
+    }
     // Training needs the weights on an autodiff device, built there directly.
     let mut trainable = LanguageModel::load(files.files(), &device.autodiff())?;
     if !settings.dropout {
         trainable.model.set_dropout(0.0, 0.0);
     }
-    let mut config = WalfConfig::paper(settings.target);
-    config.gamma = settings.gamma;
-    config.beta = settings.beta;
-    config.lr = settings.lr;
-    config.batch_size = settings.batch_size;
-    config.max_epochs = settings.max_epochs;
-    config.patience = settings.patience;
-    let mut trainer = WalfTrainer::new(trainable, &bench, config)?;
-    let mut steps = 0usize;
+    let trainer = WalfTrainer::new(trainable, &bench, walf_config(&settings))?;
+    train(s, job, trainer, settings, edits, History::default()).await
+}
+
+/// Goes on with the run kept in the browser's storage.
+async fn restore(s: &Session, job: u64) -> Result<(), Error> {
+    let (lm, _, files) = loaded(s)?;
+    progress(Some(job), "reading the kept run", 0, 1);
+    let record = store::load()
+        .await
+        .map_err(Error::Input)?
+        .ok_or_else(|| Error::Input("no WALF run is kept in this browser".into()))?;
+    if record.model_fingerprint != files.fingerprint() {
+        return Err(Error::Input(format!(
+            "the kept run was made with {}; load that model to go on with it ({} is loaded)",
+            record.run.model, files.name
+        )));
+    }
+    let settings = record.run.settings.clone();
+    let edits = record.run.benchmark.clone();
+    let bench = benchmark(&edits)?;
+    let device = lm.model.device();
+    fn saved<'a>(files: &'a ModelBytes, weights: &'a [u8]) -> ModelFiles<'a> {
+        ModelFiles {
+            config: &files.config,
+            tokenizer: &files.tokenizer,
+            weights,
+            weights_name: "the kept run's weights",
+        }
+    }
+    let last = store::read_weights(&record.last)
+        .await
+        .map_err(Error::Input)?;
+    let mut trainable = LanguageModel::load(saved(&files, &last), &device.clone().autodiff())?;
+    trainable.model.keep_dtypes_of(&lm.model);
+    if !settings.dropout {
+        trainable.model.set_dropout(0.0, 0.0);
+    }
+    let best = match &record.best {
+        Some(name) if *name == record.last => Some(trainable.model.valid()),
+        Some(name) => {
+            let bytes = store::read_weights(name).await.map_err(Error::Input)?;
+            let mut best = LanguageModel::load(saved(&files, &bytes), &device)?.model;
+            best.keep_dtypes_of(&lm.model);
+            Some(best)
+        }
+        None => None,
+    };
+    let trainer = WalfTrainer::resume(
+        trainable,
+        best,
+        &bench,
+        walf_config(&settings),
+        record.state.clone(),
+    )?;
+    let history = History {
+        steps: record.run.steps,
+        epochs: record.run.epochs,
+    };
+    train(s, job, trainer, settings, &edits, history).await
+}
+
+/// Keeps the run after an epoch; a failure to keep it is reported but does not stop training.
+async fn keep(
+    files: &ModelBytes,
+    trainer: &WalfTrainer,
+    settings: &TuneSettings,
+    edits: &BenchmarkEdits,
+    history: &History,
+    improved: bool,
+    previous_best: Option<String>,
+) -> Result<usize, String> {
+    let state = trainer
+        .state()
+        .ok_or("the run is not at the end of an epoch")?;
+    let last = trainer
+        .language_model()
+        .model
+        .valid()
+        .to_safetensors_f32()
+        .await
+        .map_err(|e| e.to_string())?;
+    let epochs_done = state.epochs_done;
+    let record = RunRecord {
+        version: 0,
+        run: SavedRun {
+            model: files.name.clone(),
+            source: files.source.clone(),
+            settings: settings.clone(),
+            benchmark: edits.clone(),
+            epochs_done,
+            steps_done: state.steps_done,
+            best: state.best,
+            steps: history.steps.clone(),
+            epochs: history.epochs.clone(),
+            saved_at: js_sys::Date::now(),
+        },
+        state,
+        model_fingerprint: files.fingerprint().to_string(),
+        last: String::new(),
+        best: previous_best,
+    };
+    store::save(record, &last, improved).await?;
+    Ok(epochs_done)
+}
+
+async fn train(
+    s: &Session,
+    job: u64,
+    mut trainer: WalfTrainer,
+    settings: TuneSettings,
+    edits: &BenchmarkEdits,
+    mut history: History,
+) -> Result<(), Error> {
+    let (_, _, files) = loaded(s)?;
+    let mut steps = trainer.steps_done();
+    // The kept run's best weights: always the file of the epoch that was best.
+    let mut kept_best = trainer
+        .state()
+        .and_then(|st| st.best)
+        .map(|(_, epoch)| format!("epoch-{}.safetensors", epoch + 1));
     let outcome: Result<String, Error> = loop {
         // Let pause and stop messages in.
         sleep(0).await;
@@ -510,42 +686,73 @@ async fn tune(
         match trainer.step().await {
             Ok(Some(record)) => {
                 steps += 1;
+                let step = TuneStepReply {
+                    step: steps,
+                    epoch: record.epoch,
+                    batch: record.batch,
+                    batches: record.batches,
+                    group: record.group,
+                    kl: record.kl,
+                    mlm_loss: record.mlm_loss,
+                    lambda: record.lambda,
+                    total_loss: record.total_loss,
+                };
                 post(&Reply::TuneStep {
                     job,
-                    step: TuneStepReply {
-                        step: steps,
-                        epoch: record.epoch,
-                        batch: record.batch,
-                        batches: record.batches,
-                        group: record.group,
-                        kl: record.kl,
-                        mlm_loss: record.mlm_loss,
-                        lambda: record.lambda,
-                        total_loss: record.total_loss,
-                    },
+                    step: step.clone(),
                 });
+                history.steps.push(step);
                 if settings.max_steps.is_some_and(|m| steps >= m) {
                     break Ok(format!("reached the step limit ({steps} steps)"));
                 }
             }
             Ok(None) => match trainer.validate().await {
                 Ok(epoch) => {
+                    let reply = TuneEpochReply {
+                        epoch: epoch.epoch,
+                        train_loss: epoch.train_loss,
+                        valid_kl: epoch.valid_kl,
+                        improved: epoch.improved,
+                        best_epoch: epoch.best_epoch,
+                    };
                     post(&Reply::TuneEpoch {
                         job,
-                        epoch: TuneEpochReply {
-                            epoch: epoch.epoch,
-                            train_loss: epoch.train_loss,
-                            valid_kl: epoch.valid_kl,
-                            improved: epoch.improved,
-                            best_epoch: epoch.best_epoch,
-                        },
+                        epoch: reply.clone(),
                     });
+                    history.epochs.push(reply);
                     if epoch.finished {
                         break Ok(format!(
                             "finished after {} epochs; the best was epoch {}",
                             epoch.epoch + 1,
                             epoch.best_epoch + 1
                         ));
+                    }
+                    progress(
+                        Some(job),
+                        "keeping the epoch in the browser's storage",
+                        0,
+                        1,
+                    );
+                    let kept = keep(
+                        &files,
+                        &trainer,
+                        &settings,
+                        edits,
+                        &history,
+                        epoch.improved,
+                        kept_best.clone(),
+                    )
+                    .await;
+                    match kept {
+                        Ok(epochs_done) => {
+                            if epoch.improved {
+                                kept_best = Some(format!("epoch-{epochs_done}.safetensors"));
+                            }
+                            post(&Reply::TuneSaved { job, epochs_done });
+                        }
+                        Err(e) => web_sys::console::warn_1(
+                            &format!("the run could not be kept: {e}").into(),
+                        ),
                     }
                 }
                 Err(e) => break Err(e),
@@ -559,6 +766,11 @@ async fn tune(
         m.current = best;
     }
     let reason = outcome?;
+    // The run ended as asked: nothing to go on with. (After a failure the kept run stays, to
+    // go on from its last good epoch, on the CPU if the GPU was lost.)
+    if let Err(e) = store::discard().await {
+        web_sys::console::warn_1(&e.into());
+    }
     post(&Reply::TuneFinished { job, reason, steps });
     Ok(())
 }

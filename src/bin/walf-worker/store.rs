@@ -1,0 +1,210 @@
+//! The running WALF job kept in the browser's origin private file system (OPFS), so that a reload,
+//! a crash or a lost GPU loses at most the epoch under way.
+//!
+//! One folder, `walf-run`, holds `run.json` and the weight files it names. Each file is written
+//! through a writable stream, which the browser commits atomically when it closes; `run.json` is
+//! written after the weights it names and old weights are removed after it, so whatever stops
+//! the worker, `run.json` names files that are complete.
+
+use js_sys::{AsyncIterator, Uint8Array};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{
+    File, FileSystemDirectoryHandle, FileSystemFileHandle, FileSystemGetDirectoryOptions,
+    FileSystemGetFileOptions, FileSystemRemoveOptions, FileSystemWritableFileStream,
+    WorkerGlobalScope,
+};
+
+use walf_lab::protocol::SavedRun;
+use walf_lab::walf::TrainerState;
+
+const FOLDER: &str = "walf-run";
+const RECORD: &str = "run.json";
+/// Changes when the record's meaning changes; an older record is discarded, not misread.
+const VERSION: u32 = 1;
+
+/// What `run.json` holds: what the page sees, and what the worker needs to go on.
+#[derive(Serialize, Deserialize)]
+pub struct RunRecord {
+    pub version: u32,
+    pub run: SavedRun,
+    pub state: TrainerState,
+    /// The model the run started from (see [`fingerprint`]).
+    pub model_fingerprint: String,
+    /// The weights at the end of the last completed epoch, and the best weights (f32
+    /// safetensors, file names in the folder).
+    pub last: String,
+    pub best: Option<String>,
+}
+
+/// A short identity of a model's three files (FNV-1a over their bytes and lengths): a run is only
+/// resumed on the model it started from.
+pub fn fingerprint(files: &[&[u8]]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for bytes in files {
+        for &b in (bytes.len() as u64)
+            .to_le_bytes()
+            .iter()
+            .chain(bytes.iter())
+        {
+            hash ^= b as u64;
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
+}
+
+fn js_error(what: &str, e: JsValue) -> String {
+    let why = e
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"));
+    format!("{what}: {why}")
+}
+
+async fn folder() -> Result<FileSystemDirectoryHandle, String> {
+    let scope: WorkerGlobalScope = js_sys::global().unchecked_into();
+    let storage = scope.navigator().storage();
+    let root = JsFuture::from(storage.get_directory())
+        .await
+        .map_err(|e| js_error("the browser's storage cannot be opened", e))?;
+    let root: FileSystemDirectoryHandle = root.unchecked_into();
+    let options = FileSystemGetDirectoryOptions::new();
+    options.set_create(true);
+    let dir = JsFuture::from(root.get_directory_handle_with_options(FOLDER, &options))
+        .await
+        .map_err(|e| js_error("the browser's storage cannot be opened", e))?;
+    Ok(dir.unchecked_into())
+}
+
+async fn write(dir: &FileSystemDirectoryHandle, name: &str, bytes: &[u8]) -> Result<(), String> {
+    let what = format!("{name} cannot be written to the browser's storage");
+    let options = FileSystemGetFileOptions::new();
+    options.set_create(true);
+    let file: FileSystemFileHandle =
+        JsFuture::from(dir.get_file_handle_with_options(name, &options))
+            .await
+            .map_err(|e| js_error(&what, e))?
+            .unchecked_into();
+    let stream: FileSystemWritableFileStream = JsFuture::from(file.create_writable())
+        .await
+        .map_err(|e| js_error(&what, e))?
+        .unchecked_into();
+    let written = match stream.write_with_u8_array(bytes) {
+        Ok(promise) => JsFuture::from(promise).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = written {
+        // Nothing is committed: the file keeps its old contents (or stays empty when new).
+        let _ = JsFuture::from(stream.abort()).await;
+        return Err(js_error(&what, e));
+    }
+    JsFuture::from(stream.close())
+        .await
+        .map_err(|e| js_error(&what, e))?;
+    Ok(())
+}
+
+async fn read(dir: &FileSystemDirectoryHandle, name: &str) -> Result<Vec<u8>, String> {
+    let what = format!("{name} cannot be read from the browser's storage");
+    let file: FileSystemFileHandle = JsFuture::from(dir.get_file_handle(name))
+        .await
+        .map_err(|e| js_error(&what, e))?
+        .unchecked_into();
+    let file: File = JsFuture::from(file.get_file())
+        .await
+        .map_err(|e| js_error(&what, e))?
+        .unchecked_into();
+    let buffer = JsFuture::from(file.array_buffer())
+        .await
+        .map_err(|e| js_error(&what, e))?;
+    Ok(Uint8Array::new(&buffer).to_vec())
+}
+
+async fn names(dir: &FileSystemDirectoryHandle) -> Vec<String> {
+    let keys: AsyncIterator = dir.keys();
+    let mut names = Vec::new();
+    while let Ok(promise) = keys.next() {
+        let Ok(item) = JsFuture::from(promise).await else {
+            break;
+        };
+        let done = js_sys::Reflect::get(&item, &"done".into()).ok();
+        if done.and_then(|d| d.as_bool()).unwrap_or(true) {
+            break;
+        }
+        if let Some(name) = js_sys::Reflect::get(&item, &"value".into())
+            .ok()
+            .and_then(|v| v.as_string())
+        {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// The kept run's record; `Ok(None)` when there is none. A record this version cannot read is
+/// removed with its files.
+pub async fn load() -> Result<Option<RunRecord>, String> {
+    let dir = folder().await?;
+    let Ok(bytes) = read(&dir, RECORD).await else {
+        return Ok(None);
+    };
+    match serde_json::from_slice::<RunRecord>(&bytes) {
+        Ok(record) if record.version == VERSION => Ok(Some(record)),
+        _ => {
+            discard().await?;
+            Ok(None)
+        }
+    }
+}
+
+pub async fn read_weights(name: &str) -> Result<Vec<u8>, String> {
+    read(&folder().await?, name).await
+}
+
+/// Keeps the run after a completed epoch: `last` (the weights now) is written under a name of its
+/// own. The best weights are always some epoch's last weights: when this epoch improved they are
+/// `last` itself, otherwise `record.best` names the earlier epoch's file, which stays.
+pub async fn save(mut record: RunRecord, last: &[u8], improved: bool) -> Result<(), String> {
+    let dir = folder().await?;
+    record.last = format!("epoch-{}.safetensors", record.state.epochs_done);
+    write(&dir, &record.last, last).await?;
+    if improved {
+        record.best = Some(record.last.clone());
+    }
+    record.version = VERSION;
+    let json = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
+    write(&dir, RECORD, &json).await?;
+    // Only now are the files of the previous record (and any a crash left) unused.
+    for name in names(&dir).await {
+        if name != RECORD && name != record.last && Some(&name) != record.best.as_ref() {
+            let _ = JsFuture::from(dir.remove_entry(&name)).await;
+        }
+    }
+    Ok(())
+}
+
+pub async fn discard() -> Result<(), String> {
+    let scope: WorkerGlobalScope = js_sys::global().unchecked_into();
+    let root = JsFuture::from(scope.navigator().storage().get_directory())
+        .await
+        .map_err(|e| js_error("the browser's storage cannot be opened", e))?;
+    let root: FileSystemDirectoryHandle = root.unchecked_into();
+    let options = FileSystemRemoveOptions::new();
+    options.set_recursive(true);
+    match JsFuture::from(root.remove_entry_with_options(FOLDER, &options)).await {
+        Ok(_) => Ok(()),
+        // Nothing kept: nothing to remove.
+        Err(e) if error_name(&e).as_deref() == Some("NotFoundError") => Ok(()),
+        Err(e) => Err(js_error("the kept run cannot be removed", e)),
+    }
+}
+
+fn error_name(e: &JsValue) -> Option<String> {
+    js_sys::Reflect::get(e, &"name".into())
+        .ok()
+        .and_then(|n| n.as_string())
+}
