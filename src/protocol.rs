@@ -283,6 +283,11 @@ pub enum Reply {
         job: u64,
         epochs_done: usize,
     },
+    /// Something the user should know that does not stop the job (e.g. the run cannot be kept
+    /// in the browser's storage).
+    Warning {
+        message: String,
+    },
     /// The WALF run kept in the browser's storage, if any.
     SavedRun {
         run: Option<SavedRun>,

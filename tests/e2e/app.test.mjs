@@ -361,8 +361,9 @@ test('a WALF run interrupted by a reload goes on from its last kept epoch', { ti
     await page.click('#resume-run');
     // The curves so far come back at once; the first new step goes on from the kept weights.
     const first = k * perEpoch + 1;
-    const row = await page.waitForSelector(`.step-row[data-step="${first}"]`, { timeout: LONG });
-    const loss = Number(await row.getAttribute('data-total-loss'));
+    // Read in the page in one go: the table re-renders its rows as steps arrive.
+    const loss = Number(await (await page.waitForFunction((n) =>
+      document.querySelector(`.step-row[data-step="${n}"]`)?.dataset.totalLoss, first, { timeout: LONG })).jsonValue());
     const want = native[first - 1].total_loss;
     assert.ok(Math.abs(loss - want) / Math.abs(want) < 1e-4, `step ${first}: page ${loss}, uninterrupted ${want}`);
     console.log(`resumed after epoch ${k}: step ${first} loss ${loss} (uninterrupted run ${want})`);
@@ -378,6 +379,23 @@ test('a WALF run interrupted by a reload goes on from its last kept epoch', { ti
     await waitForRows(page, 45);
     await page.waitForTimeout(1000);
     assert.equal(await page.$('#resume-offer'), null, 'nothing to resume after a finished run');
+
+    // Storage that is full: the run goes on, and the page says it is not kept.
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(app.url).origin, quotaSize: 4096 });
+    await page.click('details.editor summary');
+    await page.fill('#edit-professions', professions);
+    await measured(page, () => page.click('button:has-text("Measure with these")'));
+    await page.click('button[role=tab]:has-text("Tune")');
+    await page.click('#tune-start');
+    await page.waitForFunction(() => /cannot be kept in the browser's storage/.test(document.querySelector('.notice')?.textContent ?? ''),
+      null, { timeout: LONG, polling: 200 });
+    const warning = await page.textContent('.notice');
+    console.log(`full storage: ${warning}`);
+    await page.waitForSelector('.step-row[data-step="4"]', { timeout: LONG });
+    await page.click('#tune-stop');
+    await page.waitForSelector('#tune-start:not([disabled])', { timeout: LONG });
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(app.url).origin });
     assert.deepEqual(errors, []);
   } finally {
     await page.close();

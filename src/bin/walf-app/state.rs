@@ -287,6 +287,11 @@ pub fn on_reply(state: AppState, reply: Reply, files: Vec<Vec<u8>>) {
         // A fresh worker: is a run kept from before?
         Reply::Ready => state.send(Request::SavedRun),
         Reply::SavedRun { run } => state.saved_run.set(run),
+        Reply::Warning { message } => state.notice.set(Some(Notice {
+            error: false,
+            text: message,
+            offer_cpu: false,
+        })),
         Reply::TuneSaved {
             job: _,
             epochs_done,

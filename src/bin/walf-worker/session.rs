@@ -750,9 +750,12 @@ async fn train(
                             }
                             post(&Reply::TuneSaved { job, epochs_done });
                         }
-                        Err(e) => web_sys::console::warn_1(
-                            &format!("the run could not be kept: {e}").into(),
-                        ),
+                        Err(e) => post(&Reply::Warning {
+                            message: format!(
+                                "this run cannot be kept in the browser's storage ({e}); it goes \
+                                 on, but a reload or a crash would lose it"
+                            ),
+                        }),
                     }
                 }
                 Err(e) => break Err(e),
