@@ -62,5 +62,8 @@ const requests = {
   },
   lm_loss: { kind: 'lm_loss', job: 5, text: 'the nurse said that she would come.' },
   pause: { kind: 'tune_pause' },
+  restore: { kind: 'tune_restore', job: 6 },
+  saved: { kind: 'saved_run' },
+  discard: { kind: 'discard_saved_run' },
 };
 for (const [name, request] of Object.entries(requests)) put('engine_request', name, JSON.stringify(request));
