@@ -1,7 +1,7 @@
 // Writes the fuzz targets' seed corpora into fuzz/corpus/<target>/ from the project's real files
 // (fixture models, the bundled model, the benchmark data) and from links and requests written the
 // way the app writes them. The corpora are generated, never committed. Usage: node fuzz/seed.mjs
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { deflateRawSync } from 'node:zlib';
 
@@ -18,7 +18,8 @@ function put(target, name, data) {
 // A share link as the app writes it: JSON, raw deflate, base64url, version prefix.
 const link = (result) => `v1.${deflateRawSync(JSON.stringify(result), { level: 9 }).toString('base64url')}`;
 
-rmSync(CORPUS, { recursive: true, force: true });
+// Seeds are (re)written in place: what a fuzzer has added to a corpus stays, and a fuzzer that
+// is running keeps its folder.
 for (const dir of [...FIXTURES, BUNDLED]) {
   const name = dir.split('/').pop();
   put('config_json', name, readFileSync(join(dir, 'config.json')));
