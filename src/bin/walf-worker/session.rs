@@ -577,7 +577,8 @@ async fn restore(s: &Session, job: u64) -> Result<(), Error> {
             weights_name: "the kept run's weights",
         }
     }
-    let last = store::read_weights(&record.last)
+    let last_file = record.last_file();
+    let last = store::read_weights(&last_file)
         .await
         .map_err(Error::Input)?;
     let mut trainable = LanguageModel::load(saved(&files, &last), &device.clone().autodiff())?;
@@ -585,10 +586,10 @@ async fn restore(s: &Session, job: u64) -> Result<(), Error> {
     if !settings.dropout {
         trainable.model.set_dropout(0.0, 0.0);
     }
-    let best = match &record.best {
-        Some(name) if *name == record.last => Some(trainable.model.valid()),
+    let best = match record.best_file() {
+        Some(name) if name == last_file => Some(trainable.model.valid()),
         Some(name) => {
-            let bytes = store::read_weights(name).await.map_err(Error::Input)?;
+            let bytes = store::read_weights(&name).await.map_err(Error::Input)?;
             let mut best = LanguageModel::load(saved(&files, &bytes), &device)?.model;
             best.keep_dtypes_of(&lm.model);
             Some(best)
@@ -616,8 +617,6 @@ async fn keep(
     settings: &TuneSettings,
     edits: &BenchmarkEdits,
     history: &History,
-    improved: bool,
-    previous_best: Option<String>,
 ) -> Result<usize, String> {
     let state = trainer
         .state()
@@ -646,10 +645,8 @@ async fn keep(
         },
         state,
         model_fingerprint: files.fingerprint().to_string(),
-        last: String::new(),
-        best: previous_best,
     };
-    store::save(record, &last, improved).await?;
+    store::save(record, &last).await?;
     Ok(epochs_done)
 }
 
@@ -663,11 +660,6 @@ async fn train(
 ) -> Result<(), Error> {
     let (_, _, files) = loaded(s)?;
     let mut steps = trainer.steps_done();
-    // The kept run's best weights: always the file of the epoch that was best.
-    let mut kept_best = trainer
-        .state()
-        .and_then(|st| st.best)
-        .map(|(_, epoch)| format!("epoch-{}.safetensors", epoch + 1));
     let outcome: Result<String, Error> = loop {
         // Let pause and stop messages in.
         sleep(0).await;
@@ -733,23 +725,8 @@ async fn train(
                         0,
                         1,
                     );
-                    let kept = keep(
-                        &files,
-                        &trainer,
-                        &settings,
-                        edits,
-                        &history,
-                        epoch.improved,
-                        kept_best.clone(),
-                    )
-                    .await;
-                    match kept {
-                        Ok(epochs_done) => {
-                            if epoch.improved {
-                                kept_best = Some(format!("epoch-{epochs_done}.safetensors"));
-                            }
-                            post(&Reply::TuneSaved { job, epochs_done });
-                        }
+                    match keep(&files, &trainer, &settings, edits, &history).await {
+                        Ok(epochs_done) => post(&Reply::TuneSaved { job, epochs_done }),
                         Err(e) => post(&Reply::Warning {
                             message: format!(
                                 "this run cannot be kept in the browser's storage ({e}); it goes \

@@ -33,10 +33,23 @@ pub struct RunRecord {
     pub state: TrainerState,
     /// The model the run started from (see [`fingerprint`]).
     pub model_fingerprint: String,
-    /// The weights at the end of the last completed epoch, and the best weights (f32
-    /// safetensors, file names in the folder).
-    pub last: String,
-    pub best: Option<String>,
+}
+
+/// The weights at the end of epoch `n` (1-based), f32 safetensors.
+fn weights_file(epochs_done: usize) -> String {
+    format!("epoch-{epochs_done}.safetensors")
+}
+
+impl RunRecord {
+    /// The file of the weights at the end of the last completed epoch.
+    pub fn last_file(&self) -> String {
+        weights_file(self.state.epochs_done)
+    }
+
+    /// The file of the best weights: the best epoch's own, kept while it is the best.
+    pub fn best_file(&self) -> Option<String> {
+        self.state.best.map(|(_, epoch)| weights_file(epoch + 1))
+    }
 }
 
 /// A short identity of a model's three files (FNV-1a over their bytes and lengths): a run is only
@@ -65,13 +78,17 @@ fn js_error(what: &str, e: JsValue) -> String {
     format!("{what}: {why}")
 }
 
-async fn folder() -> Result<FileSystemDirectoryHandle, String> {
+/// The origin's private file system.
+async fn root() -> Result<FileSystemDirectoryHandle, String> {
     let scope: WorkerGlobalScope = js_sys::global().unchecked_into();
-    let storage = scope.navigator().storage();
-    let root = JsFuture::from(storage.get_directory())
+    let root = JsFuture::from(scope.navigator().storage().get_directory())
         .await
         .map_err(|e| js_error("the browser's storage cannot be opened", e))?;
-    let root: FileSystemDirectoryHandle = root.unchecked_into();
+    Ok(root.unchecked_into())
+}
+
+async fn folder() -> Result<FileSystemDirectoryHandle, String> {
+    let root = root().await?;
     let options = FileSystemGetDirectoryOptions::new();
     options.set_create(true);
     let dir = JsFuture::from(root.get_directory_handle_with_options(FOLDER, &options))
@@ -165,22 +182,19 @@ pub async fn read_weights(name: &str) -> Result<Vec<u8>, String> {
     read(&folder().await?, name).await
 }
 
-/// Keeps the run after a completed epoch: `last` (the weights now) is written under a name of its
-/// own. The best weights are always some epoch's last weights: when this epoch improved they are
-/// `last` itself, otherwise `record.best` names the earlier epoch's file, which stays.
-pub async fn save(mut record: RunRecord, last: &[u8], improved: bool) -> Result<(), String> {
+/// Keeps the run after a completed epoch: `last` (the weights now) is written under the epoch's
+/// own name. The best weights are always some epoch's last weights, so that epoch's file stays
+/// while it is the best (and is `last` itself when this epoch improved).
+pub async fn save(mut record: RunRecord, last: &[u8]) -> Result<(), String> {
     let dir = folder().await?;
-    record.last = format!("epoch-{}.safetensors", record.state.epochs_done);
-    write(&dir, &record.last, last).await?;
-    if improved {
-        record.best = Some(record.last.clone());
-    }
+    let (last_file, best_file) = (record.last_file(), record.best_file());
+    write(&dir, &last_file, last).await?;
     record.version = VERSION;
     let json = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
     write(&dir, RECORD, &json).await?;
     // Only now are the files of the previous record (and any a crash left) unused.
     for name in names(&dir).await {
-        if name != RECORD && name != record.last && Some(&name) != record.best.as_ref() {
+        if name != RECORD && name != last_file && Some(&name) != best_file.as_ref() {
             let _ = JsFuture::from(dir.remove_entry(&name)).await;
         }
     }
@@ -188,11 +202,7 @@ pub async fn save(mut record: RunRecord, last: &[u8], improved: bool) -> Result<
 }
 
 pub async fn discard() -> Result<(), String> {
-    let scope: WorkerGlobalScope = js_sys::global().unchecked_into();
-    let root = JsFuture::from(scope.navigator().storage().get_directory())
-        .await
-        .map_err(|e| js_error("the browser's storage cannot be opened", e))?;
-    let root: FileSystemDirectoryHandle = root.unchecked_into();
+    let root = root().await?;
     let options = FileSystemRemoveOptions::new();
     options.set_recursive(true);
     match JsFuture::from(root.remove_entry_with_options(FOLDER, &options)).await {
