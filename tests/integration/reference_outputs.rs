@@ -84,6 +84,61 @@ fn roberta_logits_match_transformers() {
     check_logits("roberta");
 }
 
+/// All fill cases in one padded batch, their positions asked for in reverse order (the last
+/// row's last position first): each row equals what `transformers` gives for its sentence alone.
+#[test]
+fn batched_logits_at_positions_in_any_order_match_transformers() {
+    let exp = expected("bert");
+    let cases = exp["fill"].as_array().expect("fill cases");
+    for (backend, device, tol) in devices() {
+        let lm = load("bert", &device);
+        let mut ids = Vec::new();
+        let mut positions = Vec::new();
+        let mut want: Vec<Vec<f64>> = Vec::new();
+        for (row, case) in cases.iter().enumerate() {
+            ids.push(lm.tokenizer.encode(case["text"].as_str().unwrap()).unwrap());
+            for (p, logits) in case["positions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(case["logits"].as_array().unwrap())
+            {
+                positions.push((row, p.as_u64().unwrap() as usize));
+                want.push(logits.as_array().unwrap().iter().map(f).collect());
+            }
+        }
+        assert!(
+            ids.iter().map(Vec::len).min() < ids.iter().map(Vec::len).max(),
+            "the batch needs padding"
+        );
+        assert!(
+            positions.windows(2).any(|w| w[0].0 == w[1].0),
+            "some row has several positions"
+        );
+        positions.reverse();
+        want.reverse();
+        let batch = TokenBatch {
+            ids,
+            pad_id: lm.tokenizer.pad_id(),
+        };
+        let logits = pollster::block_on(read_f32(lm.model.logits_at(&batch, &positions))).unwrap();
+        let vocab = lm.config.vocab_size;
+        assert_eq!(logits.len(), want.len() * vocab);
+        for (k, want_row) in want.iter().enumerate() {
+            let worst = want_row
+                .iter()
+                .enumerate()
+                .map(|(j, w)| (logits[k * vocab + j] as f64 - w).abs())
+                .fold(0f64, f64::max);
+            assert!(
+                worst <= 1e3 * tol,
+                "{backend}: position {:?} off by {worst:e}",
+                positions[k]
+            );
+        }
+    }
+}
+
 #[test]
 fn legacy_layernorm_names_and_f16_weights_load() {
     check_logits("bert-legacy");
