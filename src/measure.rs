@@ -250,7 +250,12 @@ impl SentencePlan {
 
     /// `candidate_ids` as an index tensor on `device`.
     pub fn candidate_tensor(&self, device: &Device) -> Tensor<1, Int> {
-        let ids: Vec<i64> = self.candidate_ids.iter().map(|&i| i as i64).collect();
+        Self::id_tensor(&self.candidate_ids, device)
+    }
+
+    /// Token ids as an index tensor on `device`.
+    pub fn id_tensor(ids: &[u32], device: &Device) -> Tensor<1, Int> {
+        let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
         let n = ids.len();
         Tensor::from_data(TensorData::new(ids, [n]), device)
     }
@@ -329,35 +334,84 @@ pub async fn probe(
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<ProbeResult> {
     let plan = SentencePlan::new(tokenizer, input, max_len)?;
-    let k = plan.candidate_ids.len();
-    let column = plan.candidate_columns();
     let candidates = plan.candidate_tensor(&model.device());
-
-    // Per sentence, per masked position, the candidates' log-probabilities.
-    let mut log_probs: Vec<Vec<f32>> = vec![Vec::new(); plan.sentences.len()];
+    let mut log_probs = SentenceLogProbs::new(&plan);
     let total = plan.sentences.len();
     let mut done = 0;
     on_progress(Progress { done, total });
     for batch in plan.batches(settings.batch_size) {
         let sentences: Vec<&MaskedSentence> = batch.iter().map(|&i| &plan.sentences[i]).collect();
-        let values = read_f32(candidate_log_probs(
-            model,
-            &sentences,
-            tokenizer.pad_id(),
-            &candidates,
-        ))
-        .await?;
-        let mut offset = 0;
-        for &i in &batch {
-            let n = plan.sentences[i].positions.len() * k;
-            log_probs[i] = values[offset..offset + n].to_vec();
-            offset += n;
-        }
+        let values = batch_log_probs(model, &sentences, tokenizer.pad_id(), &candidates).await?;
+        log_probs.insert(&plan, &batch, &values)?;
         done += batch.len();
         on_progress(Progress { done, total });
     }
+    log_probs.score(&plan, input)
+}
 
-    Ok(score_plan(&plan, &log_probs, &column, input))
+/// `candidate_log_probs` of one batch, read back: per sentence, per masked position, the
+/// candidates' log-probabilities. The unit of work a front end may hand to another thread.
+pub async fn batch_log_probs(
+    model: &MaskedLm,
+    sentences: &[&MaskedSentence],
+    pad_id: u32,
+    candidates: &Tensor<1, Int>,
+) -> Result<Vec<f32>> {
+    read_f32(candidate_log_probs(model, sentences, pad_id, candidates)).await
+}
+
+/// The log-probabilities of a plan's sentences as batches come in, in any order.
+#[derive(Debug, Clone)]
+pub struct SentenceLogProbs {
+    values: Vec<Option<Vec<f32>>>,
+}
+
+impl SentenceLogProbs {
+    pub fn new(plan: &SentencePlan) -> Self {
+        Self {
+            values: vec![None; plan.sentences.len()],
+        }
+    }
+
+    /// Stores what `batch_log_probs` gave for the sentences `batch` (indices into the plan).
+    pub fn insert(&mut self, plan: &SentencePlan, batch: &[usize], values: &[f32]) -> Result<()> {
+        let k = plan.candidate_ids.len();
+        let needed: usize = batch
+            .iter()
+            .map(|&i| plan.sentences.get(i).map_or(0, |s| s.positions.len() * k))
+            .sum();
+        if needed != values.len() || batch.iter().any(|&i| i >= plan.sentences.len()) {
+            return Err(Error::Backend(format!(
+                "a batch of {} sentences came back with {} values, not {needed}",
+                batch.len(),
+                values.len()
+            )));
+        }
+        let mut offset = 0;
+        for &i in batch {
+            let n = plan.sentences[i].positions.len() * k;
+            self.values[i] = Some(values[offset..offset + n].to_vec());
+            offset += n;
+        }
+        Ok(())
+    }
+
+    /// The paper's scores and distributions, once every sentence is in.
+    pub fn score(self, plan: &SentencePlan, input: MeasureInput) -> Result<ProbeResult> {
+        let missing = self.values.iter().filter(|v| v.is_none()).count();
+        if missing > 0 {
+            return Err(Error::Backend(format!(
+                "{missing} sentences were never measured"
+            )));
+        }
+        let log_probs: Vec<Vec<f32>> = self.values.into_iter().flatten().collect();
+        Ok(score_plan(
+            plan,
+            &log_probs,
+            &plan.candidate_columns(),
+            input,
+        ))
+    }
 }
 
 /// ln P(word | sentence): every subword id at every masked position (the paper's product).

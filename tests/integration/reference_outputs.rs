@@ -272,3 +272,62 @@ fn bundled_model_logits_match_transformers() {
 fn bundled_model_measure_matches_paper_procedure() {
     check_measure(crate::common::BUNDLED);
 }
+
+/// The measure from batches computed in any order and then gathered (as the browser's helper
+/// workers compute them) equals the paper's procedure; an incomplete or mismatched gathering is
+/// refused rather than scored.
+#[test]
+fn batches_gathered_in_any_order_give_the_reference_measure() {
+    use walf_lab::measure::{SentenceLogProbs, SentencePlan, batch_log_probs};
+    let exp = expected("roberta");
+    let (_, device, tol) = devices().remove(0);
+    let lm = load("roberta", &device);
+    let bench = Benchmark::bundled();
+    let data = bench.split(Split::Test);
+    let input = data.input();
+    let plan = SentencePlan::new(&lm.tokenizer, input, lm.max_len()).unwrap();
+    let candidates = plan.candidate_tensor(&device);
+    let mut batches = plan.batches(16);
+    assert!(batches.len() > 3, "several batches");
+    batches.reverse();
+    batches.swap(0, 1);
+    let mut gathered = SentenceLogProbs::new(&plan);
+    let (last, rest) = batches.split_last().unwrap();
+    let compute = |batch: &[usize]| {
+        let sentences: Vec<_> = batch.iter().map(|&i| &plan.sentences[i]).collect();
+        pollster::block_on(batch_log_probs(
+            &lm.model,
+            &sentences,
+            lm.tokenizer.pad_id(),
+            &candidates,
+        ))
+        .unwrap()
+    };
+    for batch in rest {
+        gathered.insert(&plan, batch, &compute(batch)).unwrap();
+    }
+    let values = compute(last);
+    assert!(
+        gathered.insert(&plan, last, &values[1..]).is_err(),
+        "values of the wrong length are refused"
+    );
+    let missing = gathered.clone().score(&plan, input);
+    assert!(missing.is_err(), "a batch never gathered is refused");
+    gathered.insert(&plan, last, &values).unwrap();
+    let result = gathered.score(&plan, input).unwrap();
+    let report = bias_report(&result.professions, Target::Equal);
+    let want = exp["measure"]["test"]["equal"]["individual"]
+        .as_array()
+        .unwrap();
+    assert_eq!(report.individual.len(), want.len());
+    for (got, w) in report.individual.iter().zip(want) {
+        assert_eq!(got.profession, w["profession"].as_str().unwrap());
+        assert!(
+            close(got.f_pred, f(&w["f before"]), tol),
+            "{}: {} vs {}",
+            got.profession,
+            got.f_pred,
+            f(&w["f before"])
+        );
+    }
+}
