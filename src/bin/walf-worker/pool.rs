@@ -1,10 +1,9 @@
-//! Helper workers for the CPU backend. WebAssembly runs a worker on one thread, so a probe on the
-//! CPU backend would use one core of many. The engine worker starts one helper per further core
-//! (`web/walf-helper.js` runs this worker's compiled module under the name `walf-helper`), gives
-//! each a copy of the weights, and hands out batches of masked sentences as helpers become free,
-//! computing batches itself meanwhile. The numbers are those of one thread: the batches are the
-//! same, only where each runs changes. A helper that fails or dies is dropped and its batches run
-//! here.
+//! Helper workers for the CPU backend. WebAssembly runs a worker on one thread, so a probe on
+//! the CPU backend would use one core of many. The engine worker starts one helper per further
+//! core (this same script, under the name `walf-helper`), gives each a copy of the weights, and
+//! hands out batches of masked sentences as helpers become free, computing batches itself
+//! meanwhile. The numbers are those of one thread: the batches are the same, only where each
+//! runs changes. A helper that fails or dies is dropped and its batches run here.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;

@@ -475,8 +475,7 @@ fn now_seconds() -> f64 {
     js_sys::Date::now() / 1000.0
 }
 
-/// The measure with helpers computing batches too (`pool`); `None` when another probe has
-/// them or the weights are too large to copy.
+/// The measure with helpers computing batches too (`pool`), when no other probe has them.
 async fn probe_shared(
     pool: &Pool,
     lm: &LanguageModel,
@@ -485,15 +484,21 @@ async fn probe_shared(
     files: &ModelBytes,
     input: MeasureInput<'_>,
     report: &mut dyn FnMut(Progress),
-) -> Result<Option<(ProbeResult, usize)>, Error> {
+) -> Result<(ProbeResult, usize), Error> {
+    let one_thread = async |report: &mut dyn FnMut(Progress)| {
+        let result = lm
+            .probe_weights(current, input, ProbeSettings::default(), report)
+            .await?;
+        Ok((result, 1))
+    };
     let Some(claim) = pool.claim() else {
-        return Ok(None);
+        return one_thread(report).await;
     };
     if pool.generation() != Some(generation) {
         // Tuned weights: the helpers get a copy (the loaded ones were sent at load).
         let weights = current.to_safetensors_f32().await?;
         if weights.len() > pool::MAX_SHARED_WEIGHTS {
-            return Ok(None);
+            return one_thread(report).await;
         }
         pool.load(generation, files.config.clone(), weights);
     }
@@ -510,7 +515,7 @@ async fn probe_shared(
             &mut |done| report(Progress { done, total }),
         )
         .await?;
-    Ok(Some((log_probs.score(&plan, input)?, threads)))
+    Ok((log_probs.score(&plan, input)?, threads))
 }
 
 async fn probe(
@@ -531,23 +536,30 @@ async fn probe(
     }
     let started = now_seconds();
     let mut report = |p: Progress| progress(Some(job), "measuring", p.done as u64, p.total as u64);
-    let pool = s.on_cpu().then(|| s.pool.borrow().clone()).flatten();
-    let shared = match pool.filter(|p| p.alive()) {
+    let shared = s.on_cpu().then(|| s.pool.borrow().clone()).flatten();
+    let (result, threads) = match shared.filter(|p| p.alive()) {
         Some(pool) => {
-            let input = data.input();
-            probe_shared(&pool, &lm, &current, generation, &files, input, &mut report).await?
+            probe_shared(
+                &pool,
+                &lm,
+                &current,
+                generation,
+                &files,
+                data.input(),
+                &mut report,
+            )
+            .await?
         }
-        None => None,
-    };
-    let (result, threads) = match shared {
-        Some(shared) => shared,
-        None => {
-            let settings = ProbeSettings::default();
-            let result = lm
-                .probe_weights(&current, data.input(), settings, &mut report)
-                .await?;
-            (result, 1)
-        }
+        None => (
+            lm.probe_weights(
+                &current,
+                data.input(),
+                ProbeSettings::default(),
+                &mut report,
+            )
+            .await?,
+            1,
+        ),
     };
     let reply = ProbeReply {
         split,
