@@ -238,8 +238,7 @@ struct Helper {
     worker: Worker,
     /// Its WebAssembly runs (messages sent before are lost).
     ready: bool,
-    /// The weights sent to it, and those it holds.
-    sent: Option<u64>,
+    /// The weights it holds.
     loaded: Option<u64>,
     dead: bool,
     /// Batch ids sent and not answered.
@@ -248,10 +247,11 @@ struct Helper {
     last_active: f64,
 }
 
+#[derive(Clone)]
 struct SharedModel {
     generation: u64,
-    /// config.json and the weights, until every helper has been sent them.
-    files: Option<Rc<[Vec<u8>; 2]>>,
+    config: Rc<Vec<u8>>,
+    weights: Rc<Vec<u8>>,
 }
 
 type Listeners = (Closure<dyn Fn(MessageEvent)>, Closure<dyn Fn(ErrorEvent)>);
@@ -351,7 +351,6 @@ impl Pool {
             shared.borrow_mut().helpers.push(Helper {
                 worker,
                 ready: false,
-                sent: None,
                 loaded: None,
                 dead: false,
                 in_flight: Vec::new(),
@@ -388,7 +387,8 @@ impl Pool {
         let mut shared = self.shared.borrow_mut();
         shared.model = Some(SharedModel {
             generation,
-            files: Some(Rc::new([config, weights])),
+            config: Rc::new(config),
+            weights: Rc::new(weights),
         });
         for index in 0..shared.helpers.len() {
             send_model(&mut shared, index);
@@ -577,32 +577,23 @@ fn post(worker: &Worker, text: &str, files: &[&[u8]]) -> Result<(), JsValue> {
 }
 
 fn send_model(shared: &mut Shared, index: usize) {
-    let Some(model) = &shared.model else {
-        return;
-    };
-    let generation = model.generation;
-    let Some(files) = model.files.clone() else {
+    let Some(SharedModel {
+        generation,
+        config,
+        weights,
+    }) = shared.model.clone()
+    else {
         return;
     };
     let helper = &mut shared.helpers[index];
-    if helper.dead || !helper.ready || helper.sent == Some(generation) {
+    if helper.dead || !helper.ready || helper.loaded == Some(generation) {
         return;
     }
     let text = serde_json::to_string(&ToHelper::Load { generation }).expect("serialises");
     // Until it answers `Loaded` it holds no weights of this generation.
     helper.loaded = None;
-    helper.sent = Some(generation);
-    if post(&helper.worker, &text, &[&files[0], &files[1]]).is_err() {
+    if post(&helper.worker, &text, &[&config, &weights]).is_err() {
         drop_helper_in(shared, index, "the weights could not be sent");
-    }
-    // Once every helper has its copy, this worker keeps none.
-    if shared
-        .helpers
-        .iter()
-        .all(|h| h.dead || h.sent == Some(generation))
-        && let Some(model) = &mut shared.model
-    {
-        model.files = None;
     }
 }
 
