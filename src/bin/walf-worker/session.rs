@@ -20,14 +20,13 @@ use walf_lab::data::{Benchmark, PHRASES_TSV, PROFESSIONS_TSV, TEMPLATES_TSV};
 use walf_lab::engine::{LanguageModel, ModelFiles};
 use walf_lab::hub;
 use walf_lab::lm_loss::passages;
-use walf_lab::measure::{MeasureInput, ProbeResult, ProbeSettings, Progress, SentencePlan};
+use walf_lab::measure::ProbeSettings;
 use walf_lab::model::MaskedLm;
 use walf_lab::protocol::*;
 use walf_lab::walf::{WalfConfig, WalfTrainer};
 
 use crate::backend;
 use crate::net::{FetchError, fetch_bytes, sleep};
-use crate::pool::{self, Pool};
 use crate::store::{self, RunRecord};
 
 struct ModelBytes {
@@ -71,8 +70,6 @@ struct Loaded {
     lm: Rc<LanguageModel>,
     /// The weights probes and exports use: the loaded ones, or the best of a WALF run.
     current: MaskedLm,
-    /// Names `current`: each new load or tuned result gets the next number.
-    generation: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -89,31 +86,6 @@ struct Session {
     /// The running WALF job and what the page asked of it.
     tune_job: Cell<Option<u64>>,
     control: Cell<Option<Control>>,
-    /// Helper workers sharing probes on the CPU backend, with copies of the weights.
-    pool: RefCell<Option<Rc<Pool>>>,
-    generations: Cell<u64>,
-}
-
-impl Session {
-    fn next_generation(&self) -> u64 {
-        self.generations.set(self.generations.get() + 1);
-        self.generations.get()
-    }
-
-    /// The helpers, started if they are not yet (none on a machine with one core).
-    fn pool(&self) -> Option<Rc<Pool>> {
-        if self.pool.borrow().is_none() {
-            *self.pool.borrow_mut() = Pool::start(pool::helper_count()).map(Rc::new);
-        }
-        self.pool.borrow().clone()
-    }
-
-    fn on_cpu(&self) -> bool {
-        self.device
-            .borrow()
-            .as_ref()
-            .is_some_and(|(_, info, _)| !info.gpu)
-    }
 }
 
 thread_local! {
@@ -338,12 +310,6 @@ async fn load(
     choice: BackendChoice,
     mut files: Vec<Vec<u8>>,
 ) -> Result<(), String> {
-    let (device, info) = open_device(s, choice).await;
-    if !info.gpu && matches!(source, ModelSource::Bundled { .. }) {
-        // The bundled model is small: helpers start now and load their WebAssembly while the
-        // files download.
-        s.pool();
-    }
     let (bytes, downloaded) = match source {
         ModelSource::Bundled { base } => {
             let mut got = Vec::new();
@@ -415,16 +381,7 @@ async fn load(
             )
         }
     };
-    let generation = s.next_generation();
-    if !info.gpu && bytes.weights.len() <= pool::MAX_SHARED_WEIGHTS {
-        // Helpers build their copies while this worker builds its own.
-        if let Some(pool) = s.pool() {
-            pool.load(generation, bytes.config.clone(), bytes.weights.clone());
-        }
-    } else {
-        // Helpers serve the CPU backend and small models only; they would hold memory in vain.
-        s.pool.borrow_mut().take();
-    }
+    let (device, info) = open_device(s, choice).await;
     progress(None, "building the model", 0, 1);
     let lm = LanguageModel::load(bytes.files(), &device).map_err(|e| e.to_string())?;
     let reply = Reply::Loaded {
@@ -441,7 +398,6 @@ async fn load(
         files: Rc::new(bytes),
         lm: Rc::new(lm),
         current,
-        generation,
     });
     post(&reply);
     Ok(())
@@ -475,57 +431,13 @@ fn now_seconds() -> f64 {
     js_sys::Date::now() / 1000.0
 }
 
-/// The measure with helpers computing batches too (`pool`), when no other probe has them.
-async fn probe_shared(
-    pool: &Pool,
-    lm: &LanguageModel,
-    current: &MaskedLm,
-    generation: u64,
-    files: &ModelBytes,
-    input: MeasureInput<'_>,
-    report: &mut dyn FnMut(Progress),
-) -> Result<(ProbeResult, usize), Error> {
-    let one_thread = async |report: &mut dyn FnMut(Progress)| {
-        let result = lm
-            .probe_weights(current, input, ProbeSettings::default(), report)
-            .await?;
-        Ok((result, 1))
-    };
-    let Some(claim) = pool.claim() else {
-        return one_thread(report).await;
-    };
-    if pool.generation() != Some(generation) {
-        // Tuned weights: the helpers get a copy (the loaded ones were sent at load).
-        let weights = current.to_safetensors_f32().await?;
-        if weights.len() > pool::MAX_SHARED_WEIGHTS {
-            return one_thread(report).await;
-        }
-        pool.load(generation, files.config.clone(), weights);
-    }
-    let plan = SentencePlan::new(&lm.tokenizer, input, lm.max_len())?;
-    let batches = plan.batches(ProbeSettings::default().batch_size);
-    let total = plan.sentences.len();
-    let (log_probs, threads) = claim
-        .log_probs(
-            &plan,
-            &batches,
-            generation,
-            current,
-            lm.tokenizer.pad_id(),
-            &mut |done| report(Progress { done, total }),
-        )
-        .await?;
-    Ok((log_probs.score(&plan, input)?, threads))
-}
-
 async fn probe(
     s: &Session,
     job: u64,
     split: walf_lab::data::Split,
     edits: &BenchmarkEdits,
 ) -> Result<(), Error> {
-    let (lm, current, files) = loaded(s)?;
-    let generation = s.model.borrow().as_ref().map_or(0, |m| m.generation);
+    let (lm, current, _) = loaded(s)?;
     let bench = benchmark(edits)?;
     let data = bench.split(split);
     if data.professions.is_empty() {
@@ -535,32 +447,11 @@ async fn probe(
         )));
     }
     let started = now_seconds();
-    let mut report = |p: Progress| progress(Some(job), "measuring", p.done as u64, p.total as u64);
-    let shared = s.on_cpu().then(|| s.pool.borrow().clone()).flatten();
-    let (result, threads) = match shared.filter(|p| p.alive()) {
-        Some(pool) => {
-            probe_shared(
-                &pool,
-                &lm,
-                &current,
-                generation,
-                &files,
-                data.input(),
-                &mut report,
-            )
-            .await?
-        }
-        None => (
-            lm.probe_weights(
-                &current,
-                data.input(),
-                ProbeSettings::default(),
-                &mut report,
-            )
-            .await?,
-            1,
-        ),
-    };
+    let result = lm
+        .probe_weights(&current, data.input(), ProbeSettings::default(), &mut |p| {
+            progress(Some(job), "measuring", p.done as u64, p.total as u64)
+        })
+        .await?;
     let reply = ProbeReply {
         split,
         professions: result
@@ -586,7 +477,6 @@ async fn probe(
             .collect(),
         forward_sentences: result.forward_sentences,
         seconds: now_seconds() - started,
-        threads,
     };
     post(&Reply::Probed { job, result: reply });
     Ok(())
@@ -852,10 +742,8 @@ async fn train(
     };
     // Whatever happened, the best weights so far become the model's.
     let best = trainer.best_model();
-    let generation = s.next_generation();
     if let Some(m) = s.model.borrow_mut().as_mut() {
         m.current = best;
-        m.generation = generation;
     }
     let reason = outcome?;
     // The run ended as asked: nothing to go on with. (After a failure the kept run stays, to
