@@ -250,7 +250,12 @@ impl SentencePlan {
 
     /// `candidate_ids` as an index tensor on `device`.
     pub fn candidate_tensor(&self, device: &Device) -> Tensor<1, Int> {
-        let ids: Vec<i64> = self.candidate_ids.iter().map(|&i| i as i64).collect();
+        Self::id_tensor(&self.candidate_ids, device)
+    }
+
+    /// Token ids as an index tensor on `device`.
+    pub fn id_tensor(ids: &[u32], device: &Device) -> Tensor<1, Int> {
+        let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
         let n = ids.len();
         Tensor::from_data(TensorData::new(ids, [n]), device)
     }
@@ -345,7 +350,7 @@ pub async fn probe(
 }
 
 /// `candidate_log_probs` of one batch, read back: per sentence, per masked position, the
-/// candidates' log-probabilities.
+/// candidates' log-probabilities. The unit of work a front end may hand to another thread.
 pub async fn batch_log_probs(
     model: &MaskedLm,
     sentences: &[&MaskedSentence],

@@ -184,6 +184,13 @@ pub struct ProbeReply {
     pub scores: Vec<ScoreRow>,
     pub forward_sentences: usize,
     pub seconds: f64,
+    /// Workers that computed part of it (the engine's and its helpers, on the CPU backend).
+    #[serde(default = "one")]
+    pub threads: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// One of the model's predictions at a masked position.

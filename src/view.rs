@@ -282,6 +282,7 @@ mod tests {
 
     fn reply(values: &[(&str, Group, f64, f64)]) -> ProbeReply {
         ProbeReply {
+            threads: 1,
             split: Split::Test,
             professions: values
                 .iter()

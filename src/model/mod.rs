@@ -417,6 +417,11 @@ impl MaskedLm {
         self.embeddings.word.val().device()
     }
 
+    /// Rows of the word embedding matrix: every token id must be below it.
+    pub fn vocab_size(&self) -> usize {
+        self.embeddings.word.val().dims()[0]
+    }
+
     /// Vocabulary logits at the given `(row, position)` pairs only, `[positions, vocab]`, in the
     /// order given. Callers need a few masked positions per sentence, so the projection onto the
     /// vocabulary runs only there, and so does the last layer after its keys and values (its

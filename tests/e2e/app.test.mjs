@@ -82,6 +82,10 @@ test('the bundled model loads on the CPU backend and probes as `walf probe` does
   const want = nativeProbe(['--split', 'test', '--target', 'equal']);
   await waitForRows(page, want.size);
   assert.match(await page.textContent('.backend'), /CPU/);
+  // One worker per core shares the probe (at most four).
+  const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+  const threads = Number(await page.getAttribute('#probe-timing', 'data-threads'));
+  assert.equal(threads, Math.min(cores, 4), `${cores} cores, the probe ran on ${threads} workers`);
   bundledShown = await chartValues(page);
   const worst = assertClose(bundledShown, want, 1e-4, 'bundled model, CPU');
   console.log(`bundled brown-bert, test split: largest |ΔP(female)| vs walf probe ${worst.toExponential(2)}`);
@@ -108,6 +112,41 @@ test('the bundled model loads on the CPU backend and probes as `walf probe` does
   await shot(page, 'fill');
   assert.deepEqual(errors, []);
   await page.close();
+});
+
+test('a helper worker that breaks or falls silent costs only speed', { timeout: LONG }, async () => {
+  const want = nativeProbe(['--split', 'test', '--target', 'equal']);
+  const helpers = {
+    // Fails as it starts: the engine worker hears an error event.
+    broken: 'throw new Error("a broken helper");',
+    // Takes its weights, then hangs on its first batch: no answer, no error.
+    silent: `self.addEventListener('message', (e) => {
+        if (typeof e.data?.[0] === 'string' && e.data[0].includes('"batch"')) { for (;;) {} }
+      });
+      importScripts('./walf-helper-real.js');`,
+  };
+  for (const [kind, script] of Object.entries(helpers)) {
+    const served = await staticServer(DIST, {
+      '/walf-helper.js': script,
+      '/walf-helper-real.js': readFileSync(join(DIST, 'walf-helper.js'), 'utf8'),
+    });
+    try {
+      const page = await chrome.context.newPage();
+      const errors = [];
+      page.on('pageerror', (e) => errors.push(String(e)));
+      await page.goto(`${served.url}?backend=cpu&split=test`);
+      await waitForRows(page, want.size);
+      assertClose(await chartValues(page), want, 1e-4, `${kind} helper`);
+      const threads = Number(await page.getAttribute('#probe-timing', 'data-threads'));
+      assert.equal(threads, 1, `${kind} helper: the engine worker measured alone`);
+      console.log(`${kind} helper: probe ${await page.getAttribute('#probe-timing', 'data-seconds')} s on one worker`);
+      assert.equal(await page.$('.notice.error'), null, `${kind} helper: no error shown`);
+      assert.deepEqual(errors, []);
+      await page.close();
+    } finally {
+      served.server.close();
+    }
+  }
 });
 
 test('a Hub model downloads with progress, probes the same on WebGPU as on the CPU, then loads from the cache', { timeout: LONG }, async () => {
@@ -157,9 +196,24 @@ test('a Hub model downloads with progress, probes the same on WebGPU as on the C
     assert.ok(rel < 1e-4, `step ${i + 1}: page ${loss}, native ${native[i]}`);
   });
   console.log(`WALF steps: page ${steps.join(', ')}; native ${native.join(', ')}`);
-  // The tuned model's distribution appears beside the one before.
+  // The tuned model's distribution appears beside the one before, and it is what `walf probe`
+  // finds in the exported model (the tuned weights went to the helper workers too).
   await cpu.waitForSelector('#probe-chart .chart-row[data-p-female-after]', { timeout: LONG });
   await shot(cpu, 'tune');
+  const tunedShown = await chartValues(cpu, 'data-p-female-after');
+  const exported = mkdtempSync(join(tmpdir(), 'walf-exported-'));
+  const downloads = [];
+  cpu.on('download', (d) => downloads.push(d));
+  await cpu.click('#export-model');
+  const deadline = Date.now() + LONG;
+  while (downloads.length < 3 && Date.now() < deadline) await new Promise((ok) => setTimeout(ok, 100));
+  for (const d of downloads) {
+    const file = d.suggestedFilename().replace(/^.*-walf-/, '');
+    writeFileSync(join(exported, file), readFileSync(await d.path()));
+  }
+  const tunedWant = nativeProbe(['--model', exported, '--split', 'test', '--target', 'equal']);
+  const worstTuned = assertClose(tunedShown, tunedWant, 1e-4, 'tuned weights, CPU');
+  console.log(`tuned weights: largest |ΔP(female)| vs walf probe of the export ${worstTuned.toExponential(2)}`);
   await cpu.close();
 });
 

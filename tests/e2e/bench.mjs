@@ -77,7 +77,17 @@ async function firstChart(browser, url) {
     .filter((m) => m.name.startsWith('walf:'))
     .reverse()
     .map((m) => [m.name.slice(5), m.startTime / 1000])));
-  return { context, page, chartSeconds, probe, backend, marks };
+  // The engine worker's own marks, moved onto the page's timeline.
+  const origin = await page.evaluate(() => performance.timeOrigin);
+  const engine = page.workers().find((w) => w.url().includes('walf-worker'));
+  const workerMarks = engine ? await engine.evaluate(() => ({
+    origin: performance.timeOrigin,
+    marks: performance.getEntriesByType('mark').map((m) => [m.name, m.startTime]),
+  })) : { origin, marks: [] };
+  const stages = workerMarks.marks
+    .filter(([name]) => name.startsWith('walf-worker:'))
+    .map(([name, at]) => [name.slice(12), (workerMarks.origin + at - origin) / 1000]);
+  return { context, page, chartSeconds, probe, backend, marks, stages };
 }
 
 function nativeProbe(args) {
@@ -103,6 +113,7 @@ async function main() {
       console.log(`  stages (s after navigation): page wasm running ${m['app-start']?.toFixed(2)}, `
         + `worker ready ${m['worker-ready']?.toFixed(2)}, model loaded ${m['model-loaded']?.toFixed(2)}, `
         + `probe answered ${m.probed?.toFixed(2)}`);
+      console.log(`  engine worker: ${run.stages.map(([name, at]) => `${name} ${at.toFixed(2)}`).join(', ')}`);
       if (i === RUNS - 1) cpuPage = run;
       else await run.context.close();
     }

@@ -21,10 +21,17 @@ function listen(server) {
   return new Promise((ok) => server.listen(0, '127.0.0.1', () => ok(server)));
 }
 
-export async function staticServer(root) {
+// `replaced`: { '/path': text } served instead of the built files (a broken helper script).
+export async function staticServer(root, replaced = {}) {
   root = resolve(root);
   const server = createServer(async (req, res) => {
     const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    if (path in replaced) {
+      const body = Buffer.from(replaced[path]);
+      res.writeHead(200, { 'content-type': TYPES[extname(path)], 'content-length': body.length });
+      res.end(body);
+      return;
+    }
     let file = normalize(join(root, path));
     if (!file.startsWith(root)) {
       res.writeHead(403).end();

@@ -216,9 +216,11 @@ pub fn ProbeView() -> impl IntoView {
             }}
             {move || state.before.get().map(|b| view! {
                 <p class="hint" id="probe-timing" data-seconds=b.seconds.to_string()
-                    data-sentences=b.forward_sentences.to_string()>{format!(
-                    "{} professions, {} distinct masked sentences, {:.1} s",
-                    b.professions.len(), b.forward_sentences, b.seconds
+                    data-sentences=b.forward_sentences.to_string()
+                    data-threads=b.threads.to_string()>{format!(
+                    "{} professions, {} distinct masked sentences, {:.1} s{}",
+                    b.professions.len(), b.forward_sentences, b.seconds,
+                    if b.threads > 1 { format!(" on {} threads", b.threads) } else { String::new() }
                 )}</p>
             })}
             <BenchmarkEditor />

@@ -6,13 +6,20 @@ mod backend;
 #[cfg(target_arch = "wasm32")]
 mod net;
 #[cfg(target_arch = "wasm32")]
+mod pool;
+#[cfg(target_arch = "wasm32")]
 mod session;
 #[cfg(target_arch = "wasm32")]
 mod store;
 
 #[cfg(target_arch = "wasm32")]
 fn main() {
-    session::start();
+    // The same script runs as the engine and as its helpers for the CPU backend (`pool`).
+    if pool::is_helper() {
+        pool::serve();
+    } else {
+        session::start();
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -5,6 +5,7 @@
 //! sent meanwhile is read. State is cloned out of the `RefCell` before any await.
 
 use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use burn::module::Module;
@@ -12,7 +13,7 @@ use burn::tensor::Device;
 use js_sys::{Array, Uint8Array};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
-use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, WorkerGlobalScope};
 
 use walf_lab::Error;
 use walf_lab::config::{MemoryBudget, ModelConfig};
@@ -20,13 +21,14 @@ use walf_lab::data::{Benchmark, PHRASES_TSV, PROFESSIONS_TSV, TEMPLATES_TSV};
 use walf_lab::engine::{LanguageModel, ModelFiles};
 use walf_lab::hub;
 use walf_lab::lm_loss::passages;
-use walf_lab::measure::ProbeSettings;
+use walf_lab::measure::{MeasureInput, ProbeResult, ProbeSettings, Progress, SentencePlan};
 use walf_lab::model::MaskedLm;
 use walf_lab::protocol::*;
 use walf_lab::walf::{WalfConfig, WalfTrainer};
 
 use crate::backend;
 use crate::net::{FetchError, fetch_bytes, sleep};
+use crate::pool::{self, Pool};
 use crate::store::{self, RunRecord};
 
 struct ModelBytes {
@@ -70,6 +72,8 @@ struct Loaded {
     lm: Rc<LanguageModel>,
     /// The weights probes and exports use: the loaded ones, or the best of a WALF run.
     current: MaskedLm,
+    /// Names `current`: each new load or tuned result gets the next number.
+    generation: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -86,6 +90,35 @@ struct Session {
     /// The running WALF job and what the page asked of it.
     tune_job: Cell<Option<u64>>,
     control: Cell<Option<Control>>,
+    /// Requests waiting for the one being handled: jobs run one after another, as the page
+    /// expects (it holds one job at a time), even where a job waits between its parts.
+    queue: RefCell<VecDeque<(Request, Vec<Vec<u8>>)>>,
+    handling: Cell<bool>,
+    /// Helper workers sharing probes on the CPU backend, with copies of the weights.
+    pool: RefCell<Option<Rc<Pool>>>,
+    generations: Cell<u64>,
+}
+
+impl Session {
+    fn next_generation(&self) -> u64 {
+        self.generations.set(self.generations.get() + 1);
+        self.generations.get()
+    }
+
+    /// The helpers, started if they are not yet (none on a machine with one core).
+    fn pool(&self) -> Option<Rc<Pool>> {
+        if self.pool.borrow().is_none() {
+            *self.pool.borrow_mut() = Pool::start(pool::helper_count()).map(Rc::new);
+        }
+        self.pool.borrow().clone()
+    }
+
+    fn on_cpu(&self) -> bool {
+        self.device
+            .borrow()
+            .as_ref()
+            .is_some_and(|(_, info, _)| !info.gpu)
+    }
 }
 
 thread_local! {
@@ -147,30 +180,74 @@ pub fn start() {
             .map(|i| Uint8Array::new(&data.get(i)).to_vec())
             .collect();
         match Request::from_json(&text) {
-            Ok(request) => wasm_bindgen_futures::spawn_local(handle(request, files)),
+            Ok(request) => receive(request, files),
             Err(e) => fail(None, e, false),
         }
     });
     scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     on_message.forget();
+    mark("ready");
     post(&Reply::Ready);
+}
+
+/// A User Timing mark on this worker's timeline (`walf-worker:NAME`): the benchmark reads them
+/// to split the time to the first chart into its stages, as it reads the page's.
+fn mark(name: &str) {
+    let scope: WorkerGlobalScope = js_sys::global().unchecked_into();
+    if let Some(performance) = scope.performance() {
+        let _ = performance.mark(&format!("walf-worker:{name}"));
+    }
 }
 
 fn session() -> Rc<Session> {
     SESSION.with(Rc::clone)
 }
 
+/// Pause, resume and stop act at once on the running WALF job, and a request that cannot
+/// start while it runs is refused at once; everything else waits its turn.
+fn receive(request: Request, files: Vec<Vec<u8>>) {
+    let s = session();
+    match request {
+        Request::TunePause => return set_control(&s, Control::Pause),
+        Request::TuneResume => return set_control(&s, Control::Run),
+        Request::TuneStop => return set_control(&s, Control::Stop),
+        _ => {}
+    }
+    if s.tune_job.get().is_some() {
+        let refusal = match &request {
+            Request::Load { .. } => {
+                Some((None, "stop the tuning run before loading another model"))
+            }
+            Request::TuneStart { job, .. } | Request::TuneRestore { job } => {
+                Some((Some(*job), "a tuning run is already going"))
+            }
+            Request::DiscardSavedRun => Some((None, "a tuning run is going: stop it first")),
+            _ => None,
+        };
+        if let Some((job, message)) = refusal {
+            return fail(job, message, false);
+        }
+    }
+    s.queue.borrow_mut().push_back((request, files));
+    if s.handling.replace(true) {
+        return;
+    }
+    wasm_bindgen_futures::spawn_local(async move {
+        loop {
+            let next = s.queue.borrow_mut().pop_front();
+            match next {
+                Some((request, files)) => handle(request, files).await,
+                None => break,
+            }
+        }
+        s.handling.set(false);
+    });
+}
+
 async fn handle(request: Request, files: Vec<Vec<u8>>) {
     let s = session();
     match request {
         Request::Load { source, backend } => {
-            if s.tune_job.get().is_some() {
-                return fail(
-                    None,
-                    "stop the tuning run before loading another model",
-                    false,
-                );
-            }
             if let Err(message) = load(&s, source, backend, files).await {
                 fail(None, message, false);
             }
@@ -192,9 +269,6 @@ async fn handle(request: Request, files: Vec<Vec<u8>>) {
             settings,
             benchmark,
         } => {
-            if s.tune_job.get().is_some() {
-                return fail(Some(job), "a tuning run is already going", false);
-            }
             s.tune_job.set(Some(job));
             s.control.set(Some(Control::Run));
             let result = tune(&s, job, settings, &benchmark).await;
@@ -203,9 +277,6 @@ async fn handle(request: Request, files: Vec<Vec<u8>>) {
             finish(&s, job, result);
         }
         Request::TuneRestore { job } => {
-            if s.tune_job.get().is_some() {
-                return fail(Some(job), "a tuning run is already going", false);
-            }
             s.tune_job.set(Some(job));
             s.control.set(Some(Control::Run));
             let result = restore(&s, job).await;
@@ -215,17 +286,13 @@ async fn handle(request: Request, files: Vec<Vec<u8>>) {
         }
         Request::SavedRun => post_saved_run().await,
         Request::DiscardSavedRun => {
-            if s.tune_job.get().is_some() {
-                return fail(None, "a tuning run is going: stop it first", false);
-            }
             if let Err(e) = store::discard().await {
                 fail(None, e, false);
             }
             post_saved_run().await;
         }
-        Request::TunePause => set_control(&s, Control::Pause),
-        Request::TuneResume => set_control(&s, Control::Run),
-        Request::TuneStop => set_control(&s, Control::Stop),
+        // Acted on as they arrive (`receive`).
+        Request::TunePause | Request::TuneResume | Request::TuneStop => {}
         Request::LmLoss { job, text } => {
             let result = lm_loss(&s, job, &text).await;
             finish(&s, job, result);
@@ -310,6 +377,13 @@ async fn load(
     choice: BackendChoice,
     mut files: Vec<Vec<u8>>,
 ) -> Result<(), String> {
+    let (device, info) = open_device(s, choice).await;
+    mark("backend open");
+    if !info.gpu && matches!(source, ModelSource::Bundled { .. }) {
+        // The bundled model is small: helpers start now and load their WebAssembly while the
+        // files download.
+        s.pool();
+    }
     let (bytes, downloaded) = match source {
         ModelSource::Bundled { base } => {
             let mut got = Vec::new();
@@ -318,7 +392,9 @@ async fn load(
                 let on_error = |e: FetchError| {
                     format!("the bundled model's {file} could not be read from {url}: {e:?}")
                 };
+                mark(&format!("fetching {file}"));
                 got.push(fetch_file(&url, file, false, &on_error).await?.0);
+                mark(&format!("fetched {file}"));
             }
             let files = <[Vec<u8>; 3]>::try_from(got).expect("three files");
             let source = ModelSource::Bundled { base };
@@ -381,9 +457,20 @@ async fn load(
             )
         }
     };
-    let (device, info) = open_device(s, choice).await;
+    let generation = s.next_generation();
+    if !info.gpu && bytes.weights.len() <= pool::MAX_SHARED_WEIGHTS {
+        // Helpers build their copies while this worker builds its own.
+        if let Some(pool) = s.pool() {
+            pool.load(generation, bytes.config.clone(), bytes.weights.clone());
+        }
+    } else {
+        // Helpers serve the CPU backend and small models only; they would hold memory in vain.
+        s.pool.borrow_mut().take();
+    }
+    mark("files read");
     progress(None, "building the model", 0, 1);
     let lm = LanguageModel::load(bytes.files(), &device).map_err(|e| e.to_string())?;
+    mark("model built");
     let reply = Reply::Loaded {
         name: bytes.name.clone(),
         architecture: lm.config.architecture.name().to_string(),
@@ -398,6 +485,7 @@ async fn load(
         files: Rc::new(bytes),
         lm: Rc::new(lm),
         current,
+        generation,
     });
     post(&reply);
     Ok(())
@@ -431,13 +519,52 @@ fn now_seconds() -> f64 {
     js_sys::Date::now() / 1000.0
 }
 
+/// The measure with helpers computing batches too (`pool`); `None` when another probe has
+/// them or the weights are too large to copy.
+async fn probe_shared(
+    pool: &Pool,
+    lm: &LanguageModel,
+    current: &MaskedLm,
+    generation: u64,
+    files: &ModelBytes,
+    input: MeasureInput<'_>,
+    report: &mut dyn FnMut(Progress),
+) -> Result<Option<(ProbeResult, usize)>, Error> {
+    let Some(claim) = pool.claim() else {
+        return Ok(None);
+    };
+    if pool.generation() != Some(generation) {
+        // Tuned weights: the helpers get a copy (the loaded ones were sent at load).
+        let weights = current.to_safetensors_f32().await?;
+        if weights.len() > pool::MAX_SHARED_WEIGHTS {
+            return Ok(None);
+        }
+        pool.load(generation, files.config.clone(), weights);
+    }
+    let plan = SentencePlan::new(&lm.tokenizer, input, lm.max_len())?;
+    let batches = plan.batches(ProbeSettings::default().batch_size);
+    let total = plan.sentences.len();
+    let (log_probs, threads) = claim
+        .log_probs(
+            &plan,
+            &batches,
+            generation,
+            current,
+            lm.tokenizer.pad_id(),
+            &mut |done| report(Progress { done, total }),
+        )
+        .await?;
+    Ok(Some((log_probs.score(&plan, input)?, threads)))
+}
+
 async fn probe(
     s: &Session,
     job: u64,
     split: walf_lab::data::Split,
     edits: &BenchmarkEdits,
 ) -> Result<(), Error> {
-    let (lm, current, _) = loaded(s)?;
+    let (lm, current, files) = loaded(s)?;
+    let generation = s.model.borrow().as_ref().map_or(0, |m| m.generation);
     let bench = benchmark(edits)?;
     let data = bench.split(split);
     if data.professions.is_empty() {
@@ -447,11 +574,26 @@ async fn probe(
         )));
     }
     let started = now_seconds();
-    let result = lm
-        .probe_weights(&current, data.input(), ProbeSettings::default(), &mut |p| {
-            progress(Some(job), "measuring", p.done as u64, p.total as u64)
-        })
-        .await?;
+    mark("probe started");
+    let mut report = |p: Progress| progress(Some(job), "measuring", p.done as u64, p.total as u64);
+    let pool = s.on_cpu().then(|| s.pool.borrow().clone()).flatten();
+    let shared = match pool.filter(|p| p.alive()) {
+        Some(pool) => {
+            let input = data.input();
+            probe_shared(&pool, &lm, &current, generation, &files, input, &mut report).await?
+        }
+        None => None,
+    };
+    let (result, threads) = match shared {
+        Some(shared) => shared,
+        None => {
+            let settings = ProbeSettings::default();
+            let result = lm
+                .probe_weights(&current, data.input(), settings, &mut report)
+                .await?;
+            (result, 1)
+        }
+    };
     let reply = ProbeReply {
         split,
         professions: result
@@ -477,7 +619,9 @@ async fn probe(
             .collect(),
         forward_sentences: result.forward_sentences,
         seconds: now_seconds() - started,
+        threads,
     };
+    mark("probe finished");
     post(&Reply::Probed { job, result: reply });
     Ok(())
 }
@@ -742,8 +886,10 @@ async fn train(
     };
     // Whatever happened, the best weights so far become the model's.
     let best = trainer.best_model();
+    let generation = s.next_generation();
     if let Some(m) = s.model.borrow_mut().as_mut() {
         m.current = best;
+        m.generation = generation;
     }
     let reason = outcome?;
     // The run ended as asked: nothing to go on with. (After a failure the kept run stays, to
