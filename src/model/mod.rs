@@ -120,14 +120,14 @@ fn activate<const D: usize>(activation: Activation, x: Tensor<D>) -> Tensor<D> {
     }
 }
 
-/// GELU for the CPU backend outside training. burn's CPU GELU evaluates a scalar `erf` per
-/// element, a quarter of a CPU forward pass; this one is branch-free, so the compiler turns it
-/// into vector code (AVX natively, SIMD128 in the browser). (Training devices are `Autodiff`,
-/// never `Flex`, and keep burn's, whose gradient is defined.)
+/// The CPU device without autodiff: training keeps burn's GELU, whose gradient is defined.
 fn on_cpu_outside_training(device: &Device) -> bool {
     !device.is_autodiff() && *device == Device::flex()
 }
 
+/// GELU for the CPU backend outside training. burn's CPU GELU evaluates a scalar `erf` per
+/// element, a quarter of a CPU forward pass; this one is branch-free, so the compiler turns it
+/// into vector code (AVX natively, SIMD128 in the browser).
 fn gelu_on_cpu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let device = x.device();
     let mut data = x.into_data();
@@ -139,7 +139,7 @@ fn gelu_on_cpu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_data(data, &device)
 }
 
-pub(crate) fn gelu_in_place(values: &mut [f32]) {
+fn gelu_in_place(values: &mut [f32]) {
     for v in values {
         *v = gelu_f32(*v);
     }
