@@ -519,8 +519,8 @@ fn now_seconds() -> f64 {
     js_sys::Date::now() / 1000.0
 }
 
-/// The measure with helpers computing batches too (`pool`); `None` when another probe has
-/// them or the weights are too large to copy.
+/// The measure with helpers computing batches too (`pool`); `None` when the weights are too
+/// large to copy (or the helpers are taken, which jobs running one at a time should prevent).
 async fn probe_shared(
     pool: &Pool,
     lm: &LanguageModel,
