@@ -273,7 +273,8 @@ fn bundled_model_measure_matches_paper_procedure() {
     check_measure(crate::common::BUNDLED);
 }
 
-/// The measure from batches computed in any order and then gathered equals the paper's procedure; an incomplete or mismatched gathering is
+/// The measure from batches computed in any order and then gathered (as the browser's helper
+/// workers compute them) equals the paper's procedure; an incomplete or mismatched gathering is
 /// refused rather than scored.
 #[test]
 fn batches_gathered_in_any_order_give_the_reference_measure() {
