@@ -20,6 +20,24 @@ pub enum ModelSource {
     Local { name: String },
 }
 
+impl ModelSource {
+    /// The addresses of the bundled model's files (config.json, tokenizer.json,
+    /// model.safetensors) in the folder `base`.
+    pub fn bundled_files(base: &str) -> [String; 3] {
+        crate::hub::MODEL_FILES.map(|file| format!("{}/{file}", base.trim_end_matches('/')))
+    }
+
+    /// What the engine will download for this source, which it may start downloading before it
+    /// is ready for the request: the bundled model's files. A Hub model is looked up in the
+    /// browser's cache first, and local files come with the request.
+    pub fn early_downloads(&self) -> Vec<String> {
+        match self {
+            ModelSource::Bundled { base } => Self::bundled_files(base).to_vec(),
+            ModelSource::Hub { .. } | ModelSource::Local { .. } => Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BackendChoice {

@@ -60,11 +60,23 @@ fn open_link(state: AppState, hash: &str) {
 pub fn App() -> impl IntoView {
     let state = AppState::new();
     provide_context(state);
-    let engine = Engine::new(move |reply, files| on_reply(state, reply, files));
-    state.engine.set_value(Some(engine));
-
     let (search, hash) = location();
     let query = parse_query(&search);
+    // The bundled model loads at once; `?model=` picks a Hub model instead.
+    let first_model = match &query.model {
+        Some(id) => ModelSource::Hub {
+            id: id.clone(),
+            base: query.hub.clone().unwrap_or_else(|| DEFAULT_HUB.to_string()),
+        },
+        None => ModelSource::Bundled {
+            base: format!("{}models/brown-bert", base_url()),
+        },
+    };
+    let engine = Engine::new(first_model.early_downloads(), move |reply, files| {
+        on_reply(state, reply, files)
+    });
+    state.engine.set_value(Some(engine));
+
     if let Some(split) = query.split {
         state.split.set(split);
     }
@@ -91,22 +103,7 @@ pub fn App() -> impl IntoView {
         let _ = w.add_event_listener_with_callback("hashchange", on_hash.as_ref().unchecked_ref());
     }
     on_hash.forget();
-    // The bundled model loads at once; `?model=` picks a Hub model instead.
-    match query.model {
-        Some(id) => state.load(
-            ModelSource::Hub {
-                id,
-                base: query.hub.unwrap_or_else(|| DEFAULT_HUB.to_string()),
-            },
-            Vec::new(),
-        ),
-        None => state.load(
-            ModelSource::Bundled {
-                base: format!("{}models/brown-bert", base_url()),
-            },
-            Vec::new(),
-        ),
-    }
+    state.load(first_model, Vec::new());
 
     let tab_button = move |tab: Tab, label: &'static str| {
         view! {

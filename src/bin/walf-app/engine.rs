@@ -11,8 +11,8 @@ use web_sys::{ErrorEvent, MessageEvent, Worker};
 
 use walf_lab::protocol::{Reply, Request};
 
-/// The worker's loader script, which Trunk writes beside the page.
-const WORKER_SCRIPT: &str = "./walf-worker_loader.js";
+/// The worker's first script (`web/walf-worker-loader.js`, copied beside the page).
+const WORKER_SCRIPT: &str = "./walf-worker-loader.js";
 
 type OnReply = Rc<dyn Fn(Reply, Vec<Vec<u8>>)>;
 
@@ -42,7 +42,9 @@ pub fn mark(name: &str) {
 pub struct Engine(Rc<RefCell<Inner>>);
 
 impl Engine {
-    pub fn new(on_reply: impl Fn(Reply, Vec<Vec<u8>>) + 'static) -> Self {
+    /// Starts the worker; it starts downloading the files at the addresses `early` (those the
+    /// first request will need) while its WebAssembly compiles.
+    pub fn new(early: Vec<String>, on_reply: impl Fn(Reply, Vec<Vec<u8>>) + 'static) -> Self {
         let engine = Engine(Rc::new(RefCell::new(Inner {
             worker: None,
             ready: false,
@@ -52,7 +54,7 @@ impl Engine {
             _closures: Vec::new(),
             _error: None,
         })));
-        engine.spawn();
+        engine.spawn(&early);
         engine
     }
 
@@ -62,9 +64,16 @@ impl Engine {
         inner.next_job
     }
 
-    fn spawn(&self) {
+    fn spawn(&self, early: &[String]) {
         let on_reply = self.0.borrow().on_reply.clone();
-        let worker = match Worker::new(WORKER_SCRIPT) {
+        let mut script = WORKER_SCRIPT.to_string();
+        for (i, url) in early.iter().enumerate() {
+            let separator = if i == 0 { '?' } else { '&' };
+            script.push(separator);
+            script.push_str("early=");
+            script.push_str(&String::from(js_sys::encode_uri_component(url)));
+        }
+        let worker = match Worker::new(&script) {
             Ok(w) => w,
             Err(e) => {
                 on_reply(
@@ -169,6 +178,6 @@ impl Engine {
             worker.terminate();
         }
         self.0.borrow_mut().queued.clear();
-        self.spawn();
+        self.spawn(&[]);
     }
 }

@@ -68,6 +68,25 @@ async fn cached(cache: &Cache, url: &str) -> Option<Vec<u8>> {
     Some(Uint8Array::new(&buffer).to_vec())
 }
 
+/// The download of `url` that this worker's first script started while the WebAssembly
+/// compiled (`web/walf-worker-loader.js`, for the files the page named when it started the
+/// worker), taken at most once; `None` when there was none or it failed there.
+async fn early_download(url: &str) -> Option<Response> {
+    let early: js_sys::Map = Reflect::get(&js_sys::global(), &"walfEarly".into())
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    let here = Reflect::get(&scope(), &"location".into())
+        .and_then(|l| Reflect::get(&l, &"href".into()))
+        .ok()?
+        .as_string()?;
+    let key = JsValue::from(web_sys::Url::new_with_base(url, &here).ok()?.href());
+    let pending = early.get(&key);
+    early.delete(&key);
+    let pending: js_sys::Promise = pending.dyn_into().ok()?;
+    JsFuture::from(pending).await.ok()?.dyn_into().ok()
+}
+
 /// GETs `url`; with `use_cache`, answers from Cache Storage when it can and stores what it
 /// downloads. `on_progress(done, total)` in bytes (`total` 0 when the server does not say).
 pub async fn fetch_bytes(
@@ -86,12 +105,14 @@ pub async fn fetch_bytes(
             downloaded: false,
         });
     }
-    let response = JsFuture::from(scope().fetch_with_str(url))
-        .await
-        .map_err(|e| FetchError::Network(js_error(&e)))?;
-    let response: Response = response
-        .dyn_into()
-        .map_err(|_| FetchError::Network("the answer is not an HTTP response".into()))?;
+    let response = match early_download(url).await {
+        Some(response) => response,
+        None => JsFuture::from(scope().fetch_with_str(url))
+            .await
+            .map_err(|e| FetchError::Network(js_error(&e)))?
+            .dyn_into()
+            .map_err(|_| FetchError::Network("the answer is not an HTTP response".into()))?,
+    };
     if response.status() == 404 {
         return Err(FetchError::NotFound);
     }

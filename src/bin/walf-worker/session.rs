@@ -387,8 +387,10 @@ async fn load(
     let (bytes, downloaded) = match source {
         ModelSource::Bundled { base } => {
             let mut got = Vec::new();
-            for file in hub::MODEL_FILES {
-                let url = format!("{}/{file}", base.trim_end_matches('/'));
+            for (file, url) in hub::MODEL_FILES
+                .into_iter()
+                .zip(ModelSource::bundled_files(&base))
+            {
                 let on_error = |e: FetchError| {
                     format!("the bundled model's {file} could not be read from {url}: {e:?}")
                 };
