@@ -5,6 +5,7 @@
 mod bert;
 mod distilbert;
 mod export;
+pub mod product;
 mod roberta;
 
 use std::cell::RefCell;
@@ -18,6 +19,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use crate::config::{Activation, Architecture, ModelConfig};
 use crate::error::Result;
 use crate::weights::Weights;
+use product::linear;
 use safetensors::Dtype;
 
 /// Where a parameter came from in the checkpoint, so that it can be written back under its own
@@ -234,9 +236,9 @@ impl SelfAttention {
             t.reshape([batch, len, self.heads, head_dim])
                 .swap_dims(1, 2)
         };
-        let q = split(self.query.forward(queries), q_len);
-        let k = split(self.key.forward(x.clone()), seq_len);
-        let v = split(self.value.forward(x), seq_len);
+        let q = split(linear(&self.query, queries), q_len);
+        let k = split(linear(&self.key, x.clone()), seq_len);
+        let v = split(linear(&self.value, x), seq_len);
         let scores = q
             .matmul(k.swap_dims(2, 3))
             .mul_scalar(1.0 / (head_dim as f64).sqrt());
@@ -245,7 +247,7 @@ impl SelfAttention {
             .matmul(v)
             .swap_dims(1, 2)
             .reshape([batch, q_len, hidden]);
-        self.output.forward(context)
+        linear(&self.output, context)
     }
 }
 
@@ -274,8 +276,8 @@ impl EncoderLayer {
             .dropout
             .forward(self.attention.forward(queries.clone(), x, key_bias));
         let x = self.attention_norm.forward(queries + attended);
-        let inner = activate(self.activation, self.intermediate.forward(x.clone()));
-        let out = self.dropout.forward(self.output.forward(inner));
+        let inner = activate(self.activation, linear(&self.intermediate, x.clone()));
+        let out = self.dropout.forward(linear(&self.output, inner));
         self.output_norm.forward(x + out)
     }
 }
@@ -453,13 +455,13 @@ impl MaskedLm {
 
     fn project(&self, hidden: Tensor<2>) -> Tensor<2> {
         let head = &self.head;
-        let x = activate(head.activation, head.dense.forward(hidden));
+        let x = activate(head.activation, linear(&head.dense, hidden));
         let x = head.norm.forward(x);
         let decoder = match &head.decoder {
             Some(decoder) => decoder.val(),
             None => self.embeddings.word.val(),
         };
-        x.matmul(decoder.transpose()) + head.bias.val().unsqueeze::<2>()
+        product::project(x, decoder, head.bias.val())
     }
 }
 

@@ -82,6 +82,16 @@ test('the bundled model loads on the CPU backend and probes as `walf probe` does
   const want = nativeProbe(['--split', 'test', '--target', 'equal']);
   await waitForRows(page, want.size);
   assert.match(await page.textContent('.backend'), /CPU/);
+  // The linear layers ran on the worker's own matrix product: Chromium has relaxed SIMD, so the
+  // fused one (the numbers above are its); both kernels agreed with the plain product at start.
+  assert.match(await page.textContent('.backend'), /matrix products: fused multiply-add/);
+  const engine = page.workers().find((w) => w.url().includes('walf-worker'));
+  const checks = await engine.evaluate(() => performance.getEntriesByType('mark')
+    .map((m) => m.name).filter((name) => name.startsWith('walf-worker:matrix product')));
+  assert.deepEqual(checks.sort(), [
+    'walf-worker:matrix product SIMD128: Agrees',
+    'walf-worker:matrix product fused multiply-add (relaxed SIMD): Agrees',
+  ]);
   // One worker per core shares the probe (at most four).
   const cores = await page.evaluate(() => navigator.hardwareConcurrency);
   const threads = Number(await page.getAttribute('#probe-timing', 'data-threads'));

@@ -8,12 +8,17 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::net::{js_error, scope};
+use crate::product;
 
 fn cpu(notice: Option<String>) -> (Device, BackendInfo) {
+    let name = match product::chosen() {
+        Some(kernel) => format!("CPU (burn flex, WebAssembly; matrix products: {kernel})"),
+        None => "CPU (burn flex, WebAssembly)".into(),
+    };
     (
         Device::flex(),
         BackendInfo {
-            name: "CPU (burn flex, WebAssembly)".into(),
+            name,
             notice,
             gpu: false,
         },

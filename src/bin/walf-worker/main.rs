@@ -8,17 +8,20 @@ mod net;
 #[cfg(target_arch = "wasm32")]
 mod pool;
 #[cfg(target_arch = "wasm32")]
+mod product;
+#[cfg(target_arch = "wasm32")]
 mod session;
 #[cfg(target_arch = "wasm32")]
 mod store;
 
 #[cfg(target_arch = "wasm32")]
 fn main() {
+    let (checks, _) = product::install();
     // The same script runs as the engine and as its helpers for the CPU backend (`pool`).
     if pool::is_helper() {
         pool::serve();
     } else {
-        session::start();
+        session::start(&checks);
     }
 }
 

@@ -29,6 +29,7 @@ use walf_lab::walf::{WalfConfig, WalfTrainer};
 use crate::backend;
 use crate::net::{FetchError, fetch_bytes, sleep};
 use crate::pool::{self, Pool};
+use crate::product;
 use crate::store::{self, RunRecord};
 
 struct ModelBytes {
@@ -161,7 +162,7 @@ fn progress(job: Option<u64>, what: &str, done: u64, total: u64) {
     });
 }
 
-pub fn start() {
+pub fn start(product_checks: &[(&str, product::Check)]) {
     // A panic ends this worker's WebAssembly instance: the page hears why, keeps its results
     // and starts a fresh worker.
     std::panic::set_hook(Box::new(|info| {
@@ -186,6 +187,9 @@ pub fn start() {
     });
     scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     on_message.forget();
+    for (kernel, check) in product_checks {
+        mark(&format!("matrix product {kernel}: {check:?}"));
+    }
     mark("ready");
     post(&Reply::Ready);
 }
