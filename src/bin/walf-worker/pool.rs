@@ -71,7 +71,7 @@ enum FromHelper {
         id: u64,
     },
     /// The weights could not be loaded (the engine worker says why to the page when it fails
-    /// on them too): the helper stays, without weights, for the next model.
+    /// on them too): the helper is dropped.
     LoadFailed {
         generation: u64,
     },
@@ -120,8 +120,8 @@ pub fn serve() {
         );
     }));
     let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
-    let on_message = Closure::<dyn Fn(MessageEvent)>::new(|event: MessageEvent| {
-        let data = Array::from(&event.data());
+    let take_in = |data: JsValue| {
+        let data = Array::from(&data);
         let request = data
             .get(0)
             .as_string()
@@ -139,9 +139,21 @@ pub fn serve() {
                 None,
             ),
         }
-    });
+    };
+    let on_message =
+        Closure::<dyn Fn(MessageEvent)>::new(move |event: MessageEvent| take_in(event.data()));
     scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     on_message.forget();
+    // What arrived while the module started (`web/walf-helper.js` kept it), in order: the
+    // engine worker sends the weights and the first batches without waiting for this helper.
+    if let Ok(pending) = Reflect::get(&scope, &"walfPending".into())
+        && let Ok(pending) = pending.dyn_into::<Array>()
+    {
+        for data in pending.iter() {
+            take_in(data);
+        }
+        pending.set_length(0);
+    }
     post_to_parent(&FromHelper::Ready, None);
 }
 
@@ -237,11 +249,9 @@ async fn run_batch(
 
 struct Helper {
     worker: Worker,
-    /// Its WebAssembly runs (messages sent before are lost).
-    ready: bool,
-    /// The weights sent to it, and those it holds.
+    /// The weights sent to it. It takes messages in order, so batches for them can follow at
+    /// once: it computes them once it has built its copy.
     sent: Option<u64>,
-    loaded: Option<u64>,
     dead: bool,
     /// Batch ids sent and not answered.
     in_flight: Vec<u64>,
@@ -260,7 +270,7 @@ type Listeners = (Closure<dyn Fn(MessageEvent)>, Closure<dyn Fn(ErrorEvent)>);
 #[derive(Default)]
 struct Shared {
     helpers: Vec<Helper>,
-    /// The weights helpers should hold, sent to each helper once it is ready.
+    /// The weights helpers should hold.
     model: Option<SharedModel>,
     /// Batch ids of the running probe not yet handed out.
     queue: VecDeque<u64>,
@@ -351,9 +361,7 @@ impl Pool {
             }
             shared.borrow_mut().helpers.push(Helper {
                 worker,
-                ready: false,
                 sent: None,
-                loaded: None,
                 dead: false,
                 in_flight: Vec::new(),
                 last_active: js_sys::Date::now(),
@@ -384,7 +392,7 @@ impl Pool {
         self.shared.borrow().model.as_ref().map(|m| m.generation)
     }
 
-    /// Sends helpers these weights; helpers still starting get them when ready.
+    /// Sends helpers these weights (a helper still starting takes them in when it runs).
     pub fn load(&self, generation: u64, config: Vec<u8>, weights: Vec<u8>) {
         let mut shared = self.shared.borrow_mut();
         shared.model = Some(SharedModel {
@@ -586,12 +594,10 @@ fn send_model(shared: &mut Shared, index: usize) {
         return;
     };
     let helper = &mut shared.helpers[index];
-    if helper.dead || !helper.ready || helper.sent == Some(generation) {
+    if helper.dead || helper.sent == Some(generation) {
         return;
     }
     let text = serde_json::to_string(&ToHelper::Load { generation }).expect("serialises");
-    // Until it answers `Loaded` it holds no weights of this generation.
-    helper.loaded = None;
     helper.sent = Some(generation);
     if post(&helper.worker, &text, &[&files[0], &files[1]]).is_err() {
         drop_helper_in(shared, index, "the weights could not be sent");
@@ -612,7 +618,7 @@ fn hand_out(shared: &mut Shared, generation: u64, message: &dyn Fn(u64) -> Strin
     for index in 0..shared.helpers.len() {
         loop {
             let helper = &shared.helpers[index];
-            if helper.dead || helper.loaded != Some(generation) || helper.in_flight.len() >= DEPTH {
+            if helper.dead || helper.sent != Some(generation) || helper.in_flight.len() >= DEPTH {
                 break;
             }
             let Some(id) = shared.queue.pop_front() else {
@@ -666,20 +672,14 @@ fn heard(shared: &Rc<RefCell<Shared>>, index: usize, data: &JsValue) {
     let mut shared = shared.borrow_mut();
     shared.helpers[index].last_active = js_sys::Date::now();
     match message {
-        Some(FromHelper::Ready) => {
-            shared.helpers[index].ready = true;
-            send_model(&mut shared, index);
-        }
-        Some(FromHelper::Loaded { generation }) => {
-            if shared.model.as_ref().map(|m| m.generation) == Some(generation) {
-                shared.helpers[index].loaded = Some(generation);
-            }
-            wake(&mut shared);
-        }
-        Some(FromHelper::LoadFailed { .. }) => {
-            shared.helpers[index].loaded = None;
-            wake(&mut shared);
-        }
+        // Signs of life only: its weights and batches are sent without waiting for them.
+        Some(FromHelper::Ready | FromHelper::Loaded { .. }) => {}
+        // Batches for those weights may be on their way to it already; the weights worked here.
+        Some(FromHelper::LoadFailed { .. }) => drop_helper_in(
+            &mut shared,
+            index,
+            "it could not build its copy of the model",
+        ),
         Some(FromHelper::LogProbs { id }) => {
             let helper = &mut shared.helpers[index];
             if let Some(at) = helper.in_flight.iter().position(|&i| i == id) {
