@@ -83,11 +83,16 @@ async function firstChart(browser, url) {
   const workerMarks = engine ? await engine.evaluate(() => ({
     origin: performance.timeOrigin,
     marks: performance.getEntriesByType('mark').map((m) => [m.name, m.startTime]),
-  })) : { origin, marks: [] };
+    // The worker's downloads: when each began and when its last byte arrived.
+    downloads: performance.getEntriesByType('resource')
+      .map((r) => [r.name.split('/').pop().split('?')[0], r.startTime, r.responseEnd]),
+  })) : { origin, marks: [], downloads: [] };
+  const downloads = workerMarks.downloads.map(([name, start, end]) => [name,
+    (workerMarks.origin + start - origin) / 1000, (workerMarks.origin + end - origin) / 1000]);
   const stages = workerMarks.marks
     .filter(([name]) => name.startsWith('walf-worker:'))
     .map(([name, at]) => [name.slice(12), (workerMarks.origin + at - origin) / 1000]);
-  return { context, page, chartSeconds, probe, backend, marks, stages };
+  return { context, page, chartSeconds, probe, backend, marks, stages, downloads };
 }
 
 function nativeProbe(args) {
@@ -114,6 +119,7 @@ async function main() {
         + `worker ready ${m['worker-ready']?.toFixed(2)}, model loaded ${m['model-loaded']?.toFixed(2)}, `
         + `probe answered ${m.probed?.toFixed(2)}`);
       console.log(`  engine worker: ${run.stages.map(([name, at]) => `${name} ${at.toFixed(2)}`).join(', ')}`);
+      console.log(`  its downloads (from, to): ${run.downloads.map(([name, from, to]) => `${name} ${from.toFixed(2)}-${to.toFixed(2)}`).join(', ')}`);
       if (i === RUNS - 1) cpuPage = run;
       else await run.context.close();
     }
