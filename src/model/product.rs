@@ -95,6 +95,8 @@ fn product<const D: usize>(
     };
     let m = dims[..D - 1].iter().product::<usize>();
     let f32s = |data: TensorData| data.try_into_vec::<f32>().expect("f32 values");
+    // Packed on every call rather than kept: a layer's weights change while tuning, and packing
+    // is k·n copies against the product's 2·m·k·n operations (m is hundreds of rows in a probe).
     let a = f32s(x.into_data());
     let packed = pack(&f32s(w.into_data()), k, n, layout);
     let width = n.div_ceil(PANEL) * PANEL;

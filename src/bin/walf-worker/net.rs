@@ -12,6 +12,14 @@ pub fn scope() -> WorkerGlobalScope {
     js_sys::global().unchecked_into()
 }
 
+/// This worker's script address, against which relative addresses resolve.
+pub fn here() -> Option<String> {
+    Reflect::get(&scope(), &"location".into())
+        .and_then(|l| Reflect::get(&l, &"href".into()))
+        .ok()?
+        .as_string()
+}
+
 /// The message of a JavaScript exception, or its text.
 pub fn js_error(e: &JsValue) -> String {
     if let Some(err) = e.dyn_ref::<js_sys::Error>() {
@@ -76,11 +84,7 @@ async fn early_download(url: &str) -> Option<Response> {
         .ok()?
         .dyn_into()
         .ok()?;
-    let here = Reflect::get(&scope(), &"location".into())
-        .and_then(|l| Reflect::get(&l, &"href".into()))
-        .ok()?
-        .as_string()?;
-    let key = JsValue::from(web_sys::Url::new_with_base(url, &here).ok()?.href());
+    let key = JsValue::from(web_sys::Url::new_with_base(url, &here()?).ok()?.href());
     let pending = early.get(&key);
     early.delete(&key);
     let pending: js_sys::Promise = pending.dyn_into().ok()?;

@@ -24,7 +24,7 @@ use walf_lab::measure::{MaskedSentence, SentenceLogProbs, SentencePlan, batch_lo
 use walf_lab::model::MaskedLm;
 use walf_lab::weights::Weights;
 
-use crate::net::{js_error, scope, sleep};
+use crate::net::{here, js_error, scope, sleep};
 
 /// The name a helper is started under; the script reads it to know what it is.
 const HELPER_NAME: &str = "walf-helper";
@@ -316,11 +316,7 @@ impl Pool {
     /// Starts `count` helpers (they load their WebAssembly meanwhile); `None` when none could
     /// be started (a browser without workers in workers), which only costs speed.
     pub fn start(count: usize) -> Option<Self> {
-        let here = Reflect::get(&scope(), &"location".into())
-            .and_then(|l| Reflect::get(&l, &"href".into()))
-            .ok()?
-            .as_string()?;
-        let url = web_sys::Url::new_with_base(HELPER_SCRIPT, &here)
+        let url = web_sys::Url::new_with_base(HELPER_SCRIPT, &here()?)
             .ok()?
             .href();
         // Compiled code is shared, not compiled again (and already optimised where this
