@@ -357,6 +357,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_the_bundled_model_is_downloaded_early_and_its_addresses_are_its_files() {
+        let bundled = ModelSource::Bundled {
+            base: "http://127.0.0.1:8080/models/brown-bert/".into(),
+        };
+        assert_eq!(
+            bundled.early_downloads(),
+            [
+                "http://127.0.0.1:8080/models/brown-bert/config.json",
+                "http://127.0.0.1:8080/models/brown-bert/tokenizer.json",
+                "http://127.0.0.1:8080/models/brown-bert/model.safetensors",
+            ]
+        );
+        let hub = ModelSource::Hub {
+            id: "bert-base-uncased".into(),
+            base: "https://huggingface.co".into(),
+        };
+        assert!(hub.early_downloads().is_empty());
+        let local = ModelSource::Local {
+            name: "mine".into(),
+        };
+        assert!(local.early_downloads().is_empty());
+    }
+
+    #[test]
     fn requests_and_replies_round_trip_as_json() {
         let requests = [
             Request::Load {

@@ -16,7 +16,7 @@ mod store;
 
 #[cfg(target_arch = "wasm32")]
 fn main() {
-    let (checks, _) = product::install();
+    let checks = product::install();
     // The same script runs as the engine and as its helpers for the CPU backend (`pool`).
     if pool::is_helper() {
         pool::serve();

@@ -64,19 +64,17 @@ pub enum Check {
     Disagrees,
 }
 
-/// Checks the kernels and makes the first that agrees serve this worker's linear layers.
-/// Returns each kernel's name and check, and the name of the one chosen.
-pub fn install() -> (Vec<(&'static str, Check)>, Option<&'static str>) {
+/// Checks the kernels and makes the first that agrees serve this worker's linear layers
+/// ([`chosen`] names it). Returns each kernel's name and check.
+pub fn install() -> Vec<(&'static str, Check)> {
     let mut checks = Vec::new();
-    let mut chosen = None;
     for (name, module) in KERNELS {
         let check = match instantiate(module) {
             None => Check::Unsupported,
             Some(export) if agrees(&export) => {
-                if chosen.is_none() {
+                if chosen().is_none() {
                     CHOSEN.with(|c| *c.borrow_mut() = Some((name, export)));
                     set_product_kernel(Some(chosen_kernel as ProductKernel));
-                    chosen = Some(name);
                 }
                 Check::Agrees
             }
@@ -84,7 +82,7 @@ pub fn install() -> (Vec<(&'static str, Check)>, Option<&'static str>) {
         };
         checks.push((name, check));
     }
-    (checks, chosen)
+    checks
 }
 
 fn instantiate(module: &[u8]) -> Option<Export> {
