@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::bias::ProfessionDistribution;
 use crate::data::{Gender, GenderedPhrase, Profession, SplitData, Template};
 use crate::error::{Error, Result};
-use crate::model::{MaskedLm, TokenBatch};
+use crate::model::{Inference, MaskedLm, TokenBatch};
 use crate::readback::read_f32;
 use crate::tokenizer::MaskTokenizer;
 
@@ -279,17 +279,23 @@ pub fn candidate_log_probs(
     pad_id: u32,
     candidates: &Tensor<1, Int>,
 ) -> Tensor<2> {
+    let (batch, positions) = masked_batch(sentences, pad_id);
+    let logits = model.logits_at(&batch, &positions);
+    log_softmax(logits, 1).select(1, candidates.clone())
+}
+
+/// The sentences as one batch, and their masked positions in sentence order.
+fn masked_batch(sentences: &[&MaskedSentence], pad_id: u32) -> (TokenBatch, Vec<(usize, usize)>) {
     let batch = TokenBatch {
         ids: sentences.iter().map(|s| s.ids.clone()).collect(),
         pad_id,
     };
-    let positions: Vec<(usize, usize)> = sentences
+    let positions = sentences
         .iter()
         .enumerate()
         .flat_map(|(row, s)| s.positions.iter().map(move |&p| (row, p)))
         .collect();
-    let logits = model.logits_at(&batch, &positions);
-    log_softmax(logits, 1).select(1, candidates.clone())
+    (batch, positions)
 }
 
 /// One row of the paper's raw association scores.
@@ -334,6 +340,7 @@ pub async fn probe(
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<ProbeResult> {
     let plan = SentencePlan::new(tokenizer, input, max_len)?;
+    let model = model.for_inference();
     let candidates = plan.candidate_tensor(&model.device());
     let mut log_probs = SentenceLogProbs::new(&plan);
     let total = plan.sentences.len();
@@ -341,7 +348,7 @@ pub async fn probe(
     on_progress(Progress { done, total });
     for batch in plan.batches(settings.batch_size) {
         let sentences: Vec<&MaskedSentence> = batch.iter().map(|&i| &plan.sentences[i]).collect();
-        let values = batch_log_probs(model, &sentences, tokenizer.pad_id(), &candidates).await?;
+        let values = batch_log_probs(&model, &sentences, tokenizer.pad_id(), &candidates).await?;
         log_probs.insert(&plan, &batch, &values)?;
         done += batch.len();
         on_progress(Progress { done, total });
@@ -352,12 +359,14 @@ pub async fn probe(
 /// `candidate_log_probs` of one batch, read back: per sentence, per masked position, the
 /// candidates' log-probabilities. The unit of work a front end may hand to another thread.
 pub async fn batch_log_probs(
-    model: &MaskedLm,
+    model: &Inference,
     sentences: &[&MaskedSentence],
     pad_id: u32,
     candidates: &Tensor<1, Int>,
 ) -> Result<Vec<f32>> {
-    read_f32(candidate_log_probs(model, sentences, pad_id, candidates)).await
+    let (batch, positions) = masked_batch(sentences, pad_id);
+    let logits = model.logits_at(&batch, &positions);
+    read_f32(log_softmax(logits, 1).select(1, candidates.clone())).await
 }
 
 /// The log-probabilities of a plan's sentences as batches come in, in any order.

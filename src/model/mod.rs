@@ -5,10 +5,12 @@
 mod bert;
 mod distilbert;
 mod export;
+mod packed;
 pub mod product;
 mod roberta;
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use burn::module::{Module, Param, ParamId};
 use burn::nn::{Dropout, DropoutConfig, Linear};
@@ -19,7 +21,8 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use crate::config::{Activation, Architecture, ModelConfig};
 use crate::error::Result;
 use crate::weights::Weights;
-use product::linear;
+use packed::PackedModel;
+use product::{ProductKernel, linear};
 use safetensors::Dtype;
 
 /// Where a parameter came from in the checkpoint, so that it can be written back under its own
@@ -428,9 +431,27 @@ impl MaskedLm {
     /// order given. Callers need a few masked positions per sentence, so the projection onto the
     /// vocabulary runs only there, and so does the last layer after its keys and values (its
     /// other tokens' outputs feed nothing): about a fifth of a four-layer model's work.
+    ///
+    /// Packs the weights for a host's kernel on every call where one is set: callers running
+    /// many batches through the same weights prepare them once with [`Self::for_inference`].
     pub fn logits_at(&self, batch: &TokenBatch, positions: &[(usize, usize)]) -> Tensor<2> {
-        let (ids, key_bias) = batch.tensors(&self.device());
-        let device = ids.device();
+        self.for_inference().logits_at(batch, positions)
+    }
+
+    /// The model made ready for many forward passes outside training (a cheap clone of its
+    /// tensors, plus its weights packed where the host's kernel will run them).
+    pub fn for_inference(&self) -> Inference {
+        let packed = product::kernel_for(&self.device())
+            .and_then(|kernel| Some((kernel, Rc::new(self.packed()?))));
+        Inference {
+            model: self.clone(),
+            packed,
+        }
+    }
+
+    fn burn_logits_at(&self, batch: &TokenBatch, positions: &[(usize, usize)]) -> Tensor<2> {
+        let device = self.device();
+        let (ids, key_bias) = batch.tensors(&device);
         let [rows, seq_len] = ids.dims();
         let mut x = self.embeddings.forward(ids);
         let flat = |x: Tensor<3>| {
@@ -462,6 +483,36 @@ impl MaskedLm {
             None => self.embeddings.word.val(),
         };
         product::project(x, decoder, head.bias.val())
+    }
+}
+
+/// A model ready for many forward passes outside training ([`MaskedLm::for_inference`]).
+#[derive(Clone)]
+pub struct Inference {
+    model: MaskedLm,
+    packed: Option<(ProductKernel, Rc<PackedModel>)>,
+}
+
+impl Inference {
+    pub fn model(&self) -> &MaskedLm {
+        &self.model
+    }
+
+    pub fn device(&self) -> Device {
+        self.model.device()
+    }
+
+    /// [`MaskedLm::logits_at`], on the packed weights where there are some.
+    pub fn logits_at(&self, batch: &TokenBatch, positions: &[(usize, usize)]) -> Tensor<2> {
+        let device = self.device();
+        match &self.packed {
+            Some((kernel, packed)) if packed.accepts(&batch.ids, positions) => {
+                let logits = packed.logits_at(*kernel, &batch.ids, positions);
+                let shape = [positions.len(), packed.vocab_size()];
+                Tensor::from_data(TensorData::new(logits, shape), &device)
+            }
+            _ => self.model.burn_logits_at(batch, positions),
+        }
     }
 }
 

@@ -49,10 +49,18 @@ pub fn expected(name: &str) -> serde_json::Value {
     serde_json::from_str(&text).expect("expected values are JSON")
 }
 
-/// The devices to check, with the tolerance on probabilities and KL for each: the CPU always;
-/// wgpu where a Vulkan (or other) adapter exists, with the looser GPU tolerance.
+/// The CPU once more, with a host's matrix-product kernel set (the plain reference one): the
+/// forward pass the browser's worker runs, on packed weights and unpadded sentences.
+pub const HOST_KERNEL: &str = "cpu with a host kernel";
+
+/// The devices to check, with the tolerance on probabilities and KL for each: the CPU always,
+/// burn's forward pass and the host-kernel one ([`HOST_KERNEL`]; call [`enter`] first); wgpu
+/// where a Vulkan (or other) adapter exists, with the looser GPU tolerance.
 pub fn devices() -> Vec<(&'static str, Device, f64)> {
-    let mut devices = vec![("cpu", walf_lab::device::cpu(), 1e-5)];
+    let mut devices = vec![
+        ("cpu", walf_lab::device::cpu(), 1e-5),
+        (HOST_KERNEL, walf_lab::device::cpu(), 1e-5),
+    ];
     match walf_lab::device::wgpu() {
         Ok(device) => devices.push(("wgpu", device, 1e-4)),
         Err(e) => eprintln!("wgpu not checked: {e}"),
@@ -62,4 +70,11 @@ pub fn devices() -> Vec<(&'static str, Device, f64)> {
 
 pub fn f(v: &serde_json::Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// Sets this thread up for `backend` from [`devices`]: the host kernel for [`HOST_KERNEL`],
+/// burn's own products otherwise.
+pub fn enter(backend: &str) {
+    use walf_lab::model::product::{ProductKernel, reference_kernel, set_product_kernel};
+    set_product_kernel((backend == HOST_KERNEL).then_some(reference_kernel as ProductKernel));
 }

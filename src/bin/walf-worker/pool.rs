@@ -21,7 +21,7 @@ use web_sys::{DedicatedWorkerGlobalScope, ErrorEvent, MessageEvent, Worker, Work
 use walf_lab::Error;
 use walf_lab::config::ModelConfig;
 use walf_lab::measure::{MaskedSentence, SentenceLogProbs, SentencePlan, batch_log_probs};
-use walf_lab::model::MaskedLm;
+use walf_lab::model::{Inference, MaskedLm};
 use walf_lab::weights::Weights;
 
 use crate::net::{here, js_error, scope, sleep};
@@ -92,7 +92,7 @@ pub fn is_helper() -> bool {
 // The helper's side.
 
 thread_local! {
-    static HELPER_MODEL: RefCell<Option<(u64, Rc<MaskedLm>)>> = const { RefCell::new(None) };
+    static HELPER_MODEL: RefCell<Option<(u64, Rc<Inference>)>> = const { RefCell::new(None) };
 }
 
 fn post_to_parent(message: &FromHelper, values: Option<Vec<f32>>) {
@@ -172,7 +172,8 @@ async fn answer(request: ToHelper, files: Vec<Vec<u8>>) {
     match request {
         ToHelper::Load { generation } => match load_model(&files) {
             Ok(model) => {
-                HELPER_MODEL.with(|m| *m.borrow_mut() = Some((generation, Rc::new(model))));
+                let model = Rc::new(model.for_inference());
+                HELPER_MODEL.with(|m| *m.borrow_mut() = Some((generation, model)));
                 post_to_parent(&FromHelper::Loaded { generation }, None);
             }
             Err(_) => {
@@ -214,12 +215,12 @@ async fn answer(request: ToHelper, files: Vec<Vec<u8>>) {
 }
 
 async fn run_batch(
-    model: &MaskedLm,
+    model: &Inference,
     sentences: Vec<(Vec<u32>, Vec<usize>)>,
     candidates: &[u32],
     pad_id: u32,
 ) -> Result<Vec<f32>, Error> {
-    let vocab = model.vocab_size();
+    let vocab = model.model().vocab_size();
     let fits = |id: u32| (id as usize) < vocab;
     if candidates.iter().any(|&c| !fits(c))
         || sentences.iter().any(|(ids, positions)| {
@@ -458,7 +459,10 @@ impl Claim<'_> {
             let mut shared = self.0.shared.borrow_mut();
             shared.queue = order.iter().map(|&b| first + b as u64).collect();
             shared.answers.clear();
+            // Before packing the weights here: the helpers start meanwhile.
+            hand_out(&mut shared, generation, &message);
         }
+        let model = model.for_inference();
         let candidates = plan.candidate_tensor(&model.device());
         let mut got = Gathered {
             log_probs: SentenceLogProbs::new(plan),
@@ -508,7 +512,7 @@ impl Claim<'_> {
                 let sentences: Vec<&MaskedSentence> =
                     batches[b].iter().map(|&i| &plan.sentences[i]).collect();
                 let started = js_sys::Date::now();
-                let values = batch_log_probs(model, &sentences, pad_id, &candidates).await?;
+                let values = batch_log_probs(&model, &sentences, pad_id, &candidates).await?;
                 slowest_own = slowest_own.max(js_sys::Date::now() - started);
                 take_in(&mut got, b, &values)?;
                 // Lets the helpers' answers in.
