@@ -341,14 +341,14 @@ pub async fn probe(
 ) -> Result<ProbeResult> {
     let plan = SentencePlan::new(tokenizer, input, max_len)?;
     let model = model.for_inference();
-    let candidates = plan.candidate_tensor(&model.device());
     let mut log_probs = SentenceLogProbs::new(&plan);
     let total = plan.sentences.len();
     let mut done = 0;
     on_progress(Progress { done, total });
     for batch in plan.batches(settings.batch_size) {
         let sentences: Vec<&MaskedSentence> = batch.iter().map(|&i| &plan.sentences[i]).collect();
-        let values = batch_log_probs(&model, &sentences, tokenizer.pad_id(), &candidates).await?;
+        let values =
+            batch_log_probs(&model, &sentences, tokenizer.pad_id(), &plan.candidate_ids).await?;
         log_probs.insert(&plan, &batch, &values)?;
         done += batch.len();
         on_progress(Progress { done, total });
@@ -362,11 +362,10 @@ pub async fn batch_log_probs(
     model: &Inference,
     sentences: &[&MaskedSentence],
     pad_id: u32,
-    candidates: &Tensor<1, Int>,
+    candidates: &[u32],
 ) -> Result<Vec<f32>> {
     let (batch, positions) = masked_batch(sentences, pad_id);
-    let logits = model.logits_at(&batch, &positions);
-    read_f32(log_softmax(logits, 1).select(1, candidates.clone())).await
+    read_f32(model.candidate_log_probs(&batch, &positions, candidates)).await
 }
 
 /// The log-probabilities of a plan's sentences as batches come in, in any order.

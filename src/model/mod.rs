@@ -14,7 +14,7 @@ use std::rc::Rc;
 
 use burn::module::{Module, Param, ParamId};
 use burn::nn::{Dropout, DropoutConfig, Linear};
-use burn::tensor::activation::{gelu, gelu_approximate, relu, softmax};
+use burn::tensor::activation::{gelu, gelu_approximate, log_softmax, relu, softmax};
 use burn::tensor::module::{embedding, layer_norm};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
@@ -502,16 +502,51 @@ impl Inference {
         self.model.device()
     }
 
+    /// The packed weights, where they take these sentences and positions.
+    fn packed_for(
+        &self,
+        batch: &TokenBatch,
+        positions: &[(usize, usize)],
+    ) -> Option<(ProductKernel, &PackedModel)> {
+        let (kernel, packed) = self.packed.as_ref()?;
+        packed
+            .accepts(&batch.ids, positions)
+            .then_some((*kernel, packed.as_ref()))
+    }
+
     /// [`MaskedLm::logits_at`], on the packed weights where there are some.
     pub fn logits_at(&self, batch: &TokenBatch, positions: &[(usize, usize)]) -> Tensor<2> {
-        let device = self.device();
-        match &self.packed {
-            Some((kernel, packed)) if packed.accepts(&batch.ids, positions) => {
-                let logits = packed.logits_at(*kernel, &batch.ids, positions);
+        match self.packed_for(batch, positions) {
+            Some((kernel, packed)) => {
+                let logits = packed.logits_at(kernel, &batch.ids, positions);
                 let shape = [positions.len(), packed.vocab_size()];
-                Tensor::from_data(TensorData::new(logits, shape), &device)
+                Tensor::from_data(TensorData::new(logits, shape), &self.device())
             }
-            _ => self.model.burn_logits_at(batch, positions),
+            None => self.model.burn_logits_at(batch, positions),
+        }
+    }
+
+    /// Log-softmax over the vocabulary at the given positions, read at the `candidates` ids
+    /// only: `[positions, candidates]`.
+    pub fn candidate_log_probs(
+        &self,
+        batch: &TokenBatch,
+        positions: &[(usize, usize)],
+        candidates: &[u32],
+    ) -> Tensor<2> {
+        let device = self.device();
+        let vocab = self.model.vocab_size();
+        match self.packed_for(batch, positions) {
+            Some((kernel, packed)) if candidates.iter().all(|&c| (c as usize) < vocab) => {
+                let values = packed.candidate_log_probs(kernel, &batch.ids, positions, candidates);
+                let shape = [positions.len(), candidates.len()];
+                Tensor::from_data(TensorData::new(values, shape), &device)
+            }
+            _ => {
+                let ids = candidates.iter().map(|&c| c as usize).collect();
+                log_softmax(self.model.burn_logits_at(batch, positions), 1)
+                    .select(1, index_tensor(ids, &device))
+            }
         }
     }
 }

@@ -251,6 +251,30 @@ impl PackedModel {
             .all(|&(s, p)| sentences.get(s).is_some_and(|ids| p < ids.len()))
     }
 
+    /// Log-probabilities of `candidates` (ids below the vocabulary size) at the positions of
+    /// [`Self::logits_at`]: `[positions, candidates]`, row-major. The log-softmax is burn's,
+    /// `(x − max) − ln Σ exp(x − max)`, over the whole vocabulary.
+    pub fn candidate_log_probs(
+        &self,
+        kernel: ProductKernel,
+        sentences: &[Vec<u32>],
+        positions: &[(usize, usize)],
+        candidates: &[u32],
+    ) -> Vec<f32> {
+        let logits = self.logits_at(kernel, sentences, positions);
+        let mut out = Vec::with_capacity(positions.len() * candidates.len());
+        for row in logits.chunks_exact(self.vocab.max(1)) {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let log_total = sum(row.iter().map(|&v| exp_negative(max - v))).ln();
+            out.extend(
+                candidates
+                    .iter()
+                    .map(|&c| (row[c as usize] - max) - log_total),
+            );
+        }
+        out
+    }
+
     fn activate(&self, x: &mut [f32]) {
         match self.activation {
             Activation::Relu => x.iter_mut().for_each(|v| *v = v.max(0.0)),

@@ -240,9 +240,7 @@ async fn run_batch(
         })
         .collect();
     let refs: Vec<&MaskedSentence> = sentences.iter().collect();
-    let device = model.device();
-    let candidates = SentencePlan::id_tensor(candidates, &device);
-    batch_log_probs(model, &refs, pad_id, &candidates).await
+    batch_log_probs(model, &refs, pad_id, candidates).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -463,7 +461,7 @@ impl Claim<'_> {
             hand_out(&mut shared, generation, &message);
         }
         let model = model.for_inference();
-        let candidates = plan.candidate_tensor(&model.device());
+        let candidates = &plan.candidate_ids;
         let mut got = Gathered {
             log_probs: SentenceLogProbs::new(plan),
             done: vec![false; batches.len()],
@@ -512,7 +510,7 @@ impl Claim<'_> {
                 let sentences: Vec<&MaskedSentence> =
                     batches[b].iter().map(|&i| &plan.sentences[i]).collect();
                 let started = js_sys::Date::now();
-                let values = batch_log_probs(&model, &sentences, pad_id, &candidates).await?;
+                let values = batch_log_probs(&model, &sentences, pad_id, candidates).await?;
                 slowest_own = slowest_own.max(js_sys::Date::now() - started);
                 take_in(&mut got, b, &values)?;
                 // Lets the helpers' answers in.
