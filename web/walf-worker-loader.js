@@ -4,10 +4,18 @@
 // second, and the engine takes them from `self.walfEarly` (src/bin/walf-worker/net.rs) instead
 // of downloading again. A download that fails here is simply made again there, where its
 // failure is explained to the user.
+//
+// When the page named such downloads (the bundled model, which runs on the CPU backend), the
+// helpers that share its probes (src/bin/walf-worker/pool.rs) start here too: a worker takes a
+// fifth of a second to start on a busy machine, and they would otherwise start only once the
+// WebAssembly runs. The engine takes them over from `self.walfHelpers` and sends them the
+// module, or ends them when the GPU runs the model. As many as pool.rs's `helper_count`.
 importScripts('./walf-worker.js');
 self.walfEarly = new Map();
+self.walfHelpers = [];
 wasm_bindgen('./walf-worker_bg.wasm');
-for (const early of new URL(self.location.href).searchParams.getAll('early')) {
+const earlyFiles = new URL(self.location.href).searchParams.getAll('early');
+for (const early of earlyFiles) {
   const url = new URL(early, self.location.href).href;
   const whole = fetch(url)
     .then(async (response) => {
@@ -19,4 +27,24 @@ for (const early of new URL(self.location.href).searchParams.getAll('early')) {
     })
     .catch(() => null);
   self.walfEarly.set(url, whole);
+}
+if (earlyFiles.length > 0 && typeof Worker === 'function') {
+  const helpers = Math.min(Math.max((navigator.hardwareConcurrency || 1) - 1, 0), 3);
+  for (let i = 0; i < helpers; i++) {
+    let helper;
+    try {
+      helper = new Worker('./walf-helper.js', { name: 'walf-helper' });
+    } catch {
+      break;
+    }
+    // A helper failing before the engine takes it over (which sets its own handler) is simply
+    // left out; unhandled, its error would reach the page as the engine's.
+    helper.onerror = (event) => {
+      event.preventDefault();
+      helper.terminate();
+      const at = self.walfHelpers.indexOf(helper);
+      if (at >= 0) self.walfHelpers.splice(at, 1);
+    };
+    self.walfHelpers.push(helper);
+  }
 }

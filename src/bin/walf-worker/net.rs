@@ -109,13 +109,16 @@ pub async fn fetch_bytes(
             downloaded: false,
         });
     }
-    let response = match early_download(url).await {
-        Some(response) => response,
-        None => JsFuture::from(scope().fetch_with_str(url))
-            .await
-            .map_err(|e| FetchError::Network(js_error(&e)))?
-            .dyn_into()
-            .map_err(|_| FetchError::Network("the answer is not an HTTP response".into()))?,
+    let (response, early) = match early_download(url).await {
+        Some(response) => (response, true),
+        None => (
+            JsFuture::from(scope().fetch_with_str(url))
+                .await
+                .map_err(|e| FetchError::Network(js_error(&e)))?
+                .dyn_into()
+                .map_err(|_| FetchError::Network("the answer is not an HTTP response".into()))?,
+            false,
+        ),
     };
     if response.status() == 404 {
         return Err(FetchError::NotFound);
@@ -140,7 +143,9 @@ pub async fn fetch_bytes(
     // let the buffer grow with the bytes that actually arrive.
     let mut bytes: Vec<u8> = Vec::with_capacity(total.min(64 << 20) as usize);
     on_progress(0, total);
-    match response.body() {
+    // An early download is already in memory, whole: read in one piece rather than as a
+    // stream of small chunks.
+    match response.body().filter(|_| !early) {
         Some(body) => {
             let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
             loop {

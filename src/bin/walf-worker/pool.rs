@@ -305,7 +305,29 @@ impl Drop for Pool {
     }
 }
 
-/// Helpers worth starting here: one per core beyond this worker's.
+/// The helpers this worker's first script started while the WebAssembly compiled
+/// (`web/walf-worker-loader.js`), taken over at most once: they wait for the module.
+fn early_helpers() -> Vec<Worker> {
+    let Ok(started) = Reflect::get(&scope(), &"walfHelpers".into()) else {
+        return Vec::new();
+    };
+    let Ok(started) = started.dyn_into::<Array>() else {
+        return Vec::new();
+    };
+    let workers = started.iter().filter_map(|w| w.dyn_into().ok()).collect();
+    started.set_length(0);
+    workers
+}
+
+/// Ends the helpers started early when no pool will take them (the GPU runs the model).
+pub fn end_early_helpers() {
+    for worker in early_helpers() {
+        worker.terminate();
+    }
+}
+
+/// Helpers worth starting here: one per core beyond this worker's (`web/walf-worker-loader.js`
+/// starts as many early).
 pub fn helper_count() -> usize {
     let cores = scope().navigator().hardware_concurrency() as usize;
     cores.saturating_sub(1).min(MAX_HELPERS)
@@ -323,10 +345,14 @@ impl Pool {
         let module = wasm_bindgen::module();
         let shared = Rc::new(RefCell::new(Shared::default()));
         let mut closures = Vec::new();
+        let mut early = early_helpers().into_iter();
         for index in 0..count {
             let options = WorkerOptions::new();
             options.set_name(HELPER_NAME);
-            let worker = match Worker::new_with_options(&url, &options) {
+            let worker = match early
+                .next()
+                .map_or_else(|| Worker::new_with_options(&url, &options), Ok)
+            {
                 Ok(w) => w,
                 Err(e) => {
                     web_sys::console::warn_1(&format!("no helper worker: {}", js_error(&e)).into());
@@ -362,6 +388,9 @@ impl Pool {
                 last_active: js_sys::Date::now(),
             });
             closures.push((on_message, on_error));
+        }
+        for unused in early {
+            unused.terminate();
         }
         if closures.is_empty() {
             return None;

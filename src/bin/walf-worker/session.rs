@@ -387,6 +387,8 @@ async fn load(
         // The bundled model is small: helpers start now and load their WebAssembly while the
         // files download.
         s.pool();
+    } else if info.gpu {
+        pool::end_early_helpers();
     }
     let (bytes, downloaded) = match source {
         ModelSource::Bundled { base } => {
