@@ -13,7 +13,10 @@ rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
 
 if ! trunk --version 2>/dev/null | grep -q "$TRUNK_VERSION"; then
   echo "installing trunk $TRUNK_VERSION (a few minutes)" >&2
-  cargo install trunk --version "=$TRUNK_VERSION" --locked >&2
+  # Trunk's own release profile links with fat LTO in one codegen unit: minutes of every fresh
+  # setup (and CI run) for a tool whose speed does not matter here.
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    cargo install trunk --version "=$TRUNK_VERSION" --locked >&2
 fi
 
 bindgen=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
