@@ -435,6 +435,10 @@ impl MaskedLm {
     /// Packs the weights for a host's kernel on every call where one is set: callers running
     /// many batches through the same weights prepare them once with [`Self::for_inference`].
     pub fn logits_at(&self, batch: &TokenBatch, positions: &[(usize, usize)]) -> Tensor<2> {
+        if product::kernel_for(&self.device()).is_none() {
+            // Training, the GPU, native runs: nothing to pack, no copy of the model to make.
+            return self.burn_logits_at(batch, positions);
+        }
         self.for_inference().logits_at(batch, positions)
     }
 
