@@ -106,8 +106,8 @@ struct PackedLayer {
     output_norm: Norm,
 }
 
-/// A model's weights laid out for the kernel: build it once per set of weights
-/// ([`MaskedLm::packed`]) and run as many batches as wanted.
+/// A model's weights laid out for the kernel: built once per set of weights (through
+/// [`MaskedLm::for_inference`]) for as many batches as wanted.
 pub struct PackedModel {
     hidden: usize,
     heads: usize,
@@ -175,7 +175,7 @@ fn side_by_side(a: &Linear, b: &Linear) -> Option<Linear> {
 impl MaskedLm {
     /// The weights laid out for a host's kernel, or `None` where this path does not apply
     /// (weights not in f32, the tanh GELU): burn's forward pass runs then.
-    pub fn packed(&self) -> Option<PackedModel> {
+    pub(super) fn packed(&self) -> Option<PackedModel> {
         if !matches!(self.head.activation, Activation::Gelu | Activation::Relu)
             || self
                 .layers
