@@ -12,7 +12,7 @@ use burn::module::Param;
 use burn::nn::Linear;
 use burn::tensor::{DType, Tensor};
 
-use super::product::{Layout, PANEL, ProductKernel, pack};
+use super::product::{Layout, ProductKernel, multiply, pack};
 use super::{LayerNorm, MaskedLm, exp_negative, gelu_f32};
 use crate::config::Activation;
 
@@ -27,23 +27,7 @@ struct PackedLinear {
 impl PackedLinear {
     /// `x · w + bias` for `x` `m × k` (row-major): `m × n`.
     fn apply(&self, kernel: ProductKernel, x: &[f32], m: usize) -> Vec<f32> {
-        let width = self.n.div_ceil(PANEL) * PANEL;
-        let mut c = vec![0f32; m * width];
-        if m > 0 && self.k > 0 {
-            kernel(m, self.k, x, &self.packed, &mut c);
-        }
-        if width != self.n {
-            for row in 1..m {
-                c.copy_within(row * width..row * width + self.n, row * self.n);
-            }
-            c.truncate(m * self.n);
-        }
-        for row in c.chunks_exact_mut(self.n.max(1)) {
-            for (v, b) in row.iter_mut().zip(&self.bias) {
-                *v += b;
-            }
-        }
-        c
+        multiply(kernel, x, m, self.k, self.n, &self.packed, Some(&self.bias))
     }
 }
 
@@ -174,13 +158,12 @@ fn side_by_side(a: &Linear, b: &Linear) -> Option<Linear> {
 
 impl MaskedLm {
     /// The weights laid out for a host's kernel, or `None` where this path does not apply
-    /// (weights not in f32, the tanh GELU): burn's forward pass runs then.
+    /// (weights not in f32, the tanh GELU, layers activated unlike the head): burn's forward
+    /// pass runs then.
     pub(super) fn packed(&self) -> Option<PackedModel> {
-        if !matches!(self.head.activation, Activation::Gelu | Activation::Relu)
-            || self
-                .layers
-                .iter()
-                .any(|l| !matches!(l.activation, Activation::Gelu | Activation::Relu))
+        let activation = self.head.activation;
+        if !matches!(activation, Activation::Gelu | Activation::Relu)
+            || self.layers.iter().any(|l| l.activation != activation)
         {
             return None;
         }
@@ -216,7 +199,7 @@ impl MaskedLm {
             hidden,
             heads,
             vocab,
-            activation: self.head.activation,
+            activation,
             position_offset: embeddings.position_offset,
             word,
             position: values(position)?,
@@ -314,8 +297,9 @@ impl PackedModel {
         }
         self.embedding_norm.apply(&mut x);
 
+        // The tokens asked for.
+        let rows: Vec<usize> = positions.iter().map(|&(s, p)| starts[s] + p).collect();
         let Some((last, inner)) = self.layers.split_last() else {
-            let rows: Vec<usize> = positions.iter().map(|&(s, p)| starts[s] + p).collect();
             return self.project(kernel, &gather(&x, &rows, h));
         };
         // Each query's sentence, as (first token, length).
@@ -327,7 +311,6 @@ impl PackedModel {
             x = self.layer(kernel, layer, &x, &x, tokens, &every_token);
         }
         // The last layer only at the positions asked for; its keys and values at every token.
-        let rows: Vec<usize> = positions.iter().map(|&(s, p)| starts[s] + p).collect();
         let spans: Vec<(usize, usize)> = positions.iter().map(|&(s, _)| span(s)).collect();
         let out = self.layer(kernel, last, &gather(&x, &rows, h), &x, tokens, &spans);
         self.project(kernel, &out)

@@ -77,6 +77,38 @@ pub fn reference_kernel(m: usize, k: usize, a: &[f32], packed: &[f32], c: &mut [
     }
 }
 
+/// `a · b + bias` for `a` `m × k` (row-major) and `b` `k × n` packed by [`pack`]: `m × n`,
+/// row-major, the kernel's padding columns dropped.
+pub(super) fn multiply(
+    kernel: ProductKernel,
+    a: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+    packed: &[f32],
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
+    let width = n.div_ceil(PANEL) * PANEL;
+    let mut c = vec![0f32; m * width];
+    if m > 0 && k > 0 {
+        kernel(m, k, a, packed, &mut c);
+    }
+    if width != n {
+        for row in 1..m {
+            c.copy_within(row * width..row * width + n, row * n);
+        }
+        c.truncate(m * n);
+    }
+    if let Some(bias) = bias {
+        for row in c.chunks_exact_mut(n.max(1)) {
+            for (v, b) in row.iter_mut().zip(bias) {
+                *v += b;
+            }
+        }
+    }
+    c
+}
+
 /// `x · w + bias` over the last dimension of `x`, with `w` `k × n` stored as `layout` says.
 /// Every tensor holds f32 (see [`all_f32`]).
 fn product<const D: usize>(
@@ -99,25 +131,8 @@ fn product<const D: usize>(
     // is k·n copies against the product's 2·m·k·n operations (m is hundreds of rows in a probe).
     let a = f32s(x.into_data());
     let packed = pack(&f32s(w.into_data()), k, n, layout);
-    let width = n.div_ceil(PANEL) * PANEL;
-    let mut c = vec![0f32; m * width];
-    if m > 0 && k > 0 {
-        kernel(m, k, &a, &packed, &mut c);
-    }
-    if width != n {
-        for row in 1..m {
-            c.copy_within(row * width..row * width + n, row * n);
-        }
-        c.truncate(m * n);
-    }
-    if let Some(bias) = bias {
-        let bias = f32s(bias.into_data());
-        for row in c.chunks_exact_mut(n.max(1)) {
-            for (v, b) in row.iter_mut().zip(&bias) {
-                *v += b;
-            }
-        }
-    }
+    let bias = bias.map(|b| f32s(b.into_data()));
+    let c = multiply(kernel, &a, m, k, n, &packed, bias.as_deref());
     let mut shape = dims;
     shape[D - 1] = n;
     Tensor::from_data(TensorData::new(c, shape), &device)
