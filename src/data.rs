@@ -11,6 +11,8 @@ use crate::error::{Error, Result};
 pub const PROFESSIONS_TSV: &str = include_str!("../public/data/professions.tsv");
 pub const TEMPLATES_TSV: &str = include_str!("../public/data/templates.tsv");
 pub const PHRASES_TSV: &str = include_str!("../public/data/gendered_phrases.tsv");
+/// The held-out passages the page scores masked-LM loss on before and after tuning.
+pub const HELDOUT_TXT: &str = include_str!("../public/data/heldout.txt");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

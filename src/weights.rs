@@ -55,6 +55,12 @@ impl<'a> Weights<'a> {
             .find(|c| self.tensors.tensor(c).is_ok())
     }
 
+    /// The stored shape of `name`.
+    pub fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        let stored = self.resolve(name)?;
+        Some(self.tensors.tensor(&stored).ok()?.shape().to_vec())
+    }
+
     /// The name and dtype under which `name` is stored.
     pub fn stored(&self, name: &str) -> Option<(String, Dtype)> {
         let stored = self.resolve(name)?;
@@ -122,6 +128,34 @@ pub fn serialize(tensors: &[StoredTensor]) -> Result<Vec<u8>> {
     let metadata = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
     safetensors::serialize(views, Some(metadata))
         .map_err(|e| Error::Backend(format!("cannot write safetensors: {e}")))
+}
+
+/// A safetensors file with every floating-point tensor stored as `dtype` (f32, f16 or bf16),
+/// names and shapes unchanged.
+pub fn converted(bytes: &[u8], dtype: Dtype) -> Result<Vec<u8>> {
+    let weights = Weights::parse("model.safetensors", bytes)?;
+    let mut names: Vec<String> = weights
+        .tensors
+        .names()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    let tensors = names
+        .into_iter()
+        .map(|name| {
+            let view = weights
+                .tensors
+                .tensor(&name)
+                .map_err(|e| Error::invalid_file("model.safetensors", e))?;
+            let (shape, stored) = (view.shape().to_vec(), view.dtype());
+            match to_f32(stored, view.data()).and_then(|v| from_f32(dtype, &v)) {
+                Some(bytes) => Ok((name, dtype, shape, bytes)),
+                None => Ok((name, stored, shape, view.data().to_vec())),
+            }
+        })
+        .collect::<Result<Vec<StoredTensor>>>()?;
+    serialize(&tensors)
 }
 
 /// f32 values encoded as `dtype` (one of those `to_f32` reads), little-endian.

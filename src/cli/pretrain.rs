@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use safetensors::Dtype;
 use serde::{Deserialize, Serialize};
 
 use walf_lab::config::ModelConfig;
@@ -17,6 +18,9 @@ use walf_lab::data::Benchmark;
 use walf_lab::engine::ExportedModel;
 use walf_lab::folder::read_model_folder;
 use walf_lab::pretrain::corpus::{Document, document, looks_tagged};
+use walf_lab::pretrain::encoder::{
+    check_same_pieces, encoder_config, masked_lm_from_encoder, prune_vocabulary, tokens_to_keep,
+};
 use walf_lab::pretrain::{
     MaskedBatch, MaskingVocab, ParamIds, PretrainConfig, Pretrainer, check_vocabulary, hold_out,
     mask_batch, pack_sequences, train_vocabulary, unigram_baseline,
@@ -65,11 +69,29 @@ pub struct PretrainArgs {
     /// optimizer and learning-rate schedule (the model's shape is the folder's).
     #[arg(long, value_name = "DIR", conflicts_with = "resume")]
     init_from: Option<PathBuf>,
+    /// Start from a pretrained encoder: a folder with the config.json of a `BertModel`, its
+    /// tokenizer.json and model.safetensors (no masked-LM head; a new one is added). With
+    /// --vocab, the vocabulary is cut down to that many tokens (see `pretrain::encoder`).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["resume", "init_from"])]
+    init_encoder: Option<PathBuf>,
+    /// Train the masked-LM head only, the embeddings and encoder layers frozen.
+    #[arg(long)]
+    freeze_encoder: bool,
+    /// Store the model written to --out in this dtype (default: the dtypes it started from;
+    /// the checkpoint for --resume keeps those).
+    #[arg(long, value_enum)]
+    dtype: Option<SavedDtype>,
     /// Stop after this many optimisation steps in all (for trials and measurements).
     #[arg(long)]
     max_steps: Option<usize>,
     #[arg(long, value_enum, default_value = "cpu")]
     backend: BackendChoice,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SavedDtype {
+    F32,
+    F16,
 }
 
 impl PretrainArgs {
@@ -86,17 +108,21 @@ impl PretrainArgs {
             batch_size: self.batch.unwrap_or(d.batch_size),
             lr: self.lr.unwrap_or(d.lr),
             seed: self.seed.unwrap_or(d.seed),
+            freeze_encoder: self.freeze_encoder,
             ..d
         }
     }
 
     fn sets_model_shape(&self) -> bool {
+        self.sets_encoder_shape() || self.vocab.is_some() || self.seq_len.is_some()
+    }
+
+    /// What a pretrained encoder fixes (the vocabulary may still be cut, sequences chosen).
+    fn sets_encoder_shape(&self) -> bool {
         self.layers.is_some()
             || self.hidden.is_some()
             || self.heads.is_some()
             || self.intermediate.is_some()
-            || self.vocab.is_some()
-            || self.seq_len.is_some()
     }
 
     fn sets_model_or_recipe(&self) -> bool {
@@ -178,7 +204,10 @@ fn read_start_model(dir: &Path, args: &PretrainArgs) -> Result<StartModel> {
         heads: found.num_attention_heads,
         intermediate: found.intermediate_size,
         vocab_size: found.vocab_size,
-        seq_len: found.max_position_embeddings,
+        seq_len: args
+            .seq_len
+            .unwrap_or(found.max_position_embeddings.min(128)),
+        positions: Some(found.max_position_embeddings),
         ..args.config()
     };
     config.check()?;
@@ -197,6 +226,103 @@ fn read_start_model(dir: &Path, args: &PretrainArgs) -> Result<StartModel> {
         weights,
         folder: dir.to_path_buf(),
     })
+}
+
+/// A pretrained encoder to add a masked-LM head to.
+struct StartEncoder {
+    /// Its config as the masked LM it becomes, with the full vocabulary.
+    config: ModelConfig,
+    tokenizer_json: Vec<u8>,
+    weights: Vec<u8>,
+    folder: PathBuf,
+}
+
+fn read_encoder(dir: &Path) -> Result<StartEncoder> {
+    let context = || format!("--init-encoder: {}", dir.display());
+    let (config_json, tokenizer_json, weights) =
+        read_model_folder(dir).context("--init-encoder")?;
+    let config = encoder_config(&config_json).with_context(context)?;
+    Ok(StartEncoder {
+        config,
+        tokenizer_json,
+        weights,
+        folder: dir.to_path_buf(),
+    })
+}
+
+/// Every sentence of the benchmark filled in (each template with each profession and gendered
+/// phrase), and the page's held-out text: what a cut-down vocabulary must tokenize as before.
+fn texts_tokenized_exactly() -> Vec<String> {
+    let bench = Benchmark::bundled();
+    let mut texts = Vec::new();
+    for template in &bench.templates {
+        for profession in &bench.professions {
+            let filled = template
+                .text
+                .replace("[ARTICLE]", &profession.article)
+                .replace("[TTT]", &profession.name)
+                .replace("[DET]", "");
+            texts.extend(
+                bench
+                    .phrases
+                    .iter()
+                    .map(|p| filled.replace("[AAA]", &p.phrase)),
+            );
+        }
+    }
+    texts.extend(walf_lab::data::HELDOUT_TXT.lines().map(str::to_string));
+    texts
+}
+
+/// The recipe, tokenizer and first weights of a masked LM made from `encoder`: its vocabulary
+/// cut to --vocab tokens (kept whole without it), the benchmark tokenized as before.
+fn masked_lm_start(
+    encoder: &StartEncoder,
+    args: &PretrainArgs,
+    train_sentences: &[String],
+) -> Result<(PretrainConfig, Vec<u8>, Vec<u8>)> {
+    let full = &encoder.config;
+    let exact = texts_tokenized_exactly();
+    let keep = match args.vocab {
+        Some(size) => tokens_to_keep(&encoder.tokenizer_json, &exact, train_sentences, size)?,
+        None => (0..full.vocab_size as u32).collect(),
+    };
+    let (tokenizer_json, old_ids) = prune_vocabulary(&encoder.tokenizer_json, &keep)?;
+    check_same_pieces(&encoder.tokenizer_json, &tokenizer_json, &exact)?;
+    check_vocabulary(&tokenizer_json, &benchmark_words())?;
+    let positions = full.max_position_embeddings;
+    let config = PretrainConfig {
+        layers: full.num_hidden_layers,
+        hidden: full.hidden_size,
+        heads: full.num_attention_heads,
+        intermediate: full.intermediate_size,
+        vocab_size: old_ids.len(),
+        seq_len: args.seq_len.unwrap_or(positions.min(128)),
+        positions: Some(positions),
+        ..args.config()
+    };
+    config.check()?;
+    let model_config = ModelConfig::from_json(&serde_json::to_vec(&config.config_json())?)?;
+    let expected = ModelConfig {
+        vocab_size: old_ids.len(),
+        ..full.clone()
+    };
+    if model_config != expected {
+        bail!(
+            "--init-encoder: {} is a BERT of another form than `walf pretrain` writes (activation, dropout, layer-norm epsilon, token types or padding id differ)",
+            encoder.folder.display()
+        );
+    }
+    let weights = Weights::parse(
+        encoder
+            .folder
+            .join("model.safetensors")
+            .display()
+            .to_string(),
+        &encoder.weights,
+    )?;
+    let start = masked_lm_from_encoder(&model_config, &weights, &old_ids, config.seed)?;
+    Ok((config, tokenizer_json, start))
 }
 
 /// The corpus's documents, sorted by file name. A folder holding Brown files uses those only
@@ -312,9 +438,14 @@ pub fn run(args: PretrainArgs) -> Result<()> {
     if resuming && args.sets_model_or_recipe() {
         bail!("--resume continues with the checkpoint's settings; only --epochs may change");
     }
-    if args.init_from.is_some() && args.sets_model_shape() {
+    if args.init_from.is_some() && (args.sets_encoder_shape() || args.vocab.is_some()) {
         bail!(
-            "--init-from takes the model's shape and vocabulary from its folder; only --epochs, --batch, --lr and --seed may be set"
+            "--init-from takes the model's shape and vocabulary from its folder; only --epochs, --seq-len, --batch, --lr, --seed and --freeze-encoder may be set"
+        );
+    }
+    if args.init_encoder.is_some() && args.sets_encoder_shape() {
+        bail!(
+            "--init-encoder takes the model's shape from the encoder; --vocab cuts its vocabulary down, --seq-len sets the training sequences"
         );
     }
     // Read before anything is created, so a wrong folder leaves nothing behind.
@@ -322,7 +453,11 @@ pub fn run(args: PretrainArgs) -> Result<()> {
         Some(dir) if !resuming => Some(read_start_model(dir, &args)?),
         _ => None,
     };
-    if !resuming && start_model.is_none() {
+    let start_encoder = match &args.init_encoder {
+        Some(dir) if !resuming => Some(read_encoder(dir)?),
+        _ => None,
+    };
+    if !resuming && start_model.is_none() && start_encoder.is_none() {
         // Settings first: a typo should neither wait for the corpus nor leave a folder behind.
         args.config().check()?;
     }
@@ -372,6 +507,20 @@ pub fn run(args: PretrainArgs) -> Result<()> {
         let state = TrainingState::new_run(start.config, train_docs.len(), held_docs.len(), from);
         let weights = (start.folder.join("model.safetensors"), start.weights);
         (state, start.tokenizer_json, None, Some(weights))
+    } else if let Some(encoder) = start_encoder {
+        eprintln!("starting from the encoder in {}", encoder.folder.display());
+        let t = Instant::now();
+        let (config, json, weights) = masked_lm_start(&encoder, &args, &train_sentences)?;
+        eprintln!(
+            "vocabulary: {} of the encoder's {} tokens kept, new masked-LM head ({:.1} s)",
+            config.vocab_size,
+            encoder.config.vocab_size,
+            t.elapsed().as_secs_f64()
+        );
+        let from = Some(encoder.folder.display().to_string());
+        let state = TrainingState::new_run(config, train_docs.len(), held_docs.len(), from);
+        let weights = (encoder.folder.join("model.safetensors"), weights);
+        (state, json, None, Some(weights))
     } else {
         let config = args.config();
         let t = Instant::now();
@@ -518,10 +667,15 @@ pub fn run(args: PretrainArgs) -> Result<()> {
             state.param_ids = ids;
             save_checkpoint(&checkpoint, &state, &tokenizer_json, &weights, &optimizer)?;
         }
+        let safetensors = match args.dtype {
+            None => weights,
+            Some(SavedDtype::F32) => walf_lab::weights::converted(&weights, Dtype::F32)?,
+            Some(SavedDtype::F16) => walf_lab::weights::converted(&weights, Dtype::F16)?,
+        };
         let files = ExportedModel {
             config_json: config_json.clone(),
             tokenizer_json: tokenizer_json.clone(),
-            safetensors: weights,
+            safetensors,
         };
         save_atomically(&args.out, &files)?;
         if stopped_early {

@@ -1,6 +1,7 @@
 //! Training a masked LM from scratch: the bundled model's recipe (`walf pretrain`).
 
 pub mod corpus;
+pub mod encoder;
 pub mod trainer;
 pub mod vocab;
 

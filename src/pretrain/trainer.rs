@@ -29,8 +29,16 @@ pub struct PretrainConfig {
     pub heads: usize,
     pub intermediate: usize,
     pub vocab_size: usize,
-    /// Tokens per sequence, [CLS] and [SEP] included; also the model's position limit.
+    /// Tokens per sequence, [CLS] and [SEP] included; also the model's position limit unless
+    /// `positions` sets one.
     pub seq_len: usize,
+    /// The model's position limit where it is larger than `seq_len` (a pretrained encoder's).
+    #[serde(default)]
+    pub positions: Option<usize>,
+    /// Train the masked-LM head only: embeddings and encoder layers get no gradient (the
+    /// decoder, tied to the word embeddings, stays as it is too).
+    #[serde(default)]
+    pub freeze_encoder: bool,
     pub epochs: usize,
     pub batch_size: usize,
     pub lr: f64,
@@ -51,6 +59,8 @@ impl Default for PretrainConfig {
             intermediate: 768,
             vocab_size: 7000,
             seq_len: 64,
+            positions: None,
+            freeze_encoder: false,
             epochs: 8,
             batch_size: 32,
             lr: 5e-4,
@@ -86,6 +96,13 @@ impl PretrainConfig {
         if self.seq_len < 8 {
             return bad("the sequence length must be at least 8".into());
         }
+        if self.positions.is_some_and(|p| p < self.seq_len) {
+            return bad(format!(
+                "sequences of {} tokens do not fit the model's {} positions",
+                self.seq_len,
+                self.positions.unwrap_or_default()
+            ));
+        }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return bad("the learning rate must be a positive number".into());
         }
@@ -110,7 +127,7 @@ impl PretrainConfig {
             "hidden_act": "gelu",
             "hidden_dropout_prob": 0.1,
             "attention_probs_dropout_prob": 0.1,
-            "max_position_embeddings": self.seq_len,
+            "max_position_embeddings": self.positions.unwrap_or(self.seq_len),
             "type_vocab_size": 2,
             "initializer_range": 0.02,
             "layer_norm_eps": 1e-12,
@@ -132,79 +149,88 @@ fn normal(rng: &mut SplitMix64, n: usize, std: f32) -> Vec<f32> {
         .collect()
 }
 
-/// Tensors of a new checkpoint, in the order written.
-struct NewTensors {
-    rng: SplitMix64,
-    tensors: Vec<StoredTensor>,
-}
-
-impl NewTensors {
-    fn push(&mut self, name: String, shape: Vec<usize>, values: Vec<f32>) {
-        let bytes = values.iter().flat_map(|x| x.to_le_bytes()).collect();
-        self.tensors.push((name, Dtype::F32, shape, bytes));
-    }
-
-    fn normal(&mut self, name: String, rows: usize, cols: usize) {
-        let values = normal(&mut self.rng, rows * cols, 0.02);
-        self.push(name, vec![rows, cols], values);
-    }
-
-    /// A linear layer as transformers stores it: weight `[out, in]`, bias 0.
-    fn linear(&mut self, prefix: &str, d_in: usize, d_out: usize) {
-        self.normal(format!("{prefix}.weight"), d_out, d_in);
-        self.push(format!("{prefix}.bias"), vec![d_out], vec![0.0; d_out]);
-    }
-
-    fn layer_norm(&mut self, prefix: &str, dim: usize) {
-        self.push(format!("{prefix}.weight"), vec![dim], vec![1.0; dim]);
-        self.push(format!("{prefix}.bias"), vec![dim], vec![0.0; dim]);
-    }
-}
-
-/// A freshly initialised `BertForMaskedLM` as a safetensors file, initialised as BERT is:
-/// weights N(0, 0.02), biases 0, LayerNorm 1 and 0, the padding embedding 0.
-pub fn random_weights(config: &ModelConfig, seed: u64) -> Result<Vec<u8>> {
+/// Every tensor of a `BertForMaskedLM` with a tied decoder, named and shaped as transformers
+/// stores it (linear weights `[out, in]`), in the order a new checkpoint is written.
+pub(crate) fn bert_masked_lm_tensors(config: &ModelConfig) -> Vec<(String, Vec<usize>)> {
     let (h, i, v) = (
         config.hidden_size,
         config.intermediate_size,
         config.vocab_size,
     );
-    let mut new = NewTensors {
-        rng: SplitMix64::new(seed),
-        tensors: Vec::new(),
+    let mut tensors: Vec<(String, Vec<usize>)> = Vec::new();
+    let linear = |tensors: &mut Vec<_>, prefix: String, d_in: usize, d_out: usize| {
+        tensors.push((format!("{prefix}.weight"), vec![d_out, d_in]));
+        tensors.push((format!("{prefix}.bias"), vec![d_out]));
+    };
+    let layer_norm = |tensors: &mut Vec<(String, Vec<usize>)>, prefix: String, dim: usize| {
+        tensors.push((format!("{prefix}.weight"), vec![dim]));
+        tensors.push((format!("{prefix}.bias"), vec![dim]));
     };
     let e = "bert.embeddings";
-    let mut word = normal(&mut new.rng, v * h, 0.02);
-    let pad = config.pad_token_id;
-    word[pad * h..(pad + 1) * h].fill(0.0);
-    new.push(format!("{e}.word_embeddings.weight"), vec![v, h], word);
-    new.normal(
+    tensors.push((format!("{e}.word_embeddings.weight"), vec![v, h]));
+    tensors.push((
         format!("{e}.position_embeddings.weight"),
-        config.max_position_embeddings,
-        h,
-    );
-    new.normal(
+        vec![config.max_position_embeddings, h],
+    ));
+    tensors.push((
         format!("{e}.token_type_embeddings.weight"),
-        config.type_vocab_size.max(1),
-        h,
-    );
-    new.layer_norm(&format!("{e}.LayerNorm"), h);
+        vec![config.type_vocab_size.max(1), h],
+    ));
+    layer_norm(&mut tensors, format!("{e}.LayerNorm"), h);
     for l in 0..config.num_hidden_layers {
         let p = format!("bert.encoder.layer.{l}");
-        new.linear(&format!("{p}.attention.self.query"), h, h);
-        new.linear(&format!("{p}.attention.self.key"), h, h);
-        new.linear(&format!("{p}.attention.self.value"), h, h);
-        new.linear(&format!("{p}.attention.output.dense"), h, h);
-        new.linear(&format!("{p}.intermediate.dense"), h, i);
-        new.linear(&format!("{p}.output.dense"), i, h);
-        new.layer_norm(&format!("{p}.attention.output.LayerNorm"), h);
-        new.layer_norm(&format!("{p}.output.LayerNorm"), h);
+        linear(&mut tensors, format!("{p}.attention.self.query"), h, h);
+        linear(&mut tensors, format!("{p}.attention.self.key"), h, h);
+        linear(&mut tensors, format!("{p}.attention.self.value"), h, h);
+        linear(&mut tensors, format!("{p}.attention.output.dense"), h, h);
+        linear(&mut tensors, format!("{p}.intermediate.dense"), h, i);
+        linear(&mut tensors, format!("{p}.output.dense"), i, h);
+        layer_norm(&mut tensors, format!("{p}.attention.output.LayerNorm"), h);
+        layer_norm(&mut tensors, format!("{p}.output.LayerNorm"), h);
     }
     let t = "cls.predictions.transform";
-    new.linear(&format!("{t}.dense"), h, h);
-    new.layer_norm(&format!("{t}.LayerNorm"), h);
-    new.push("cls.predictions.bias".into(), vec![v], vec![0.0; v]);
-    serialize(&new.tensors)
+    linear(&mut tensors, format!("{t}.dense"), h, h);
+    layer_norm(&mut tensors, format!("{t}.LayerNorm"), h);
+    tensors.push(("cls.predictions.bias".into(), vec![v]));
+    tensors
+}
+
+/// A tensor's values as BERT initialises it: LayerNorm weights 1, biases 0, every other
+/// matrix N(0, 0.02), the padding token's embedding 0.
+pub(crate) fn initial_values(
+    name: &str,
+    shape: &[usize],
+    config: &ModelConfig,
+    rng: &mut SplitMix64,
+) -> Vec<f32> {
+    let n = shape.iter().product();
+    if name.ends_with("LayerNorm.weight") {
+        return vec![1.0; n];
+    }
+    if name.ends_with(".bias") {
+        return vec![0.0; n];
+    }
+    let mut values = normal(rng, n, 0.02);
+    if name.ends_with("word_embeddings.weight") {
+        let (h, pad) = (config.hidden_size, config.pad_token_id);
+        values[pad * h..(pad + 1) * h].fill(0.0);
+    }
+    values
+}
+
+/// A freshly initialised `BertForMaskedLM` as a safetensors file, initialised as BERT is:
+/// weights N(0, 0.02), biases 0, LayerNorm 1 and 0, the padding embedding 0.
+pub fn random_weights(config: &ModelConfig, seed: u64) -> Result<Vec<u8>> {
+    let mut rng = SplitMix64::new(seed);
+    let tensors: Vec<StoredTensor> = bert_masked_lm_tensors(config)
+        .into_iter()
+        .map(|(name, shape)| {
+            let values = initial_values(&name, &shape, config, &mut rng);
+            let bytes = values.iter().flat_map(|x| x.to_le_bytes()).collect();
+            (name, Dtype::F32, shape, bytes)
+        })
+        .collect();
+    serialize(&tensors)
 }
 
 /// Token sequences of at most `seq_len` ids, each `[CLS] … [SEP]`, filled with whole consecutive
@@ -450,6 +476,10 @@ impl Pretrainer {
             )
             .map_err(|e| Error::Input(format!("the optimizer state cannot be read: {e:?}")))?;
             optimizer = optimizer.load_record(record);
+        }
+        if config.freeze_encoder {
+            model.embeddings = model.embeddings.no_grad();
+            model.layers = model.layers.into_iter().map(Module::no_grad).collect();
         }
         Ok(Self {
             model,

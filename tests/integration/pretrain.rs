@@ -334,3 +334,231 @@ fn pretrain_reports_a_corpus_it_cannot_use() {
     assert!(stderr.contains("document"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// The bert fixture as a pretrained encoder would come: config.json of a `BertModel`, tensors
+/// named without `bert.`, a pooler, no masked-LM head.
+fn encoder_folder(dir: &Path) {
+    use walf_lab::weights::{Weights, serialize};
+    let fixture = crate::common::fixture_model("bert");
+    let config = std::fs::read_to_string(fixture.join("config.json")).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        config.replace("BertForMaskedLM", "BertModel"),
+    )
+    .unwrap();
+    std::fs::copy(fixture.join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
+    let bytes = std::fs::read(fixture.join("model.safetensors")).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut out: Vec<walf_lab::weights::StoredTensor> = tensors
+        .tensors()
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("cls."))
+        .map(|(name, view)| {
+            let name = name.trim_start_matches("bert.").to_string();
+            (
+                name,
+                view.dtype(),
+                view.shape().to_vec(),
+                view.data().to_vec(),
+            )
+        })
+        .collect();
+    let h = 32usize;
+    let pooler = vec![0u8; h * h * 4];
+    out.push((
+        "pooler.dense.weight".into(),
+        safetensors::Dtype::F32,
+        vec![h, h],
+        pooler,
+    ));
+    out.push((
+        "pooler.dense.bias".into(),
+        safetensors::Dtype::F32,
+        vec![h],
+        vec![0u8; h * 4],
+    ));
+    std::fs::write(dir.join("model.safetensors"), serialize(&out).unwrap()).unwrap();
+    assert!(Weights::parse("w", &std::fs::read(dir.join("model.safetensors")).unwrap()).is_ok());
+}
+
+/// A tensor of a safetensors file as f32 values.
+fn values(dir: &Path, name: &str) -> Vec<f32> {
+    let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let weights = walf_lab::weights::Weights::parse("w", &bytes).unwrap();
+    let shape = weights
+        .shape(name)
+        .unwrap_or_else(|| panic!("{name} is missing"));
+    weights
+        .tensor(name, &shape)
+        .unwrap()
+        .try_into_vec::<f32>()
+        .unwrap()
+}
+
+fn vocab_of(dir: &Path) -> std::collections::HashMap<String, u32> {
+    tokenizers::Tokenizer::from_file(dir.join("tokenizer.json"))
+        .unwrap()
+        .get_vocab(true)
+        .into_iter()
+        .collect()
+}
+
+#[test]
+fn pretrain_adds_a_head_to_a_pretrained_encoder_and_cuts_its_vocabulary() {
+    let corpus = tempfile::tempdir().unwrap();
+    synthetic_corpus(corpus.path());
+    let work = tempfile::tempdir().unwrap();
+    let encoder = work.path().join("encoder");
+    encoder_folder(&encoder);
+    let head = work.path().join("head");
+    let corpus_dir = corpus.path().to_str().unwrap();
+    let base = |out: &Path| {
+        vec![
+            "pretrain".to_string(),
+            "--corpus".into(),
+            corpus_dir.into(),
+            "--out".into(),
+            out.to_str().unwrap().into(),
+        ]
+    };
+    // The encoder's shape is fixed.
+    let mut refused = base(&work.path().join("refused"));
+    refused.extend(
+        [
+            "--init-encoder",
+            encoder.to_str().unwrap(),
+            "--hidden",
+            "64",
+        ]
+        .map(String::from),
+    );
+    let o = walf(&refused);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--init-encoder takes the model's shape"));
+
+    // Phase 1: head only, vocabulary cut to 400 of 496 tokens, f16 on disk.
+    let mut args = base(&head);
+    args.extend(
+        [
+            "--init-encoder",
+            encoder.to_str().unwrap(),
+            "--vocab",
+            "400",
+            "--freeze-encoder",
+            "--seq-len",
+            "32",
+            "--batch",
+            "8",
+            "--lr",
+            "0.01",
+            "--max-steps",
+            "3",
+            "--dtype",
+            "f16",
+        ]
+        .map(String::from),
+    );
+    let o = walf(&args);
+    ok(&o);
+    // At most 400: the tiny corpus uses fewer tokens than that.
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let kept: usize = stderr
+        .split("vocabulary: ")
+        .nth(1)
+        .and_then(|s| s.split(" of the encoder's 496 tokens kept").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(kept <= 400 && kept > 100, "{kept} tokens kept");
+    let lm = load_model_folder(&head, &cpu()).expect("the masked LM loads");
+    assert_eq!(lm.config.vocab_size, kept);
+    assert_eq!(
+        lm.config.max_position_embeddings, 64,
+        "the encoder's positions"
+    );
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(head.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["architectures"][0], "BertForMaskedLM");
+    let stored = std::fs::read(head.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&stored).unwrap();
+    assert!(
+        st.tensors()
+            .iter()
+            .all(|(_, v)| v.dtype() == safetensors::Dtype::F16)
+    );
+    assert!(st.tensors().iter().all(|(n, _)| !n.contains("pooler")));
+
+    // Renumbered: the same token has the encoder's embedding row under its new id (to f16).
+    let (old_vocab, new_vocab) = (vocab_of(&encoder), vocab_of(&head));
+    assert_eq!(new_vocab.len(), kept);
+    let old_rows = values(&encoder, "embeddings.word_embeddings.weight");
+    let new_rows = values(&head, "bert.embeddings.word_embeddings.weight");
+    for (token, &new) in &new_vocab {
+        let old = old_vocab[token] as usize;
+        let (a, b) = (
+            &old_rows[old * 32..old * 32 + 32],
+            &new_rows[new as usize * 32..][..32],
+        );
+        for (x, y) in a.iter().zip(b) {
+            assert!(
+                (x - y).abs() <= 1e-3 * x.abs().max(1e-2),
+                "{token}: {x} vs {y}"
+            );
+        }
+    }
+    // Frozen: the encoder's layers are as they were (to f16); the head has learnt.
+    let name = "encoder.layer.1.output.dense.weight";
+    for (x, y) in values(&encoder, name)
+        .iter()
+        .zip(values(&head, &format!("bert.{name}")))
+    {
+        assert!(
+            (x - y).abs() <= 1e-3 * x.abs().max(1e-2),
+            "{name}: {x} vs {y}"
+        );
+    }
+    let bias = values(&head, "cls.predictions.bias");
+    assert!(
+        bias.iter().any(|&b| b != 0.0),
+        "the new head's bias did not train"
+    );
+
+    // Every benchmark sentence is split into the same pieces as by the encoder's vocabulary.
+    let before = tokenizers::Tokenizer::from_file(encoder.join("tokenizer.json")).unwrap();
+    let after = tokenizers::Tokenizer::from_file(head.join("tokenizer.json")).unwrap();
+    let bench = walf_lab::data::Benchmark::bundled();
+    for p in bench.professions.iter().step_by(7) {
+        let text = format!("my sister works as {} {}.", p.article, p.name);
+        let pieces = |t: &tokenizers::Tokenizer| {
+            t.encode(text.as_str(), true).unwrap().get_tokens().to_vec()
+        };
+        assert_eq!(pieces(&before), pieces(&after), "{text}");
+    }
+    let predictions = pollster::block_on(lm.fill_mask("[MASK] is a nurse.", 3)).unwrap();
+    assert_eq!(predictions[0].top.len(), 3);
+
+    // Phase 2: the whole model from phase 1's folder (f16 weights read back as f32).
+    let whole = work.path().join("whole");
+    let mut args = base(&whole);
+    args.extend(
+        [
+            "--init-from",
+            head.to_str().unwrap(),
+            "--seq-len",
+            "32",
+            "--batch",
+            "8",
+            "--lr",
+            "0.01",
+            "--max-steps",
+            "2",
+        ]
+        .map(String::from),
+    );
+    ok(&walf(&args));
+    let moved = values(&head, &format!("bert.{name}"))
+        .iter()
+        .zip(values(&whole, &format!("bert.{name}")))
+        .any(|(x, y)| (x - y).abs() > 1e-4);
+    assert!(moved, "the unfrozen encoder did not train");
+}
