@@ -202,3 +202,120 @@ impl BiasReport {
         s
     }
 }
+
+/// How the model ranks professions against the statistics: correlations between each
+/// profession's P(female) and its BLS 2024 share of women. The plainest sentence a class can be
+/// told: "the model ranks professions the way the statistics do, ρ = …".
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct Correlation {
+    /// How many professions it is computed over.
+    pub professions: usize,
+    /// Spearman's ρ: Pearson's r of the ranks, ties given their mean rank (as SciPy does).
+    pub spearman: f64,
+    /// Pearson's r of the values themselves.
+    pub pearson: f64,
+}
+
+/// The correlation over `distributions`; `None` for fewer than two professions or where
+/// either side is constant (the correlation is undefined there).
+pub fn correlation(distributions: &[ProfessionDistribution]) -> Option<Correlation> {
+    let p: Vec<f64> = distributions.iter().map(|d| d.p_female).collect();
+    let s: Vec<f64> = distributions.iter().map(|d| d.female_share).collect();
+    let spearman = pearson(&ranks(&p), &ranks(&s))?;
+    Some(Correlation {
+        professions: distributions.len(),
+        spearman,
+        pearson: pearson(&p, &s)?,
+    })
+}
+
+fn pearson(a: &[f64], b: &[f64]) -> Option<f64> {
+    let n = a.len();
+    if n < 2 || n != b.len() {
+        return None;
+    }
+    let (ma, mb) = (
+        a.iter().sum::<f64>() / n as f64,
+        b.iter().sum::<f64>() / n as f64,
+    );
+    let (mut cov, mut va, mut vb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        cov += (x - ma) * (y - mb);
+        va += (x - ma).powi(2);
+        vb += (y - mb).powi(2);
+    }
+    let r = cov / (va * vb).sqrt();
+    r.is_finite().then_some(r)
+}
+
+/// Ranks from 1, equal values sharing the mean of the ranks they span.
+fn ranks(values: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&i, &j| values[i].total_cmp(&values[j]));
+    let mut ranks = vec![0.0; values.len()];
+    let mut start = 0;
+    while start < order.len() {
+        let mut end = start + 1;
+        while end < order.len() && values[order[end]] == values[order[start]] {
+            end += 1;
+        }
+        let mean_rank = (start + end + 1) as f64 / 2.0;
+        for &i in &order[start..end] {
+            ranks[i] = mean_rank;
+        }
+        start = end;
+    }
+    ranks
+}
+
+#[cfg(test)]
+mod correlation_tests {
+    use super::*;
+
+    fn professions(pairs: &[(f64, f64)]) -> Vec<ProfessionDistribution> {
+        pairs
+            .iter()
+            .enumerate()
+            .map(|(i, &(p, s))| ProfessionDistribution {
+                profession: format!("p{i}"),
+                group: Group::Balanced,
+                p_female: p,
+                p_male: 1.0 - p,
+                female_share: s,
+                male_share: 1.0 - s,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rank_correlation_follows_the_textbook_definitions() {
+        // Ranks differ by 1, -1, 1, -1, 0: ρ = 1 − 6·4 / (5·24) = 0.8.
+        let c = correlation(&professions(&[
+            (0.1, 0.2),
+            (0.2, 0.1),
+            (0.3, 0.4),
+            (0.4, 0.3),
+            (0.9, 0.5),
+        ]))
+        .unwrap();
+        assert!((c.spearman - 0.8).abs() < 1e-12, "{c:?}");
+        assert_eq!(c.professions, 5);
+        // Pearson of the raw values differs from the ranks' (0.9 stands far out).
+        assert!(c.pearson > 0.8 && c.pearson < 1.0, "{c:?}");
+        // Ties get mean ranks: x ranks 1, 2.5, 2.5, 4 against 1, 3, 2, 4 give 4.5/√(4.5·5).
+        let tied = correlation(&professions(&[
+            (0.1, 0.1),
+            (0.2, 0.3),
+            (0.2, 0.2),
+            (0.3, 0.4),
+        ]))
+        .unwrap();
+        assert!((tied.spearman - 4.5 / (4.5f64 * 5.0).sqrt()).abs() < 1e-12);
+        // Reversed order: −1.
+        let reversed = correlation(&professions(&[(0.9, 0.1), (0.5, 0.2), (0.1, 0.3)])).unwrap();
+        assert!((reversed.spearman + 1.0).abs() < 1e-12);
+        // Undefined where a side is constant or there is one profession.
+        assert!(correlation(&professions(&[(0.5, 0.1), (0.5, 0.9)])).is_none());
+        assert!(correlation(&professions(&[(0.5, 0.1)])).is_none());
+    }
+}

@@ -7,7 +7,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
-use crate::bias::{BiasReport, ProfessionDistribution, Target, bias_report};
+use crate::bias::{
+    BiasReport, Correlation, ProfessionDistribution, Target, bias_report, correlation,
+};
 use crate::data::Group;
 use crate::error::{Error, Result};
 
@@ -181,6 +183,12 @@ impl SharedResult {
                 })
             })
             .collect()
+    }
+
+    /// How P(female) ranks the professions against the BLS shares, recomputed from the
+    /// distributions like the group tables.
+    pub fn correlation(&self, after: bool) -> Option<Correlation> {
+        self.distributions(after).and_then(|d| correlation(&d))
     }
 
     /// Group tables, recomputed from the distributions rather than carried in the link.

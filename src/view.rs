@@ -2,7 +2,7 @@
 //! numbers behind a point, the deep-link parameters, the result document behind a share link.
 //! The Leptos components only draw these, so this logic is tested natively.
 
-use crate::bias::Target;
+use crate::bias::{Correlation, Target};
 use crate::data::{Gender, Group, Split};
 use crate::protocol::{BackendChoice, ProbeReply, ScoreRow};
 use crate::share::{SharedProfession, SharedResult, SharedTuning};
@@ -270,6 +270,28 @@ pub fn bytes_label(n: u64) -> String {
     }
 }
 
+/// The correlation in words a class can be told, e.g. "The model ranks the 225 professions
+/// much as the 2024 statistics do: Spearman ρ = 0.62 (Pearson r = 0.58)."
+pub fn correlation_sentence(c: Option<Correlation>) -> String {
+    let Some(c) = c else {
+        return "No ranking against the statistics: it needs two professions or more, with \
+                different values."
+            .into();
+    };
+    let how = match c.spearman {
+        r if r >= 0.7 => "closely as",
+        r if r >= 0.4 => "much as",
+        r if r >= 0.1 => "a little as",
+        r if r > -0.1 => "unlike how",
+        _ => "opposite to how",
+    };
+    format!(
+        "The model ranks the {} professions {how} the 2024 statistics do: Spearman ρ = {:.2} \
+         (Pearson r = {:.2}) between its P(female) and the BLS share of women.",
+        c.professions, c.spearman, c.pearson
+    )
+}
+
 /// `0.4523` as `45.2%`.
 pub fn percent(p: f64) -> String {
     format!("{:.1}%", 100.0 * p)
@@ -279,6 +301,24 @@ pub fn percent(p: f64) -> String {
 mod tests {
     use super::*;
     use crate::protocol::ProfessionRow;
+
+    #[test]
+    fn the_correlation_is_said_in_words_with_its_numbers() {
+        let c = |spearman| Correlation {
+            professions: 45,
+            spearman,
+            pearson: 0.5,
+        };
+        let strong = correlation_sentence(Some(c(0.745)));
+        assert!(strong.contains("45 professions closely as"), "{strong}");
+        assert!(
+            strong.contains("ρ = 0.74") || strong.contains("ρ = 0.75"),
+            "{strong}"
+        );
+        assert!(correlation_sentence(Some(c(-0.25))).contains("opposite to how"));
+        assert!(correlation_sentence(Some(c(0.0))).contains("unlike how"));
+        assert!(correlation_sentence(None).starts_with("No ranking"));
+    }
 
     fn reply(values: &[(&str, Group, f64, f64)]) -> ProbeReply {
         ProbeReply {

@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use walf_lab::bias::{BiasReport, Target};
+use walf_lab::bias::{BiasReport, Target, correlation};
 use walf_lab::data::{Split, Template};
 use walf_lab::engine::MaskPrediction;
 use walf_lab::measure::ProbeResult;
@@ -44,6 +44,7 @@ pub fn print_probe(result: &ProbeResult, reports: &[BiasReport], split: Split, s
             out.push('\n');
         }
     }
+    let _ = writeln!(out, "\n{}", correlation_sentence(result));
     let _ = writeln!(
         out,
         "\n{:<36}{:>10}{:>10}  group",
@@ -62,6 +63,17 @@ pub fn print_probe(result: &ProbeResult, reports: &[BiasReport], split: Split, s
         );
     }
     print!("{out}");
+}
+
+/// How P(female) ranks the professions against the BLS shares, in one line.
+fn correlation_sentence(result: &ProbeResult) -> String {
+    match correlation(&result.professions) {
+        Some(c) => format!(
+            "P(female) against the BLS 2024 share of women, over {} professions: Spearman rho {:.3}, Pearson r {:.3}",
+            c.professions, c.spearman, c.pearson
+        ),
+        None => "P(female) against the BLS 2024 share of women: no correlation (fewer than two professions, or one side constant)".into(),
+    }
 }
 
 fn short(target: Target) -> &'static str {
@@ -111,6 +123,7 @@ pub fn write_json(
         "forward_sentences": result.forward_sentences,
         "professions": result.professions,
         "reports": reports,
+        "correlation": correlation(&result.professions),
         "raw": result.raw,
     });
     let text = serde_json::to_string_pretty(&value).context("cannot serialise the results")?;

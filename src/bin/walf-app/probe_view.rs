@@ -7,7 +7,9 @@ use walf_lab::bias::{BiasReport, Target};
 use walf_lab::data::{PHRASES_TSV, PROFESSIONS_TSV, Split, TEMPLATES_TSV};
 use walf_lab::protocol::BenchmarkEdits;
 use walf_lab::share::SharedResult;
-use walf_lab::view::{SortOrder, group_title, parse_target, percent, score_table};
+use walf_lab::view::{
+    SortOrder, correlation_sentence, group_title, parse_target, percent, score_table,
+};
 
 use crate::chart::ProbeChart;
 use crate::state::AppState;
@@ -67,7 +69,21 @@ pub fn GroupTable(result: SharedResult) -> impl IntoView {
         .first()
         .map(|(_, r)| r.summary.iter().map(|s| s.group.clone()).collect())
         .unwrap_or_default();
+    let correlations: Vec<(String, Option<walf_lab::bias::Correlation>)> = if tuned {
+        vec![
+            ("Before tuning: ".into(), result.correlation(false)),
+            ("After tuning: ".into(), result.correlation(true)),
+        ]
+    } else {
+        vec![(String::new(), result.correlation(false))]
+    };
     view! {
+        {correlations.into_iter().map(|(when, c)| view! {
+            <p class="correlation" data-spearman=c.map(|c| c.spearman.to_string())
+                data-pearson=c.map(|c| c.pearson.to_string())>
+                {format!("{when}{}", correlation_sentence(c))}
+            </p>
+        }).collect_view()}
         <table class="group-table" id="group-table">
             <caption>"KL divergence from the target, mean and sample variance per group"</caption>
             <thead>

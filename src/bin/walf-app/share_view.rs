@@ -56,7 +56,11 @@ pub fn ShareView() -> impl IntoView {
             .flat_map(|t| [r.report(t, false), r.report(t, true)])
             .flatten()
             .collect();
-        let value = json!({ "result": r, "reports": reports });
+        let correlation = json!({
+            "before": r.correlation(false),
+            "after": r.correlation(true),
+        });
+        let value = json!({ "result": r, "reports": reports, "correlation": correlation });
         let text = serde_json::to_string_pretty(&value).unwrap_or_default();
         download_text(&format!("{}.json", stem()), &text, "application/json");
     };
