@@ -5,6 +5,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each stage's wall time, printed at the end (also when a stage fails): CI has a time limit, and
+# this says where the time goes.
+stages=()
+stage_name="setup"
+stage_start=$SECONDS
+stage() {
+  stages+=("$(printf '%-34s %5d s' "$stage_name" $((SECONDS - stage_start)))")
+  stage_name=$1
+  stage_start=$SECONDS
+}
+report_stages() {
+  stage done
+  echo
+  echo "stage times:"
+  printf '  %s\n' "${stages[@]}"
+  echo "  total                              $SECONDS s"
+}
+trap report_stages EXIT
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "Rust is needed: install it with rustup (https://rustup.rs)" >&2
   exit 1
@@ -27,14 +46,18 @@ fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
 
+stage "format and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 # The web app and its worker exist only for wasm32: lint them there.
 cargo clippy --target wasm32-unknown-unknown --lib --bins -- -D warnings
 # The page is built without the engine (index.html): that half of the library must stand alone.
 cargo clippy --target wasm32-unknown-unknown --no-default-features --lib --bin walf-app -- -D warnings
+stage "native build and tests"
 cargo test
+stage "web build and end-to-end tests"
 # The web app in headless Chromium (installs Trunk, wasm-bindgen, wasm-opt, chromium if missing).
 ./scripts/e2e.sh
+stage "fuzz smoke"
 # A short fuzz run of the link, table, request and config parsers (nightly and cargo-fuzz).
 ./scripts/fuzz-smoke.sh 10
