@@ -29,7 +29,7 @@ pub enum TuneTarget {
 
 #[derive(Args)]
 pub struct TuneArgs {
-    /// A model folder (default: the bundled brown-bert).
+    /// A model folder, or a bundled model: minilm-brown (the default) or brown-bert.
     #[arg(long)]
     model: Option<PathBuf>,
     #[arg(long, value_enum)]
@@ -42,8 +42,11 @@ pub struct TuneArgs {
     /// measure on instead of the bundled benchmark (any of the three may be absent).
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Weight of the masked-LM loss, real-world target only (default 0.1: one point of the
+    /// paper's grid, 0.001 to 1.0).
     #[arg(long)]
     gamma: Option<f64>,
+    /// Momentum of the KL tracker (default 0.95: one point of the paper's grid, 0.6/0.8/0.95).
     #[arg(long)]
     beta: Option<f64>,
     #[arg(long)]
@@ -58,6 +61,8 @@ pub struct TuneArgs {
     patience: Option<usize>,
     #[arg(long)]
     min_delta: Option<f64>,
+    /// At most this many epochs (default 50). The cap is ours: the paper trains until patience
+    /// stops it.
     #[arg(long)]
     max_epochs: Option<usize>,
     #[arg(long)]

@@ -139,6 +139,7 @@ pub fn TuneView() -> impl IntoView {
     };
     view! {
         <section class="view" aria-label="Tune">
+            <p class="hint" id="tune-defaults">"The settings start at the paper's: γ and β at one point of its grids (γ from 0.001 to 1.0, β 0.6, 0.8 or 0.95). The epoch cap is this app's: the paper trains until patience stops it."</p>
             <div class="controls">
                 <TargetSelect target=target />
                 <SplitSelect />
