@@ -1,12 +1,14 @@
-"""Expected outputs of the bundled model (public/models/brown-bert) from Hugging Face transformers.
+"""Expected outputs of a bundled model (public/models/minilm-brown, the default, or
+public/models/brown-bert) from Hugging Face transformers.
 
 Checks that transformers loads the folder as it is (AutoTokenizer, AutoModelForMaskedLM: nothing
-missing, nothing unexpected), then writes tests/fixtures/expected/brown-bert.json: fill-mask logits
+missing, nothing unexpected), then writes tests/fixtures/expected/<folder name>.json: fill-mask logits
 for the sentences of make_fixtures.py and the paper's measure on the test and valid splits computed
 by the sequential procedure of paper_measure.py. Prints the top predictions of a few sentences (the
 examples of MODEL_CARD.md).
 
 Usage (from the repository root): python3 tests/reference/bundled_reference.py [MODEL_DIR] [OUT_JSON]
+(run it once for each bundled model: public/models/minilm-brown, public/models/brown-bert)
 Needs: pip install -r tests/reference/requirements.txt
 Data: $WALF_REFERENCE_DIR, else ../shared/reference/desired-distributions
 """
@@ -26,14 +28,18 @@ EXAMPLES = [
     "he went to the [MASK] to buy bread.",
     "she went to the [MASK] to buy bread.",
     "[MASK] is a nurse.",
+    "[MASK] is a receptionist.",
+    "[MASK] is a secretary.",
     "[MASK] is a carpenter.",
+    "[MASK] is a firefighter.",
+    "[MASK] is an electrician.",
     "the [MASK] fixed the roof of the church.",
 ]
 
 
 def main():
-    model_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "public/models/brown-bert"
-    out = Path(sys.argv[2]) if len(sys.argv) > 2 else mf.EXPECTED / "brown-bert.json"
+    model_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "public/models/minilm-brown"
+    out = Path(sys.argv[2]) if len(sys.argv) > 2 else mf.EXPECTED / f"{model_dir.name}.json"
     from transformers import AutoModelForMaskedLM
 
     _, info = AutoModelForMaskedLM.from_pretrained(str(model_dir), local_files_only=True,
@@ -52,9 +58,10 @@ def main():
             top = probs.topk(8)
             words = ", ".join(f"{tok.convert_ids_to_tokens(i.item())} {p:.3f}"
                               for p, i in zip(top.values, top.indices))
-            print(f"  {text}  →  {words}")
+            he, she = (probs[tok.convert_tokens_to_ids(w)].item() for w in ("he", "she"))
+            print(f"  {text}  →  {words}   (he {he:.4f}, she {she:.4f})")
 
-    expected = {"model": "brown-bert", "vocab_size": model.config.vocab_size,
+    expected = {"model": model_dir.name, "vocab_size": model.config.vocab_size,
                 "fill": mf.fill_expected(model, tok), "measure": {}}
     for split in ("test", "valid"):
         res = pm.measure(model, tok, split, "sequential")
