@@ -20,7 +20,39 @@ pub enum ModelSource {
     Local { name: String },
 }
 
+/// The models shipped with the app, in `public/models/<id>/` beside the page (the CLI compiles
+/// the same folders in); the default first. Each with the words the page shows for it.
+pub const BUNDLED_MODELS: [(&str, &str); 2] = [
+    (
+        "minilm-brown",
+        "minilm-brown: a pretrained MiniLM encoder with a masked-LM head learnt on the Brown corpus",
+    ),
+    ("brown-bert", "brown-bert: a small BERT of 1961 English"),
+];
+
 impl ModelSource {
+    /// A bundled model (an id of [`BUNDLED_MODELS`]) in the app at `base_url`.
+    pub fn bundled(base_url: &str, id: &str) -> Self {
+        ModelSource::Bundled {
+            base: format!("{}/models/{id}", base_url.trim_end_matches('/')),
+        }
+    }
+
+    /// The default bundled model in the app at `base_url`.
+    pub fn default_bundled(base_url: &str) -> Self {
+        Self::bundled(base_url, BUNDLED_MODELS[0].0)
+    }
+
+    /// How results name a bundled model: its folder's name.
+    pub fn bundled_name(base: &str) -> String {
+        let id = base
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or(base);
+        format!("{id} (bundled)")
+    }
+
     /// The addresses of the bundled model's files (config.json, tokenizer.json,
     /// model.safetensors) in the folder `base`.
     pub fn bundled_files(base: &str) -> [String; 3] {

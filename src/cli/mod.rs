@@ -52,8 +52,8 @@ enum SplitArg {
 enum Command {
     /// Measure how far the model's gender distribution over professions is from a target.
     Probe {
-        /// A Hugging Face model folder: config.json, tokenizer.json, model.safetensors (default:
-        /// the bundled brown-bert).
+        /// A Hugging Face model folder (config.json, tokenizer.json, model.safetensors), or a
+        /// bundled model: minilm-brown (the default) or brown-bert.
         #[arg(long)]
         model: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "test")]
@@ -85,7 +85,7 @@ enum Command {
     Pretrain(pretrain::PretrainArgs),
     /// Masked-LM loss on a text file (one passage per line, or a TSV with a `text` column).
     LmLoss {
-        /// A model folder (default: the bundled brown-bert).
+        /// A model folder, or a bundled model: minilm-brown (the default) or brown-bert.
         #[arg(long)]
         model: Option<PathBuf>,
         #[arg(long)]
@@ -102,7 +102,7 @@ enum Command {
     },
     /// Predict the masked word(s) of a sentence.
     Fill {
-        /// A model folder (default: the bundled brown-bert).
+        /// A model folder, or a bundled model: minilm-brown (the default) or brown-bert.
         #[arg(long)]
         model: Option<PathBuf>,
         /// A sentence with [MASK] or <mask>.
@@ -129,18 +129,23 @@ pub(crate) fn load_model(dir: Option<&Path>, backend: BackendChoice) -> Result<L
     load_model_on(dir, &backend.device()?)
 }
 
-/// The model in `dir`, or the bundled one.
+/// The model in `dir` (a folder, or the id of a bundled model), or the default bundled one.
 pub(crate) fn load_model_on(
     dir: Option<&Path>,
     device: &burn::tensor::Device,
 ) -> Result<LanguageModel> {
-    match dir {
-        Some(dir) => walf_lab::folder::load_model_folder(dir, device)
-            .with_context(|| format!("cannot load the model in {}", dir.display())),
-        None => {
-            LanguageModel::load(bundled::files(), device).context("cannot load the bundled model")
-        }
-    }
+    let bundled = match dir {
+        Some(dir) => match bundled::named(dir) {
+            Some(model) => model,
+            None => {
+                return walf_lab::folder::load_model_folder(dir, device)
+                    .with_context(|| format!("cannot load the model in {}", dir.display()));
+            }
+        },
+        None => bundled::default_model(),
+    };
+    LanguageModel::load(bundled.files(), device)
+        .with_context(|| format!("cannot load the bundled model {}", bundled.id))
 }
 
 /// Writes `bytes` under a temporary name beside `path` and renames it into place: a crash
@@ -155,7 +160,10 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// How results name the model.
 pub(crate) fn model_name(dir: Option<&Path>) -> String {
-    dir.map_or_else(|| bundled::NAME.to_string(), |d| d.display().to_string())
+    match dir {
+        None => bundled::default_model().name(),
+        Some(d) => bundled::named(d).map_or_else(|| d.display().to_string(), |m| m.name()),
+    }
 }
 
 pub(crate) fn benchmark(data: Option<&Path>) -> Result<Benchmark> {

@@ -24,10 +24,14 @@ function walf(args) {
   return execFileSync(WALF, args, { encoding: 'utf8', maxBuffer: 1 << 28 });
 }
 
-function nativeProbe(args) {
+function nativeProbeJson(args) {
   const dir = mkdtempSync(join(tmpdir(), 'walf-probe-'));
   walf(['probe', ...args, '--json', join(dir, 'probe.json')]);
-  const json = JSON.parse(readFileSync(join(dir, 'probe.json'), 'utf8'));
+  return JSON.parse(readFileSync(join(dir, 'probe.json'), 'utf8'));
+}
+
+function nativeProbe(args) {
+  const json = nativeProbeJson(args);
   return new Map(json.professions.map((p) => [p.profession, p.p_female]));
 }
 
@@ -79,7 +83,8 @@ test('the bundled model loads on the CPU backend and probes as `walf probe` does
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
   await page.goto(`${app.url}?backend=cpu&split=test`);
-  const want = nativeProbe(['--split', 'test', '--target', 'equal']);
+  const native = nativeProbeJson(['--split', 'test', '--target', 'equal']);
+  const want = new Map(native.professions.map((p) => [p.profession, p.p_female]));
   await waitForRows(page, want.size);
   assert.match(await page.textContent('.backend'), /CPU/);
   // The linear layers ran on the worker's own matrix product: Chromium has relaxed SIMD, so the
@@ -98,7 +103,12 @@ test('the bundled model loads on the CPU backend and probes as `walf probe` does
   assert.equal(threads, Math.min(cores, 4), `${cores} cores, the probe ran on ${threads} workers`);
   bundledShown = await chartValues(page);
   const worst = assertClose(bundledShown, want, 1e-4, 'bundled model, CPU');
-  console.log(`bundled brown-bert, test split: largest |ΔP(female)| vs walf probe ${worst.toExponential(2)}`);
+  console.log(`bundled minilm-brown, test split: largest |ΔP(female)| vs walf probe ${worst.toExponential(2)}`);
+  // The correlation with the statistics, beside the KL tables, is the native one.
+  const rho = Number(await page.getAttribute('.correlation', 'data-spearman'));
+  assert.ok(Math.abs(rho - native.correlation.spearman) < 1e-3,
+    `Spearman rho: page ${rho}, walf probe ${native.correlation.spearman}`);
+  assert.match(await page.textContent('.correlation'), /ranks the 45 professions/);
   assert.ok(await page.locator('#group-table').isVisible());
   await shot(page, 'probe');
   // The exported JSON carries the same numbers.
@@ -110,6 +120,7 @@ test('the bundled model loads on the CPU backend and probes as `walf probe` does
   const exported = JSON.parse(readFileSync(await download.path(), 'utf8'));
   const fromJson = new Map(exported.result.professions.map((p) => [p.name, p.p_female]));
   assertClose(fromJson, want, 1e-4, 'exported JSON');
+  assert.ok(Math.abs(exported.correlation.before.spearman - native.correlation.spearman) < 1e-3);
   shareLink = await page.inputValue('#share-link');
   assert.match(shareLink, /#v1\./);
   await shot(page, 'share');
@@ -120,6 +131,18 @@ test('the bundled model loads on the CPU backend and probes as `walf probe` does
   assert.ok((await page.$$('.fill-top tbody tr')).length >= 5);
   assert.match(await page.textContent('.fill-gender'), /she/);
   await shot(page, 'fill');
+  // The second bundled model is one click away, and measures as `walf probe --model brown-bert`.
+  await page.click('button[role=tab]:has-text("Probe")');
+  await page.click('button.bundled-model[data-model="brown-bert"]');
+  await page.waitForFunction(() => /brown-bert/.test(document.querySelector('#model-status')?.textContent ?? ''),
+    null, { timeout: LONG, polling: 200 });
+  const brown = nativeProbe(['--model', 'brown-bert', '--split', 'test', '--target', 'equal']);
+  await page.waitForFunction((first) => {
+    const row = document.querySelector('#probe-chart .chart-row');
+    return row && row.getAttribute('data-p-female') !== first;
+  }, String(bundledShown.values().next().value), { timeout: LONG, polling: 500 });
+  await waitForRows(page, brown.size);
+  assertClose(await chartValues(page), brown, 1e-4, 'bundled brown-bert, CPU');
   assert.deepEqual(errors, []);
   await page.close();
 });

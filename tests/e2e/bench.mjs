@@ -128,7 +128,7 @@ async function main() {
     console.log('\n## Probe time per distinct masked sentence, same browser, warm (second probe)');
     const perSentence = (t) => (1000 * t.seconds) / t.sentences;
     const cpu = await probeAgain(cpuPage.page);
-    console.log(`bundled brown-bert, CPU backend: ${cpu.seconds.toFixed(2)} s = ${perSentence(cpu).toFixed(3)} ms/sentence`);
+    console.log(`bundled minilm-brown, CPU backend: ${cpu.seconds.toFixed(2)} s = ${perSentence(cpu).toFixed(3)} ms/sentence`);
     if (existsSync(WALF) && statSync(WALF).isFile()) {
       const native = nativeProbe([]);
       console.log(`native walf probe (whole command, 2 threads): ${native.toFixed(2)} s = `

@@ -249,7 +249,24 @@ fn without_model_the_bundled_model_is_used() {
     let bundled = run(&out.path().join("a.json"), None);
     let folder = fixture_model(crate::common::BUNDLED);
     let from_folder = run(&out.path().join("b.json"), Some(&folder));
-    assert_eq!(bundled["model"], "brown-bert (bundled)");
+    assert_eq!(bundled["model"], "minilm-brown (bundled)");
     assert!(!bundled["professions"].as_array().unwrap().is_empty());
     assert_eq!(bundled["professions"], from_folder["professions"]);
+    // The correlation with the statistics is part of the result.
+    let rho = bundled["correlation"]["spearman"].as_f64().unwrap();
+    assert!((-1.0..=1.0).contains(&rho), "{rho}");
+    assert_eq!(
+        bundled["correlation"]["professions"].as_u64(),
+        Some(bundled["professions"].as_array().unwrap().len() as u64)
+    );
+    // The second bundled model by its id; a folder of that name would win.
+    let brown = run(
+        &out.path().join("c.json"),
+        Some(std::path::Path::new("brown-bert")),
+    );
+    assert_eq!(brown["model"], "brown-bert (bundled)");
+    let brown_folder = fixture_model(crate::common::BROWN_BERT);
+    let brown_from_folder = run(&out.path().join("d.json"), Some(&brown_folder));
+    assert_eq!(brown["professions"], brown_from_folder["professions"]);
+    assert_ne!(brown["professions"], bundled["professions"]);
 }

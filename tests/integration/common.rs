@@ -5,12 +5,14 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use walf_lab::engine::{LanguageModel, ModelFiles};
 
-/// The bundled model, checked against the reference like the fixtures.
-pub const BUNDLED: &str = "brown-bert";
+/// The default bundled model, checked against the reference like the fixtures.
+pub const BUNDLED: &str = "minilm-brown";
+/// The second bundled model, a model of 1961 English.
+pub const BROWN_BERT: &str = "brown-bert";
 
 pub fn fixture_model(name: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    if name == BUNDLED {
+    if name == BUNDLED || name == BROWN_BERT {
         return root.join("public/models").join(name);
     }
     root.join("tests/fixtures/models").join(name)

@@ -2,7 +2,7 @@
 //! measure computed by a faithful Python port of its code (tests/reference/), on tiny random
 //! checkpoints of each architecture.
 
-use crate::common::{BUNDLED, HOST_KERNEL, devices, enter, expected, f, load};
+use crate::common::{BROWN_BERT, BUNDLED, HOST_KERNEL, devices, enter, expected, f, load};
 use burn::tensor::activation::softmax;
 use walf_lab::bias::{Target, bias_report};
 use walf_lab::data::{Benchmark, Split};
@@ -160,7 +160,7 @@ fn check_measure(name: &str) {
         // The plain reference kernel is far too slow for the bundled model's measure in a debug
         // build; its logits are checked on that path, and the browser's kernel runs its measure
         // in the end-to-end tests.
-        if backend == HOST_KERNEL && name == BUNDLED {
+        if backend == HOST_KERNEL && (name == BUNDLED || name == BROWN_BERT) {
             continue;
         }
         enter(backend);
@@ -280,6 +280,16 @@ fn bundled_model_logits_match_transformers() {
 #[test]
 fn bundled_model_measure_matches_paper_procedure() {
     check_measure(BUNDLED);
+}
+
+#[test]
+fn brown_bert_logits_match_transformers() {
+    check_logits(BROWN_BERT);
+}
+
+#[test]
+fn brown_bert_measure_matches_paper_procedure() {
+    check_measure(BROWN_BERT);
 }
 
 /// The measure from batches computed in any order and then gathered (as the browser's helper

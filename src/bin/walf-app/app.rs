@@ -6,7 +6,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::Closure;
 
 use walf_lab::hub::DEFAULT_HUB;
-use walf_lab::protocol::ModelSource;
+use walf_lab::protocol::{BUNDLED_MODELS, ModelSource};
 use walf_lab::share::SharedResult;
 use walf_lab::view::{bytes_label, parse_query};
 
@@ -62,15 +62,17 @@ pub fn App() -> impl IntoView {
     provide_context(state);
     let (search, hash) = location();
     let query = parse_query(&search);
-    // The bundled model loads at once; `?model=` picks a Hub model instead.
+    // The default bundled model loads at once; `?model=` picks another bundled model or a Hub
+    // model instead.
     let first_model = match &query.model {
+        Some(id) if BUNDLED_MODELS.iter().any(|(bundled, _)| bundled == id) => {
+            ModelSource::bundled(&base_url(), id)
+        }
         Some(id) => ModelSource::Hub {
             id: id.clone(),
             base: query.hub.clone().unwrap_or_else(|| DEFAULT_HUB.to_string()),
         },
-        None => ModelSource::Bundled {
-            base: format!("{}models/brown-bert", base_url()),
-        },
+        None => ModelSource::default_bundled(&base_url()),
     };
     let engine = Engine::new(first_model.early_downloads(), move |reply, files| {
         on_reply(state, reply, files)

@@ -6,7 +6,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{File, FileList};
 
 use walf_lab::hub::DEFAULT_HUB;
-use walf_lab::protocol::{BackendChoice, ModelSource};
+use walf_lab::protocol::{BUNDLED_MODELS, BackendChoice, ModelSource};
 
 use crate::app::base_url;
 use crate::state::{AppState, ModelStatus};
@@ -140,10 +140,12 @@ pub fn ModelPanel() -> impl IntoView {
                 {backend}
             </div>
             <div class="model-sources">
-                <button on:click=move |_| state.load(
-                    ModelSource::Bundled { base: format!("{}models/brown-bert", base_url()) },
-                    Vec::new(),
-                )>"Bundled: brown-bert"</button>
+                {BUNDLED_MODELS.map(|(id, about)| view! {
+                    <button class="bundled-model" data-model=id title=about on:click=move |_| state.load(
+                        ModelSource::bundled(&base_url(), id),
+                        Vec::new(),
+                    )>{format!("Bundled: {id}")}</button>
+                })}
                 <label>"Hub model "
                     <input id="hub-id" type="text" placeholder="bert-base-uncased" prop:value=move || hub_id.get()
                         on:input=move |ev| hub_id.set(event_target_value(&ev))

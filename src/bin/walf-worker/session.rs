@@ -405,9 +405,9 @@ async fn load(
                 mark(&format!("fetched {file}"));
             }
             let files = <[Vec<u8>; 3]>::try_from(got).expect("three files");
-            let source = ModelSource::Bundled { base };
+            let source = ModelSource::Bundled { base: base.clone() };
             (
-                ModelBytes::new("brown-bert (bundled)".into(), source, files),
+                ModelBytes::new(ModelSource::bundled_name(&base), source, files),
                 false,
             )
         }
