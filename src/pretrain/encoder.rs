@@ -204,10 +204,8 @@ fn rewrite_processor_ids(
     match processor["type"].as_str() {
         None => Ok(()),
         Some("Sequence") => {
-            let steps = processor["processors"].as_array_mut().into_iter().flatten();
-            steps
-                .map(|step| rewrite_processor_ids(step, renumber))
-                .collect()
+            let mut steps = processor["processors"].as_array_mut().into_iter().flatten();
+            steps.try_for_each(|step| rewrite_processor_ids(step, renumber))
         }
         Some("TemplateProcessing") => {
             let specials = processor["special_tokens"].as_object_mut().into_iter();
