@@ -437,7 +437,7 @@ fn pretrain_adds_a_head_to_a_pretrained_encoder_and_cuts_its_vocabulary() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--init-encoder takes the model's shape"));
 
-    // Phase 1: head only, vocabulary cut to 400 of 496 tokens, f16 on disk.
+    // Phase 1: head only, vocabulary cut to at most 400 of 496 tokens, f16 on disk.
     let mut args = base(&head);
     args.extend(
         [
