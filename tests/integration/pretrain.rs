@@ -413,53 +413,43 @@ fn pretrain_adds_a_head_to_a_pretrained_encoder_and_cuts_its_vocabulary() {
     encoder_folder(&encoder);
     let head = work.path().join("head");
     let corpus_dir = corpus.path().to_str().unwrap();
-    let base = |out: &Path| {
-        vec![
-            "pretrain".to_string(),
-            "--corpus".into(),
-            corpus_dir.into(),
-            "--out".into(),
-            out.to_str().unwrap().into(),
-        ]
+    // Every run of this test: the corpus, its --out, a tiny recipe, and what `extra` adds.
+    let run = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "pretrain",
+            "--corpus",
+            corpus_dir,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(["--seq-len", "32", "--batch", "8", "--lr", "0.01"]);
+        args.extend(extra);
+        walf(&args)
     };
     // The encoder's shape is fixed.
-    let mut refused = base(&work.path().join("refused"));
-    refused.extend(
-        [
-            "--init-encoder",
-            encoder.to_str().unwrap(),
-            "--hidden",
-            "64",
-        ]
-        .map(String::from),
+    let encoder_dir = encoder.to_str().unwrap();
+    let o = run(
+        &work.path().join("refused"),
+        &["--init-encoder", encoder_dir, "--hidden", "64"],
     );
-    let o = walf(&refused);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--init-encoder takes the model's shape"));
 
     // Phase 1: head only, vocabulary cut to at most 400 of 496 tokens, f16 on disk.
-    let mut args = base(&head);
-    args.extend(
-        [
+    let o = run(
+        &head,
+        &[
             "--init-encoder",
-            encoder.to_str().unwrap(),
+            encoder_dir,
             "--vocab",
             "400",
             "--freeze-encoder",
-            "--seq-len",
-            "32",
-            "--batch",
-            "8",
-            "--lr",
-            "0.01",
             "--max-steps",
             "3",
             "--dtype",
             "f16",
-        ]
-        .map(String::from),
+        ],
     );
-    let o = walf(&args);
     ok(&o);
     // At most 400: the tiny corpus uses fewer tokens than that.
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -539,23 +529,8 @@ fn pretrain_adds_a_head_to_a_pretrained_encoder_and_cuts_its_vocabulary() {
 
     // Phase 2: the whole model from phase 1's folder (f16 weights read back as f32).
     let whole = work.path().join("whole");
-    let mut args = base(&whole);
-    args.extend(
-        [
-            "--init-from",
-            head.to_str().unwrap(),
-            "--seq-len",
-            "32",
-            "--batch",
-            "8",
-            "--lr",
-            "0.01",
-            "--max-steps",
-            "2",
-        ]
-        .map(String::from),
-    );
-    ok(&walf(&args));
+    let head_dir = head.to_str().unwrap();
+    ok(&run(&whole, &["--init-from", head_dir, "--max-steps", "2"]));
     let moved = values(&head, &format!("bert.{name}"))
         .iter()
         .zip(values(&whole, &format!("bert.{name}")))
