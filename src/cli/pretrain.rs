@@ -126,7 +126,27 @@ impl PretrainArgs {
     }
 
     fn sets_model_or_recipe(&self) -> bool {
-        self.sets_model_shape() || self.batch.is_some() || self.lr.is_some() || self.seed.is_some()
+        self.sets_model_shape()
+            || self.batch.is_some()
+            || self.lr.is_some()
+            || self.seed.is_some()
+            || self.freeze_encoder
+    }
+
+    /// The recipe for a model of `shape`'s size (a folder's or an encoder's) with a vocabulary of
+    /// `vocab_size`: its positions kept, sequences of --seq-len (at most 128 by default).
+    fn recipe_for(&self, shape: &ModelConfig, vocab_size: usize) -> PretrainConfig {
+        let positions = shape.max_position_embeddings;
+        PretrainConfig {
+            layers: shape.num_hidden_layers,
+            hidden: shape.hidden_size,
+            heads: shape.num_attention_heads,
+            intermediate: shape.intermediate_size,
+            vocab_size,
+            seq_len: self.seq_len.unwrap_or(positions.min(128)),
+            positions: Some(positions),
+            ..self.config()
+        }
     }
 }
 
@@ -198,18 +218,7 @@ fn read_start_model(dir: &Path, args: &PretrainArgs) -> Result<StartModel> {
     let context = || format!("--init-from: {}", dir.display());
     let (config_json, tokenizer_json, weights) = read_model_folder(dir).context("--init-from")?;
     let found = ModelConfig::from_json(&config_json).with_context(context)?;
-    let config = PretrainConfig {
-        layers: found.num_hidden_layers,
-        hidden: found.hidden_size,
-        heads: found.num_attention_heads,
-        intermediate: found.intermediate_size,
-        vocab_size: found.vocab_size,
-        seq_len: args
-            .seq_len
-            .unwrap_or(found.max_position_embeddings.min(128)),
-        positions: Some(found.max_position_embeddings),
-        ..args.config()
-    };
+    let config = args.recipe_for(&found, found.vocab_size);
     config.check()?;
     // Only a BERT of the recipe's own form (tied decoder, GELU, its dropout and positions) is
     // continued: anything else would be written back under a config.json that misdescribes it.
@@ -290,17 +299,7 @@ fn masked_lm_start(
     let (tokenizer_json, old_ids) = prune_vocabulary(&encoder.tokenizer_json, &keep)?;
     check_same_pieces(&encoder.tokenizer_json, &tokenizer_json, &exact)?;
     check_vocabulary(&tokenizer_json, &benchmark_words())?;
-    let positions = full.max_position_embeddings;
-    let config = PretrainConfig {
-        layers: full.num_hidden_layers,
-        hidden: full.hidden_size,
-        heads: full.num_attention_heads,
-        intermediate: full.intermediate_size,
-        vocab_size: old_ids.len(),
-        seq_len: args.seq_len.unwrap_or(positions.min(128)),
-        positions: Some(positions),
-        ..args.config()
-    };
+    let config = args.recipe_for(full, old_ids.len());
     config.check()?;
     let model_config = ModelConfig::from_json(&serde_json::to_vec(&config.config_json())?)?;
     let expected = ModelConfig {
@@ -436,7 +435,9 @@ pub fn run(args: PretrainArgs) -> Result<()> {
         );
     }
     if resuming && args.sets_model_or_recipe() {
-        bail!("--resume continues with the checkpoint's settings; only --epochs may change");
+        bail!(
+            "--resume continues with the checkpoint's settings (its frozen encoder too); only --epochs and --dtype may change"
+        );
     }
     if args.init_from.is_some() && (args.sets_encoder_shape() || args.vocab.is_some()) {
         bail!(
