@@ -1,6 +1,8 @@
-//! Two WALF steps against PyTorch + transformers running the paper's fine-tuning code
+//! WALF steps against PyTorch + transformers running the paper's fine-tuning code
 //! (tests/reference/walf_step.py), from the same weights on the same batches, dropout off:
-//! loss parts, gradient norms of named tensors and their values after AdamW.
+//! loss parts, gradient norms of named tensors and their values after AdamW. Two cases: two
+//! female-dominated steps at the fixtures' lr and decay, and a step of every group with a decay
+//! large enough that a wrong one moves the weights by ten times the tolerance.
 
 use crate::common::{expected, f, fixture_model, load_bytes, read_model_files};
 use walf_lab::bias::Target;
@@ -18,6 +20,16 @@ fn group(label: &str) -> Group {
 
 fn check(name: &str) {
     let exp = expected(&format!("walf_step_{name}"));
+    check_case(name, "", &exp["targets"], &exp["hyper"]);
+    let decay = &exp["decay_case"];
+    assert!(
+        f(&decay["hyper"]["weight_decay"]) * f(&decay["hyper"]["lr"]) >= 1e-3,
+        "the decay case must move weights by more than the tolerance"
+    );
+    check_case(name, " decay case", &decay["targets"], &decay["hyper"]);
+}
+
+fn check_case(name: &str, case: &str, targets: &serde_json::Value, hyper: &serde_json::Value) {
     let bench = Benchmark::bundled();
     let train = bench.professions_of(Split::Train);
     for (target, key) in [(Target::Equal, "equal"), (Target::RealWorld, "real_world")] {
@@ -25,14 +37,14 @@ fn check(name: &str) {
         let mut lm = load_bytes(&c, &t, &w, &walf_lab::device::cpu().autodiff()).unwrap();
         lm.model.set_dropout(0.0, 0.0);
         let config = WalfConfig {
-            lr: 1e-3,
-            weight_decay: 0.01,
+            lr: f(&hyper["lr"]),
+            weight_decay: f(&hyper["weight_decay"]),
             gamma: 0.1,
             beta: 0.95,
             ..WalfConfig::paper(target)
         };
         let mut trainer = WalfTrainer::new(lm, &bench, config).unwrap();
-        for step in exp["targets"][key]["steps"].as_array().unwrap() {
+        for step in targets[key]["steps"].as_array().unwrap() {
             let professions: Vec<_> = step["professions"]
                 .as_array()
                 .unwrap()
@@ -49,7 +61,7 @@ fn check(name: &str) {
                 trainer.gradients(group(step["group"].as_str().unwrap()), &professions),
             )
             .unwrap();
-            let at = format!("{name} {key} step {}", step["step"]);
+            let at = format!("{name}{case} {key} step {}", step["step"]);
             assert!(
                 close(record.kl, f(&step["kl"]), 1e-4),
                 "{at}: kl {} vs {}",

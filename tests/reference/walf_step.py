@@ -35,6 +35,8 @@ layer 0's query weight (PyTorch [out, in] layout, so a list of 2 lists of 32). G
 computed in float64 from the float32 gradients.
 
 Usage (from the repository root): python3 tests/reference/walf_step.py [--models bert distilbert roberta]
+A second case, "decay_case" (written beside "targets", the same step records), runs a step of every
+group with weight_decay 1.0 (see DECAY_CASE), from the fixture weights with a fresh optimizer.
 It also checks (printed, not written) that the batched procedure of walf_epoch.py gives the same step-1
 losses and gradients, and that torch's AdamW matches the decoupled formula.
 Data: $WALF_REFERENCE_DIR, else ../shared/reference/desired-distributions.
@@ -120,18 +122,34 @@ def step_batches(data):
     return [(female[:3], "female_dominated"), (female[3:5], "female_dominated")]
 
 
+# The second case: a step of every group (each group's alpha and lambda constants, lambda at the
+# male-dominated bound 0.8) with a weight decay so large that lr * wd * |p| (1e-3 for a LayerNorm
+# weight near 1) is ten times the tests' tolerance: a missing or differently applied decay fails.
+DECAY_CASE = {"lr": 1e-3, "weight_decay": 1.0,
+              "batches": "male_dominated professions 1-3, balanced 1-2, female_dominated 1-2 of "
+                         "professions_train.tsv (file order), in that order"}
+
+
+def group_batches(data):
+    professions, groups = data["train"]
+    first = lambda group, n: [p for p, g in zip(professions, groups) if g == group][:n]  # noqa: E731
+    return [(first("male_dominated", 3), "male_dominated"), (first("balanced", 2), "balanced"),
+            (first("female_dominated", 2), "female_dominated")]
+
+
 def f(t):
     return float(t.detach().item())
 
 
-def run_target(model_dir, data, target, mode="sequential", steps=None, check_adam=True):
+def run_target(model_dir, data, target, mode="sequential", steps=None, check_adam=True,
+               lr=HYPER["lr"], weight_decay=HYPER["weight_decay"]):
     model, tokenizer = pm.load_model(model_dir)
     model.eval()
     for param in model.parameters():
         param.requires_grad = True
     grad_names, value_names = tensor_names(model.config.model_type)
     params = dict(model.named_parameters())
-    optimizer = torch.optim.AdamW(model.parameters(), lr=HYPER["lr"], weight_decay=HYPER["weight_decay"])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     tracker = we.KLTracker(beta=HYPER["beta"])
     initial = read_values(params, value_names)
     records, adam_diffs = [], []
@@ -160,18 +178,18 @@ def run_target(model_dir, data, target, mode="sequential", steps=None, check_ada
         state_before = {n: {k: v.clone() for k, v in optimizer.state[p].items()} for n, p in params.items()}
         optimizer.step()
         if check_adam:
-            adam_diffs.append(adamw_check(params, before, state_before, step))
+            adam_diffs.append(adamw_check(params, before, state_before, step, lr, weight_decay))
         rec["after_step"] = read_values(params, value_names)
         records.append(rec)
     return {"initial": initial, "steps": records, "adam": adam_diffs, "grad_names": grad_names,
             "value_names": value_names}
 
 
-def adamw_check(params, before, state_before, step):
+def adamw_check(params, before, state_before, step, lr, wd):
     """Max |torch AdamW - formula| over all parameters, for two formulas:
     f64: p' = p(1 - lr wd) - lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps), m, v in float64;
     f32: the same in float32 in torch's single-tensor op order (mul_, lerp_, mul_/addcmul_, sqrt/div/add, addcdiv_)."""
-    lr, wd, eps = HYPER["lr"], HYPER["weight_decay"], HYPER["eps"]
+    eps = HYPER["eps"]
     b1, b2 = HYPER["betas"]
     bc1, bc2 = 1 - b1 ** step, 1 - b2 ** step
     d64 = d32 = 0.0
@@ -266,6 +284,16 @@ def main(argv=None):
                 print(f"{name} {target} batched vs sequential (step 1): "
                       f"{compare_batched(model_dir, data, target, res['steps'][0])}")
         out["targets"] = targets
+        case = {"hyper": DECAY_CASE, "targets": {}}
+        for target in pm.TARGETS:
+            res = run_target(model_dir, data, target, steps=group_batches(data),
+                             lr=DECAY_CASE["lr"], weight_decay=DECAY_CASE["weight_decay"])
+            case["targets"][target] = {"steps": res["steps"]}
+            for s in res["steps"]:
+                print(f"{name} {target} decay case step {s['step']} ({s['group']}): kl={s['kl']:.6g} "
+                      f"loss={s['backprop_loss']:.6g}" + (f" lambda={s['lambda']:.6g}" if "lambda" in s else ""))
+            print(f"{name} {target} decay case AdamW check: {res['adam']}")
+        out["decay_case"] = case
         out["tracker_vectors"] = vectors
         path = EXPECTED / f"walf_step_{name}.json"
         path.write_text(json.dumps(out, indent=1) + "\n")
