@@ -1,6 +1,7 @@
 //! `walf tune`: WALF with progress, JSON-lines records, the best weights saved atomically and
 //! never replaced by worse ones.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -13,11 +14,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use walf_lab::bias::{BiasReport, Target, bias_report};
-use walf_lab::data::{Benchmark, Split};
+use walf_lab::data::{Benchmark, Group, Split};
 use walf_lab::engine::{ExportedModel, LanguageModel};
 use walf_lab::measure::ProbeSettings;
 use walf_lab::model::MaskedLm;
-use walf_lab::walf::{WalfConfig, WalfTrainer};
+use walf_lab::walf::{StepRecord, WalfConfig, WalfTrainer};
 
 use super::backend::BackendChoice;
 
@@ -70,6 +71,11 @@ pub struct TuneArgs {
     /// Train without dropout (deterministic; the paper trains with the model's dropout).
     #[arg(long)]
     no_dropout: bool,
+    /// Real-world target: mask this many tokens drawn per filled-in sentence for the masked-LM
+    /// loss (an unbiased estimate, each weighted by the sentence's length over K) instead of
+    /// every token in turn as the paper.
+    #[arg(long, value_name = "K")]
+    mlm_positions: Option<usize>,
     #[arg(long, value_enum, default_value = "cpu")]
     backend: BackendChoice,
 }
@@ -92,6 +98,7 @@ impl TuneArgs {
             min_delta: self.min_delta.unwrap_or(d.min_delta),
             max_epochs: self.max_epochs.unwrap_or(d.max_epochs),
             seed: self.seed.unwrap_or(d.seed),
+            mlm_positions: self.mlm_positions.or(d.mlm_positions),
             ..d
         }
     }
@@ -124,6 +131,45 @@ fn test_reports(
         .iter()
         .map(|&t| bias_report(&result.professions, t))
         .collect())
+}
+
+/// The progress bar's message for a step: the group, its losses and, for the real-world target,
+/// λ and the KL's scale λ / (mean + α), the two numbers that say how hard WALF pushes the group.
+fn step_message(step: &StepRecord) -> String {
+    match (step.lambda, step.scale) {
+        (Some(lambda), Some(scale)) => format!(
+            "{} KL {:.4} λ {lambda:.2} scale {scale:.1} loss {:.4}",
+            step.group, step.kl, step.total_loss
+        ),
+        _ => format!("{} KL {:.4}", step.group, step.kl),
+    }
+}
+
+/// Per-group means over an epoch's steps, printed beside the valid KL of each group.
+#[derive(Default)]
+struct GroupMeans(BTreeMap<Group, [f64; 4]>);
+
+impl GroupMeans {
+    fn add(&mut self, step: &StepRecord) {
+        let m = self.0.entry(step.group).or_default();
+        m[0] += 1.0;
+        m[1] += step.kl;
+        m[2] += step.lambda.unwrap_or(f64::NAN);
+        m[3] += step.scale.unwrap_or(f64::NAN);
+    }
+
+    fn print(&self, valid: &BTreeMap<String, f64>) {
+        for (group, [n, kl, lambda, scale]) in &self.0 {
+            let mut line = format!("  {:<17} train KL {:.5}", group.to_string(), kl / n);
+            if lambda.is_finite() {
+                line += &format!(", λ {:.3}, scale {:.1}", lambda / n, scale / n);
+            }
+            if let Some(v) = valid.get(&group.to_string()) {
+                line += &format!(", valid KL {v:.5}");
+            }
+            eprintln!("{line}");
+        }
+    }
 }
 
 pub fn run(args: TuneArgs) -> Result<()> {
@@ -162,6 +208,7 @@ pub fn run(args: TuneArgs) -> Result<()> {
             .progress_chars("=> "),
         );
         bar.set_prefix((trainer.epoch() + 1).to_string());
+        let mut groups = GroupMeans::default();
         loop {
             match pollster::block_on(trainer.step()) {
                 Ok(Some(step)) => {
@@ -170,7 +217,8 @@ pub fn run(args: TuneArgs) -> Result<()> {
                         "{}",
                         json!({"step": step, "elapsed_s": started.elapsed().as_secs_f64()})
                     )?;
-                    bar.set_message(format!("{} loss {:.4}", step.group, step.total_loss));
+                    bar.set_message(step_message(&step));
+                    groups.add(&step);
                     bar.inc(1);
                 }
                 Ok(None) => break,
@@ -201,6 +249,7 @@ pub fn run(args: TuneArgs) -> Result<()> {
             epoch.valid_kl,
             if epoch.improved { " (best, saved)" } else { "" }
         );
+        groups.print(&epoch.valid_kl_by_group);
         if epoch.improved {
             let best = trainer.best_model();
             let files = pollster::block_on(trainer.language_model().export(&best))?;

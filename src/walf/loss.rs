@@ -10,6 +10,7 @@ use crate::data::Gender;
 use crate::error::{Error, Result};
 use crate::measure::{MaskedSentence, MeasureInput, SentencePlan, candidate_log_probs};
 use crate::model::{MaskedLm, TokenBatch};
+use crate::rng::SplitMix64;
 use crate::tokenizer::MaskTokenizer;
 
 fn ints(values: Vec<i64>, device: &Device) -> Tensor<1, Int> {
@@ -118,22 +119,38 @@ pub fn mean_kl(distribution: Tensor<2>, targets: &[(f64, f64)]) -> Tensor<1> {
     kl.sum_dim(1).div_scalar(2.0).mean()
 }
 
-/// One masked copy of a sentence: its ids with one token masked, that position and the id hidden.
+/// One masked copy of a sentence: its ids with one token masked, that position, the id hidden, and
+/// the weight of its cross-entropy in the loss's sum.
 #[derive(Debug, Clone)]
 pub struct MlmRow {
     pub ids: Vec<u32>,
     pub position: usize,
     pub label: u32,
+    /// 1 when every token is masked in turn; `n / k` when `k` of a sentence's `n` tokens are drawn,
+    /// so that the weighted sum is an unbiased estimate of the exact one.
+    pub weight: f32,
 }
 
-/// Every token of each sentence but the first and last (the special tokens) masked in turn, as
-/// the paper's `get_mlm_loss` does.
+/// The masked copies of a batch's sentences and what their weighted sum is divided by.
+#[derive(Debug, Clone)]
+pub struct MlmRows {
+    pub rows: Vec<MlmRow>,
+    /// Maskable tokens of all sentences: the exact mean's denominator, in both modes.
+    pub tokens: usize,
+}
+
+/// The masked copies of `sentences` for the masked-LM loss. `sample: None` masks every token of
+/// each sentence but the first and last (the special tokens) in turn, as the paper's
+/// `get_mlm_loss` does. `Some((k, rng))` masks `k` of them per sentence (all when it has fewer),
+/// drawn without replacement, each weighted `n / k`: a cheaper, unbiased estimate of the same mean.
 pub fn mlm_rows(
     tokenizer: &MaskTokenizer,
     sentences: &[String],
     max_len: usize,
-) -> Result<Vec<MlmRow>> {
+    mut sample: Option<(usize, &mut SplitMix64)>,
+) -> Result<MlmRows> {
     let mut rows = Vec::new();
+    let mut tokens = 0;
     for s in sentences {
         let ids = tokenizer.encode(s)?;
         if ids.len() > max_len {
@@ -141,21 +158,44 @@ pub fn mlm_rows(
                 "{s:?} is longer than the model takes"
             )));
         }
-        for position in 1..ids.len().saturating_sub(1) {
+        let mut positions: Vec<usize> = (1..ids.len().saturating_sub(1)).collect();
+        let n = positions.len();
+        tokens += n;
+        let mut weight = 1.0;
+        if let Some((k, rng)) = sample.as_mut()
+            && *k < n
+        {
+            draw_first(&mut positions, *k, rng);
+            positions.truncate(*k);
+            positions.sort_unstable();
+            weight = n as f32 / *k as f32;
+        }
+        for position in positions {
             let mut masked = ids.clone();
             masked[position] = tokenizer.mask_id();
             rows.push(MlmRow {
                 ids: masked,
                 position,
                 label: ids[position],
+                weight,
             });
         }
     }
-    Ok(rows)
+    Ok(MlmRows { rows, tokens })
 }
 
-/// Sum of the cross-entropy of the hidden tokens over `rows`, `[1]`. The vocabulary projection
-/// runs at the masked position of each row only.
+/// Puts `k` items drawn uniformly without replacement at the front of `items` (a partial
+/// Fisher–Yates).
+fn draw_first(items: &mut [usize], k: usize, rng: &mut SplitMix64) {
+    let n = items.len();
+    for i in 0..k.min(n) {
+        let j = i + (rng.next_u64() % (n - i) as u64) as usize;
+        items.swap(i, j);
+    }
+}
+
+/// Weighted sum of the cross-entropy of the hidden tokens over `rows`, `[1]`. The vocabulary
+/// projection runs at the masked position of each row only.
 pub fn mlm_loss_sum(model: &MaskedLm, rows: &[MlmRow], pad_id: u32) -> Tensor<1> {
     let device = model.device();
     let batch = TokenBatch {
@@ -176,5 +216,46 @@ pub fn mlm_loss_sum(model: &MaskedLm, rows: &[MlmRow], pad_id: u32) -> Tensor<1>
         ),
         &device,
     );
-    log_probs.gather(1, labels).sum().neg()
+    let picked = log_probs.gather(1, labels).reshape([n]);
+    if rows.iter().all(|r| r.weight == 1.0) {
+        // the paper's mode: a plain sum, as the reference computes it
+        return picked.sum().neg();
+    }
+    let weights = floats(rows.iter().map(|r| r.weight).collect(), [n], &device);
+    (picked * weights).sum().neg()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drawn_positions_are_distinct_and_each_equally_likely() {
+        // Over many draws of 2 of 5 positions, each position is drawn 2/5 of the time: with the
+        // weight n/k = 5/2 the expected weight of every position is 1, as in the exact mode.
+        let mut rng = SplitMix64::new(3);
+        let mut counts = [0usize; 5];
+        let draws = 20_000;
+        for _ in 0..draws {
+            let mut items: Vec<usize> = (0..5).collect();
+            draw_first(&mut items, 2, &mut rng);
+            assert_ne!(items[0], items[1]);
+            let mut rest = items.clone();
+            rest.sort_unstable();
+            assert_eq!(rest, vec![0, 1, 2, 3, 4], "a permutation of the positions");
+            counts[items[0]] += 1;
+            counts[items[1]] += 1;
+        }
+        for c in counts {
+            let expected_weight = c as f64 / draws as f64 * 5.0 / 2.0;
+            assert!(
+                (expected_weight - 1.0).abs() < 0.03,
+                "expected weight {expected_weight}"
+            );
+        }
+        let mut all: Vec<usize> = (0..3).collect();
+        draw_first(&mut all, 7, &mut rng);
+        all.sort_unstable();
+        assert_eq!(all, vec![0, 1, 2], "k above n draws everything once");
+    }
 }

@@ -5,7 +5,7 @@ use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOpti
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::loss::{mean_kl, mlm_loss_sum, mlm_rows, profession_distribution};
+use super::loss::{MlmRows, mean_kl, mlm_loss_sum, mlm_rows, profession_distribution};
 use super::paper;
 use super::tracker::{GroupKl, KlTracker, adjust_lambda, alpha};
 use crate::bias::{Target, bias_report};
@@ -40,6 +40,10 @@ pub struct WalfConfig {
     /// chunks were also faster on the CPU (64: 0.11 s per profession on the tiny BERT, one chunk
     /// of the whole batch: 0.22 s, most of it spent allocating autodiff intermediates).
     pub mlm_chunk: usize,
+    /// Masked positions drawn per filled-in sentence for the masked-LM loss (real-world target);
+    /// `None` masks every token in turn, as the paper. Drawing `k` gives an unbiased estimate of
+    /// the same mean at a fraction of the cost (most of a paper-mode step is that loss).
+    pub mlm_positions: Option<usize>,
 }
 
 impl WalfConfig {
@@ -58,6 +62,7 @@ impl WalfConfig {
             seed: paper::SEED,
             forward_batch: 64,
             mlm_chunk: 64,
+            mlm_positions: None,
         }
     }
 
@@ -74,6 +79,9 @@ impl WalfConfig {
         }
         if !(self.gamma >= 0.0 && self.weight_decay >= 0.0 && self.min_delta >= 0.0) {
             return bad("gamma, weight decay and min-delta must not be negative");
+        }
+        if self.mlm_positions == Some(0) {
+            return bad("at least one masked position per sentence");
         }
         if self.max_epochs == 0 {
             return bad("max epochs must be at least 1");
@@ -95,8 +103,13 @@ pub struct StepRecord {
     pub kl: f64,
     pub normalized_loss: Option<f64>,
     pub lambda: Option<f64>,
+    /// What the KL's gradient was multiplied by: λ / (tracker mean + α) (real-world target). The
+    /// adaptive part of WALF lives here, since λ often sits at a bound.
+    pub scale: Option<f64>,
     pub mlm_loss: Option<f64>,
+    /// Maskable tokens of the batch's sentences, and the masked copies run (fewer when sampled).
     pub mlm_tokens: Option<usize>,
+    pub mlm_rows: Option<usize>,
     pub total_loss: f64,
     /// The tracker after this batch, per group (real-world target).
     pub tracker: BTreeMap<Group, GroupKl>,
@@ -110,6 +123,8 @@ pub struct EpochRecord {
     pub train_loss: f64,
     /// Mean KL of the valid professions against the target (unweighted, as the paper).
     pub valid_kl: f64,
+    /// The same per group of valid professions.
+    pub valid_kl_by_group: BTreeMap<String, f64>,
     pub improved: bool,
     pub best_valid_kl: f64,
     pub best_epoch: usize,
@@ -467,8 +482,10 @@ impl WalfTrainer {
             kl: kl_value,
             normalized_loss: None,
             lambda: None,
+            scale: None,
             mlm_loss: None,
             mlm_tokens: None,
+            mlm_rows: None,
             total_loss: kl_value,
             tracker: BTreeMap::new(),
         };
@@ -492,10 +509,15 @@ impl WalfTrainer {
 
                 let sentences: Vec<String> =
                     plan.instances.iter().map(|i| i.sentence.clone()).collect();
-                let mut rows = mlm_rows(&lm.tokenizer, &sentences, lm.max_len())?;
+                // Drawn from the seed and the step, so a resumed run draws the same positions.
+                let mut rng = SplitMix64::new(
+                    config.seed ^ (self.steps_done as u64 + 1).wrapping_mul(0xA076_1D64_78BD_642F),
+                );
+                let sample = config.mlm_positions.map(|k| (k, &mut rng));
+                let MlmRows { mut rows, tokens } =
+                    mlm_rows(&lm.tokenizer, &sentences, lm.max_len(), sample)?;
                 // rows of similar length together: less padding in each chunk
                 rows.sort_by_key(|r| r.ids.len());
-                let tokens = rows.len();
                 let mut mlm_sum = 0.0;
                 for chunk in rows.chunks(config.mlm_chunk) {
                     let sum = mlm_loss_sum(&lm.model, chunk, lm.tokenizer.pad_id());
@@ -511,8 +533,10 @@ impl WalfTrainer {
                 let normalized = kl_value / (stats.mean + alpha(group));
                 record.normalized_loss = Some(normalized);
                 record.lambda = Some(lambda);
+                record.scale = Some(scale);
                 record.mlm_loss = Some(mlm);
                 record.mlm_tokens = Some(tokens);
+                record.mlm_rows = Some(rows.len());
                 record.total_loss = lambda * normalized + config.gamma * mlm;
                 record.tracker = self.tracker.groups.clone();
             }
@@ -534,6 +558,11 @@ impl WalfTrainer {
 
     /// Mean KL of the valid professions against the target, with the current weights.
     pub async fn valid_kl(&self) -> Result<f64> {
+        Ok(self.valid_report().await?.0)
+    }
+
+    /// The valid KL over all valid professions and per group.
+    async fn valid_report(&self) -> Result<(f64, BTreeMap<String, f64>)> {
         let input = MeasureInput {
             professions: &self.valid,
             templates: &self.templates,
@@ -547,16 +576,23 @@ impl WalfTrainer {
             .probe_weights(&self.lm.model.valid(), input, settings, &mut |_| {})
             .await?;
         let report = bias_report(&result.professions, self.config.target);
-        Ok(report
+        let all = report
             .summary
             .first()
             .map(|s| s.kl_mean)
-            .unwrap_or(f64::NAN))
+            .unwrap_or(f64::NAN);
+        let groups = report
+            .summary
+            .iter()
+            .skip(1)
+            .map(|s| (s.group.clone(), s.kl_mean))
+            .collect();
+        Ok((all, groups))
     }
 
     /// Ends the epoch: validation, best weights, early stopping; then starts the next epoch.
     pub async fn validate(&mut self) -> Result<EpochRecord> {
-        let valid_kl = self.valid_kl().await?;
+        let (valid_kl, valid_kl_by_group) = self.valid_report().await?;
         if !valid_kl.is_finite() {
             return Err(Error::Training(format!(
                 "the validation KL became {valid_kl} after epoch {}; {}",
@@ -581,6 +617,7 @@ impl WalfTrainer {
             epoch: self.epoch,
             train_loss: self.epoch_loss / self.epoch_count.max(1) as f64,
             valid_kl,
+            valid_kl_by_group,
             improved,
             best_valid_kl,
             best_epoch,

@@ -342,3 +342,80 @@ fn a_run_resumed_from_a_saved_epoch_goes_on_where_it_stopped() {
     assert_eq!(a.tracker, b.tracker);
     assert_eq!(resumed.steps_done(), straight.steps_done());
 }
+
+/// The masked-LM loss of one real-world step on two train professions, with `mlm_positions`.
+fn mlm_step(mlm_positions: Option<usize>, seed: u64) -> walf_lab::walf::StepRecord {
+    use walf_lab::data::Split;
+    let bench = Benchmark::bundled();
+    let config = WalfConfig {
+        mlm_positions,
+        seed,
+        ..WalfConfig::paper(Target::RealWorld)
+    };
+    let train = bench.professions_of(Split::Train);
+    let group = train[0].group;
+    let pair: Vec<_> = train
+        .iter()
+        .filter(|p| p.group == group)
+        .take(2)
+        .cloned()
+        .collect();
+    let mut trainer = WalfTrainer::new(trainable("bert"), &bench, config).unwrap();
+    pollster::block_on(trainer.gradients(group, &pair))
+        .unwrap()
+        .0
+}
+
+#[test]
+fn sampled_masked_lm_loss_estimates_the_exact_one() {
+    let exact = mlm_step(None, 42);
+    let (tokens, mlm) = (exact.mlm_tokens.unwrap(), exact.mlm_loss.unwrap());
+    assert_eq!(exact.mlm_rows, Some(tokens), "every token masked in turn");
+
+    // drawing more positions than any sentence has is the exact loss
+    let all = mlm_step(Some(1000), 7);
+    assert_eq!(
+        (all.mlm_rows, all.mlm_loss, all.total_loss),
+        (exact.mlm_rows, exact.mlm_loss, exact.total_loss)
+    );
+
+    // one position per sentence: 3 templates × 22 phrases × 2 professions rows, the same
+    // denominator, and an estimate around the exact mean whose seeds differ
+    let estimates: Vec<f64> = (0..4)
+        .map(|seed| {
+            let step = mlm_step(Some(1), seed);
+            assert_eq!(step.mlm_rows, Some(3 * 22 * 2));
+            assert_eq!(step.mlm_tokens, Some(tokens));
+            assert_eq!(
+                step.kl, exact.kl,
+                "sampling touches the masked-LM loss only"
+            );
+            step.mlm_loss.unwrap()
+        })
+        .collect();
+    assert!(estimates.windows(2).any(|w| w[0] != w[1]), "{estimates:?}");
+    let mean = estimates.iter().sum::<f64>() / estimates.len() as f64;
+    assert!(
+        (mean - mlm).abs() < 0.05 * mlm,
+        "sampled {estimates:?} against exact {mlm}"
+    );
+    assert_eq!(
+        mlm_step(Some(1), 2).mlm_loss,
+        Some(estimates[2]),
+        "same seed, same draw"
+    );
+}
+
+#[test]
+fn zero_masked_positions_is_refused() {
+    let bench = Benchmark::bundled();
+    let config = WalfConfig {
+        mlm_positions: Some(0),
+        ..WalfConfig::paper(Target::RealWorld)
+    };
+    let err = WalfTrainer::new(trainable("bert"), &bench, config)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("masked position"), "{err}");
+}
