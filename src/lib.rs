@@ -11,6 +11,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod hub;
+pub mod lm_loss;
 pub mod protocol;
 pub mod share;
 pub mod view;
@@ -22,8 +23,6 @@ pub mod device;
 pub mod engine;
 #[cfg(all(feature = "engine", not(target_arch = "wasm32")))]
 pub mod folder;
-#[cfg(feature = "engine")]
-pub mod lm_loss;
 #[cfg(feature = "engine")]
 pub mod measure;
 #[cfg(feature = "engine")]

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bias::Target;
 use crate::data::{Gender, Group, Split};
+use crate::lm_loss::LossRule;
 
 /// Where the model comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -164,6 +165,9 @@ pub enum Request {
     LmLoss {
         job: u64,
         text: String,
+        /// Ours (masked tokens only) unless the paper's rule is asked for.
+        #[serde(default)]
+        rule: LossRule,
     },
     /// The current model as config.json, tokenizer.json and model.safetensors.
     Export {
@@ -334,6 +338,7 @@ pub enum Reply {
         before: f64,
         after: f64,
         tokens: usize,
+        rule: LossRule,
     },
     /// The run was kept in the browser's storage after this many epochs.
     TuneSaved {

@@ -15,6 +15,8 @@ pub struct MaskTokenizer {
     mask_id: u32,
     pad_id: u32,
     unk_id: Option<u32>,
+    /// Sorted.
+    special_ids: Vec<u32>,
 }
 
 /// A template post-processor may only name special tokens it defines: the tokenizers crate
@@ -73,12 +75,24 @@ impl MaskTokenizer {
             )));
         }
         let unk_id = ["[UNK]", "<unk>"].iter().find_map(|t| inner.token_to_id(t));
+        let pad_id = config.pad_token_id as u32;
+        let mut special_ids: Vec<u32> = inner
+            .get_added_tokens_decoder()
+            .into_iter()
+            .filter(|(_, t)| t.special)
+            .map(|(id, _)| id)
+            .chain([mask_id, pad_id])
+            .chain(unk_id)
+            .collect();
+        special_ids.sort_unstable();
+        special_ids.dedup();
         Ok(Self {
             inner,
             mask_token,
             mask_id,
-            pad_id: config.pad_token_id as u32,
+            pad_id,
             unk_id,
+            special_ids,
         })
     }
 
@@ -96,6 +110,12 @@ impl MaskTokenizer {
 
     pub fn unk_id(&self) -> Option<u32> {
         self.unk_id
+    }
+
+    /// A special token of the tokenizer (an added token marked special: the markers, padding,
+    /// mask and unknown tokens), as transformers' `all_special_ids` counts them.
+    pub fn is_special(&self, id: u32) -> bool {
+        self.special_ids.binary_search(&id).is_ok()
     }
 
     /// Rewrites any mask spelling in user text into the model's own mask token.

@@ -18,6 +18,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use walf_lab::bias::{Target, bias_report};
 use walf_lab::data::{Benchmark, Split};
 use walf_lab::engine::LanguageModel;
+use walf_lab::lm_loss::{LmLossSettings, LossRule};
 use walf_lab::measure::{MeasureInput, ProbeSettings};
 
 use backend::BackendChoice;
@@ -97,6 +98,11 @@ enum Command {
         /// Passages per forward pass.
         #[arg(long, default_value_t = 16)]
         batch_size: usize,
+        /// Score as the paper's evaluate_mlm_loss.py: every non-special token keeps its label,
+        /// masked or not, and passages are weighted by their masked count (much lower than the
+        /// masked-only loss, since most scored tokens are visible to the model).
+        #[arg(long)]
+        paper: bool,
         #[arg(long, value_enum, default_value = "cpu")]
         backend: BackendChoice,
     },
@@ -295,6 +301,7 @@ fn run(cli: Cli) -> Result<()> {
             mask_prob,
             seed,
             batch_size,
+            paper,
             backend,
         } => {
             let content = std::fs::read_to_string(&text)
@@ -312,20 +319,32 @@ fn run(cli: Cli) -> Result<()> {
                 .expect("valid template")
                 .progress_chars("=> "),
             );
-            let report =
-                pollster::block_on(
-                    lm.lm_loss(&passages, mask_prob, seed, batch_size, &mut |p| {
-                        bar.set_position(p.done as u64)
-                    }),
-                )?;
+            let settings = LmLossSettings {
+                mask_prob,
+                seed,
+                batch_size,
+                rule: if paper {
+                    LossRule::Paper
+                } else {
+                    LossRule::MaskedTokens
+                },
+            };
+            let report = pollster::block_on(lm.lm_loss(&passages, settings, &mut |p| {
+                bar.set_position(p.done as u64)
+            }))?;
             bar.finish_and_clear();
             println!(
-                "{} passages, {} tokens, {} masked: masked-LM loss {:.4} (perplexity {:.2})",
+                "{} passages, {} tokens, {} masked: masked-LM loss {:.4} (perplexity {:.2}){}",
                 report.passages,
                 report.tokens,
                 report.masked_tokens,
                 report.loss,
-                report.loss.exp()
+                report.loss.exp(),
+                if paper {
+                    ", the paper's rule: every token scored"
+                } else {
+                    ""
+                }
             );
             Ok(())
         }

@@ -159,15 +159,20 @@ impl GroupMeans {
     }
 
     fn print(&self, valid: &BTreeMap<String, f64>) {
-        for (group, [n, kl, lambda, scale]) in &self.0 {
-            let mut line = format!("  {:<17} train KL {:.5}", group.to_string(), kl / n);
-            if lambda.is_finite() {
-                line += &format!(", λ {:.3}, scale {:.1}", lambda / n, scale / n);
+        for group in Group::ALL {
+            let mut parts = Vec::new();
+            if let Some([n, kl, lambda, scale]) = self.0.get(&group) {
+                parts.push(format!("train KL {:.5}", kl / n));
+                if lambda.is_finite() {
+                    parts.push(format!("λ {:.3}, scale {:.1}", lambda / n, scale / n));
+                }
             }
-            if let Some(v) = valid.get(&group.to_string()) {
-                line += &format!(", valid KL {v:.5}");
+            if let Some(v) = valid.get(group.label()) {
+                parts.push(format!("valid KL {v:.5}"));
             }
-            eprintln!("{line}");
+            if !parts.is_empty() {
+                eprintln!("  {:<17} {}", group.label(), parts.join(", "));
+            }
         }
     }
 }
@@ -196,6 +201,14 @@ pub fn run(args: TuneArgs) -> Result<()> {
     let before = test_reports(&lm, &lm.model.valid(), &bench)?;
     let mut trainer = WalfTrainer::new(lm, &bench, config.clone())?;
     writeln!(log, "{}", json!({"config": config}))?;
+    let (valid_kl, by_group) = pollster::block_on(trainer.valid_kl_by_group())?;
+    writeln!(
+        log,
+        "{}",
+        json!({"before": {"valid_kl": valid_kl, "valid_kl_by_group": by_group}})
+    )?;
+    eprintln!("valid KL before tuning {valid_kl:.5}");
+    GroupMeans::default().print(&by_group);
     let started = Instant::now();
     let mut outcome = Ok(());
     'epochs: loop {

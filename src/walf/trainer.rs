@@ -558,11 +558,11 @@ impl WalfTrainer {
 
     /// Mean KL of the valid professions against the target, with the current weights.
     pub async fn valid_kl(&self) -> Result<f64> {
-        Ok(self.valid_report().await?.0)
+        Ok(self.valid_kl_by_group().await?.0)
     }
 
     /// The valid KL over all valid professions and per group.
-    async fn valid_report(&self) -> Result<(f64, BTreeMap<String, f64>)> {
+    pub async fn valid_kl_by_group(&self) -> Result<(f64, BTreeMap<String, f64>)> {
         let input = MeasureInput {
             professions: &self.valid,
             templates: &self.templates,
@@ -592,7 +592,7 @@ impl WalfTrainer {
 
     /// Ends the epoch: validation, best weights, early stopping; then starts the next epoch.
     pub async fn validate(&mut self) -> Result<EpochRecord> {
-        let (valid_kl, valid_kl_by_group) = self.valid_report().await?;
+        let (valid_kl, valid_kl_by_group) = self.valid_kl_by_group().await?;
         if !valid_kl.is_finite() {
             return Err(Error::Training(format!(
                 "the validation KL became {valid_kl} after epoch {}; {}",

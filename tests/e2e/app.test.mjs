@@ -358,6 +358,16 @@ test('local files, an edited benchmark, the masked-LM loss, pause and resume, an
   assert.equal(tokens, nativeTokens);
   assert.ok(Math.abs(Number(before) - Number(nativeLoss)) <= 1e-4, `page ${before}, walf lm-loss ${nativeLoss}`);
   assert.equal(before, after, 'nothing tuned yet');
+  // and by the paper's rule (every token scored), as `walf lm-loss --paper`
+  const paperNative = walf(['lm-loss', '--model', FIXTURE, '--text', join(ROOT, 'public/data/heldout.txt'), '--paper'])
+    .match(/(\d+) masked: masked-LM loss ([\d.]+)/)[2];
+  await page.check('#lm-loss-paper');
+  await page.click('#run-lm-loss');
+  await page.waitForSelector('#lm-loss[data-rule=Paper]', { timeout: LONG });
+  const paperPage = (await page.textContent('#lm-loss')).match(/loss ([\d.]+) with the loaded weights/)[1];
+  assert.ok(Math.abs(Number(paperPage) - Number(paperNative)) <= 1e-4, `page ${paperPage}, walf lm-loss --paper ${paperNative}`);
+  assert.notEqual(paperPage, before, 'the two rules score different tokens');
+  await page.uncheck('#lm-loss-paper');
 
   // Pause holds the run between steps; resume continues it; stop ends it.
   const stepCount = () => page.$$eval('.step-row', (rows) => rows.length);

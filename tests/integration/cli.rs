@@ -220,6 +220,20 @@ fn lm_loss_reads_a_text_file() {
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );
+    let o = walf(&[
+        "lm-loss",
+        "--model",
+        model.to_str().unwrap(),
+        "--text",
+        text.to_str().unwrap(),
+        "--paper",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains("the paper's rule"),
+        "{out}{}",
+        stderr(&o)
+    );
     std::fs::write(&text, "\n\n").unwrap();
     let o = walf(&[
         "lm-loss",

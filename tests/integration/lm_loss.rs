@@ -3,7 +3,16 @@
 
 use std::path::PathBuf;
 
-use walf_lab::lm_loss::passages;
+use walf_lab::lm_loss::{LmLossSettings, LossRule, passages};
+
+fn settings(seed: u64, rule: LossRule) -> LmLossSettings {
+    LmLossSettings {
+        mask_prob: 0.15,
+        seed,
+        batch_size: 8,
+        rule,
+    }
+}
 
 fn reference_dir() -> PathBuf {
     std::env::var_os("WALF_REFERENCE_DIR")
@@ -41,7 +50,12 @@ fn gap_passages_are_read_from_the_text_column() {
     assert_eq!(passages.len(), text.lines().count() - 1);
     assert!(passages[0].starts_with("Karl Telford"), "{}", passages[0]);
     let lm = crate::common::load("distilbert", &walf_lab::device::cpu());
-    let report = pollster::block_on(lm.lm_loss(&passages[..20], 0.15, 42, 8, &mut |_| {})).unwrap();
+    let report = pollster::block_on(lm.lm_loss(
+        &passages[..20],
+        settings(42, LossRule::MaskedTokens),
+        &mut |_| {},
+    ))
+    .unwrap();
     assert!(report.loss.is_finite() && report.masked_tokens >= 20);
 }
 
@@ -58,7 +72,14 @@ fn loss_on_wikitext_is_seeded_and_masks_fifteen_percent() {
     let mut passages = passages(&text);
     passages.truncate(40);
     let lm = crate::common::load("bert", &walf_lab::device::cpu());
-    let run = |seed| pollster::block_on(lm.lm_loss(&passages, 0.15, seed, 8, &mut |_| {})).unwrap();
+    let run = |seed| {
+        pollster::block_on(lm.lm_loss(
+            &passages,
+            settings(seed, LossRule::MaskedTokens),
+            &mut |_| {},
+        ))
+        .unwrap()
+    };
     let a = run(42);
     assert!(a.loss.is_finite() && a.loss > 0.0);
     // a random model of 496 tokens: close to the uniform guess, ln 496 ≈ 6.2, in nats
@@ -82,4 +103,45 @@ fn loss_on_wikitext_is_seeded_and_masks_fifteen_percent() {
     let b = run(42);
     assert_eq!(a.loss, b.loss, "same seed, same masks");
     assert_ne!(a.loss, run(7).loss, "another seed masks other tokens");
+}
+
+#[test]
+fn both_rules_match_a_port_of_the_papers_evaluation() {
+    // tests/reference/paper_lm_loss.py: the paper's evaluate_mlm_loss.py and our rule, on the
+    // first WikiText-103 test passages, masks drawn by the engine's seeded shuffle.
+    let exp = crate::common::expected("lm_loss");
+    let path = reference_dir().join(exp["file"].as_str().unwrap());
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        eprintln!("{} not found: skipped", path.display());
+        return;
+    };
+    let mut passages = passages(&text);
+    passages.truncate(exp["passages"].as_u64().unwrap() as usize);
+    let seed = exp["seed"].as_u64().unwrap();
+    for (name, want) in exp["models"].as_object().unwrap() {
+        let lm = crate::common::load(name, &walf_lab::device::cpu());
+        for (key, rule) in [
+            ("paper", LossRule::Paper),
+            ("masked_tokens", LossRule::MaskedTokens),
+        ] {
+            let got = pollster::block_on(lm.lm_loss(&passages, settings(seed, rule), &mut |_| {}))
+                .unwrap();
+            let want = &want[key];
+            assert_eq!(
+                (got.tokens as u64, got.masked_tokens as u64),
+                (
+                    want["tokens"].as_u64().unwrap(),
+                    want["masked_tokens"].as_u64().unwrap()
+                ),
+                "{name} {key}: tokens and masked tokens"
+            );
+            let w = crate::common::f(&want["loss"]);
+            assert!(
+                (got.loss - w).abs() <= 1e-5 * w,
+                "{name} {key}: loss {} vs {w}",
+                got.loss
+            );
+            assert_eq!(got.rule, rule);
+        }
+    }
 }

@@ -7,6 +7,7 @@ use leptos::prelude::*;
 
 use walf_lab::bias::Target;
 use walf_lab::data::Split;
+use walf_lab::lm_loss::LossRule;
 use walf_lab::protocol::*;
 use walf_lab::share::{CurvePoint, SharedResult, SharedTuning};
 use walf_lab::view::shared_result;
@@ -100,7 +101,8 @@ pub struct AppState {
     pub tune_run: RwSignal<Option<TuneSettings>>,
     pub steps: RwSignal<Vec<TuneStepReply>>,
     pub epochs: RwSignal<Vec<TuneEpochReply>>,
-    pub lm_loss: RwSignal<Option<(f64, f64, usize)>>,
+    /// Before, after, masked tokens and the rule scored by.
+    pub lm_loss: RwSignal<Option<(f64, f64, usize, LossRule)>>,
     pub edits: RwSignal<BenchmarkEdits>,
     pub notice: RwSignal<Option<Notice>>,
     pub tab: RwSignal<Tab>,
@@ -404,9 +406,10 @@ pub fn on_reply(state: AppState, reply: Reply, files: Vec<Vec<u8>>) {
             before,
             after,
             tokens,
+            rule,
         } => {
             state.job.set(None);
-            state.lm_loss.set(Some((before, after, tokens)));
+            state.lm_loss.set(Some((before, after, tokens, rule)));
         }
         Reply::Exported { job: _, name } => {
             state.job.set(None);

@@ -5,6 +5,7 @@ use leptos::prelude::*;
 
 use walf_lab::bias::Target;
 use walf_lab::data::Group;
+use walf_lab::lm_loss::LossRule;
 use walf_lab::protocol::{Request, TuneSettings};
 use walf_lab::view::{SortOrder, group_title};
 
@@ -130,12 +131,18 @@ pub fn TuneView() -> impl IntoView {
             </div>
         }
     };
+    let paper_rule = RwSignal::new(false);
     let measure_loss = move |_| {
         let text = heldout.get_untracked();
         if text.trim().is_empty() {
             return state.error("paste some text to measure the masked-LM loss on");
         }
-        state.start_job(JobKind::LmLoss, |job| Request::LmLoss { job, text });
+        let rule = if paper_rule.get_untracked() {
+            LossRule::Paper
+        } else {
+            LossRule::MaskedTokens
+        };
+        state.start_job(JobKind::LmLoss, |job| Request::LmLoss { job, text, rule });
     };
     view! {
         <section class="view" aria-label="Tune">
@@ -209,9 +216,15 @@ pub fn TuneView() -> impl IntoView {
                     on:input=move |ev| heldout.set(event_target_value(&ev))></textarea>
                 <button id="run-lm-loss" disabled=move || !state.ready() || state.job.get().is_some()
                     on:click=measure_loss>"Measure"</button>
-                {move || state.lm_loss.get().map(|(before, after, tokens)| view! {
-                    <p id="lm-loss">{format!(
-                        "{tokens} masked tokens: loss {before:.4} with the loaded weights, {after:.4} with the current ones"
+                <label>
+                    <input id="lm-loss-paper" type="checkbox" prop:checked=move || paper_rule.get()
+                        on:change=move |ev| paper_rule.set(event_target_checked(&ev)) />
+                    " score as the paper's evaluation (every token keeps its label, masked or not; ours scores the masked ones only)"
+                </label>
+                {move || state.lm_loss.get().map(|(before, after, tokens, rule)| view! {
+                    <p id="lm-loss" data-rule=format!("{rule:?}")>{format!(
+                        "{tokens} masked tokens: loss {before:.4} with the loaded weights, {after:.4} with the current ones{}",
+                        if rule == LossRule::Paper { " (the paper's rule: every token scored)" } else { "" }
                     )}</p>
                 })}
             </details>

@@ -20,7 +20,7 @@ use walf_lab::config::{MemoryBudget, ModelConfig};
 use walf_lab::data::{Benchmark, PHRASES_TSV, PROFESSIONS_TSV, TEMPLATES_TSV};
 use walf_lab::engine::{LanguageModel, ModelFiles};
 use walf_lab::hub;
-use walf_lab::lm_loss::passages;
+use walf_lab::lm_loss::{LmLossSettings, LossRule, passages};
 use walf_lab::measure::{MeasureInput, ProbeResult, ProbeSettings, Progress, SentencePlan};
 use walf_lab::model::MaskedLm;
 use walf_lab::protocol::*;
@@ -297,8 +297,8 @@ async fn handle(request: Request, files: Vec<Vec<u8>>) {
         }
         // Acted on as they arrive (`receive`).
         Request::TunePause | Request::TuneResume | Request::TuneStop => {}
-        Request::LmLoss { job, text } => {
-            let result = lm_loss(&s, job, &text).await;
+        Request::LmLoss { job, text, rule } => {
+            let result = lm_loss(&s, job, &text, rule).await;
             finish(&s, job, result);
         }
         Request::Export { job } => {
@@ -909,23 +909,28 @@ async fn train(
     Ok(())
 }
 
-async fn lm_loss(s: &Session, job: u64, text: &str) -> Result<(), Error> {
+async fn lm_loss(s: &Session, job: u64, text: &str, rule: LossRule) -> Result<(), Error> {
     let (lm, current, _) = loaded(s)?;
     let passages = passages(text);
     let mut report = |p: walf_lab::measure::Progress| {
         progress(Some(job), "masked-LM loss", p.done as u64, p.total as u64)
     };
+    let settings = LmLossSettings {
+        rule,
+        ..LmLossSettings::default()
+    };
     let before = lm
-        .lm_loss_weights(&lm.model, &passages, 0.15, 42, 16, &mut report)
+        .lm_loss_weights(&lm.model, &passages, settings, &mut report)
         .await?;
     let after = lm
-        .lm_loss_weights(&current, &passages, 0.15, 42, 16, &mut report)
+        .lm_loss_weights(&current, &passages, settings, &mut report)
         .await?;
     post(&Reply::LmLoss {
         job,
         before: before.loss,
         after: after.loss,
         tokens: before.masked_tokens,
+        rule,
     });
     Ok(())
 }
