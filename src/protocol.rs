@@ -106,6 +106,10 @@ pub struct TuneSettings {
     pub max_steps: Option<usize>,
     /// The model's dropout while training, as the paper; off makes runs repeatable.
     pub dropout: bool,
+    /// Masked positions drawn per sentence for the real-world target's masked-LM term; `None`:
+    /// every token in turn, as the paper.
+    #[serde(default)]
+    pub mlm_positions: Option<usize>,
 }
 
 impl TuneSettings {
@@ -121,7 +125,29 @@ impl TuneSettings {
             patience: paper::PATIENCE,
             max_steps: None,
             dropout: true,
+            mlm_positions: None,
         }
+    }
+
+    /// The classroom preset ([`crate::walf::classroom`]): the paper's settings with what it lists
+    /// changed.
+    pub fn classroom(target: Target) -> Self {
+        use crate::walf::classroom;
+        Self {
+            dropout: classroom::DROPOUT,
+            mlm_positions: Some(classroom::MLM_POSITIONS),
+            max_epochs: classroom::MAX_EPOCHS,
+            ..Self::paper(target)
+        }
+    }
+
+    /// Whether these are the classroom preset's settings.
+    pub fn is_classroom(&self) -> bool {
+        *self
+            == Self {
+                max_steps: self.max_steps,
+                ..Self::classroom(self.target)
+            }
     }
 }
 
@@ -392,6 +418,47 @@ impl Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_classroom_preset_changes_only_what_it_lists() {
+        for target in [Target::Equal, Target::RealWorld] {
+            let paper = TuneSettings::paper(target);
+            let classroom = TuneSettings::classroom(target);
+            assert!(classroom.is_classroom() && !paper.is_classroom());
+            assert_eq!(
+                TuneSettings {
+                    dropout: paper.dropout,
+                    mlm_positions: paper.mlm_positions,
+                    max_epochs: paper.max_epochs,
+                    ..classroom.clone()
+                },
+                paper,
+                "dropout, masked positions and epochs are all it changes"
+            );
+            assert_ne!(classroom.dropout, paper.dropout);
+            assert_ne!(classroom.mlm_positions, paper.mlm_positions);
+            // a step limit is the user's, not the preset's
+            let limited = TuneSettings {
+                max_steps: Some(5),
+                ..classroom.clone()
+            };
+            assert!(limited.is_classroom());
+            let changed = TuneSettings {
+                lr: 1e-4,
+                ..classroom
+            };
+            assert!(!changed.is_classroom());
+        }
+        assert_eq!(crate::walf::classroom::changes().len(), 3);
+    }
+
+    #[test]
+    fn settings_saved_before_masked_positions_existed_still_read() {
+        let mut old = serde_json::to_value(TuneSettings::paper(Target::RealWorld)).unwrap();
+        old.as_object_mut().unwrap().remove("mlm_positions");
+        let read: TuneSettings = serde_json::from_value(old).unwrap();
+        assert_eq!(read, TuneSettings::paper(Target::RealWorld));
+    }
 
     #[test]
     fn only_the_bundled_model_is_downloaded_early_and_its_addresses_are_its_files() {

@@ -18,7 +18,7 @@ use walf_lab::data::{Benchmark, Group, Split};
 use walf_lab::engine::{ExportedModel, LanguageModel};
 use walf_lab::measure::ProbeSettings;
 use walf_lab::model::MaskedLm;
-use walf_lab::walf::{StepRecord, WalfConfig, WalfTrainer};
+use walf_lab::walf::{StepRecord, WalfConfig, WalfTrainer, classroom};
 
 use super::backend::BackendChoice;
 
@@ -28,6 +28,15 @@ pub enum TuneTarget {
     RealWorld,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Preset {
+    /// The paper's settings.
+    Paper,
+    /// Dropout off, one masked token per sentence for the masked-LM term, at most 8 epochs:
+    /// a small model moves within minutes (what it changes is printed at the start).
+    Classroom,
+}
+
 #[derive(Args)]
 pub struct TuneArgs {
     /// A model folder, or a bundled model: minilm-brown (the default) or brown-bert.
@@ -35,6 +44,9 @@ pub struct TuneArgs {
     model: Option<PathBuf>,
     #[arg(long, value_enum)]
     target: TuneTarget,
+    /// The settings to start from; any option given below overrides the preset's value.
+    #[arg(long, value_enum, default_value = "paper")]
+    preset: Preset,
     /// Folder for the best model (config.json, tokenizer.json, model.safetensors) and the
     /// training records (training.jsonl).
     #[arg(long)]
@@ -62,8 +74,8 @@ pub struct TuneArgs {
     patience: Option<usize>,
     #[arg(long)]
     min_delta: Option<f64>,
-    /// At most this many epochs (default 50). The cap is ours: the paper trains until patience
-    /// stops it.
+    /// At most this many epochs (default 50; the classroom preset's 8). The cap is ours: the
+    /// paper trains until patience stops it.
     #[arg(long)]
     max_epochs: Option<usize>,
     #[arg(long)]
@@ -86,7 +98,11 @@ impl TuneArgs {
             TuneTarget::Equal => Target::Equal,
             TuneTarget::RealWorld => Target::RealWorld,
         };
-        let d = WalfConfig::paper(target);
+        let mut d = WalfConfig::paper(target);
+        if self.preset == Preset::Classroom {
+            d.mlm_positions = Some(classroom::MLM_POSITIONS);
+            d.max_epochs = classroom::MAX_EPOCHS;
+        }
         WalfConfig {
             gamma: self.gamma.unwrap_or(d.gamma),
             beta: self.beta.unwrap_or(d.beta),
@@ -181,7 +197,13 @@ pub fn run(args: TuneArgs) -> Result<()> {
     let config = args.config();
     let device = args.backend.device()?.autodiff();
     let mut lm = super::load_model_on(args.model.as_deref(), &device)?;
-    if args.no_dropout {
+    if args.preset == Preset::Classroom {
+        eprintln!("classroom preset, changed from the paper's settings:");
+        for change in classroom::changes() {
+            eprintln!("  {change}");
+        }
+    }
+    if args.no_dropout || (args.preset == Preset::Classroom && !classroom::DROPOUT) {
         lm.model.set_dropout(0.0, 0.0);
     }
     fs::create_dir_all(&args.out)

@@ -2,6 +2,7 @@
 //! EMNLP 2025). Step-wise, so that a front end can run one batch, show the numbers, and go on or
 //! stop; backend-generic like the rest of the engine.
 
+pub mod classroom;
 pub mod paper;
 
 #[cfg(feature = "engine")]

@@ -369,6 +369,17 @@ test('local files, an edited benchmark, the masked-LM loss, pause and resume, an
   assert.notEqual(paperPage, before, 'the two rules score different tokens');
   await page.uncheck('#lm-loss-paper');
 
+  // The classroom preset fills in its settings and says what it changes; the paper's restores them.
+  await page.click('#tune-preset-classroom');
+  assert.ok(await page.isVisible('#tune-preset-note'));
+  assert.match(await page.textContent('#tune-preset-note'), /dropout off/);
+  assert.equal(await page.isChecked('#tune-dropout'), false);
+  assert.equal(await page.inputValue('#tune-mlm-positions'), '1');
+  await page.click('#tune-preset-paper');
+  assert.ok(!(await page.isVisible('#tune-preset-note')));
+  assert.equal(await page.isChecked('#tune-dropout'), true);
+  assert.equal(await page.inputValue('#tune-mlm-positions'), 'all');
+
   // Pause holds the run between steps; resume continues it; stop ends it.
   const stepCount = () => page.$$eval('.step-row', (rows) => rows.length);
   await page.fill('#tune-steps', '200');

@@ -137,6 +137,66 @@ fn unknown_template_is_reported() {
 }
 
 #[test]
+fn the_classroom_preset_says_what_it_changes_and_samples_the_masked_lm_term() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("tuned");
+    let model = fixture_model("bert");
+    let o = walf(&[
+        "tune",
+        "--model",
+        model.to_str().unwrap(),
+        "--target",
+        "real-world",
+        "--preset",
+        "classroom",
+        "--out",
+        dir.to_str().unwrap(),
+        "--max-epochs",
+        "1",
+        "--batch-size",
+        "40",
+    ]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("classroom preset") && err.contains("dropout off"),
+        "{err}"
+    );
+    assert!(err.contains("valid KL before tuning"), "{err}");
+    assert!(
+        err.contains("λ 0.800, scale"),
+        "male-dominated λ and scale: {err}"
+    );
+    let log = std::fs::read_to_string(dir.join("training.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let config = &lines[0]["config"];
+    assert_eq!(config["mlm_positions"], 1);
+    assert_eq!(config["max_epochs"], 1, "an option overrides the preset");
+    assert!(lines[1]["before"]["valid_kl"].as_f64().unwrap() > 0.0);
+    for step in lines.iter().filter_map(|l| l.get("step")) {
+        let (rows, tokens) = (
+            step["mlm_rows"].as_u64().unwrap(),
+            step["mlm_tokens"].as_u64().unwrap(),
+        );
+        assert_eq!(
+            rows,
+            66 * step["professions"].as_array().unwrap().len() as u64
+        );
+        assert!(rows < tokens, "{rows} rows for {tokens} tokens");
+        assert!(step["scale"].as_f64().unwrap() > 0.0);
+    }
+    let epoch = &lines.last().unwrap()["epoch"];
+    assert_eq!(
+        epoch["valid_kl_by_group"].as_object().unwrap().len(),
+        3,
+        "{epoch}"
+    );
+}
+
+#[test]
 fn tune_saves_the_best_model_and_its_records_and_never_overwrites() {
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("tuned");

@@ -44,10 +44,19 @@ pub fn TuneView() -> impl IntoView {
     Effect::new(move |_| {
         let t = target.get();
         if settings.with_untracked(|s| s.target != t) {
-            settings.set(TuneSettings {
-                max_steps: settings.with_untracked(|s| s.max_steps),
-                dropout: settings.with_untracked(|s| s.dropout),
-                ..TuneSettings::paper(t)
+            let (old, classroom) = settings.with_untracked(|s| (s.clone(), s.is_classroom()));
+            settings.set(if classroom {
+                TuneSettings {
+                    max_steps: old.max_steps,
+                    ..TuneSettings::classroom(t)
+                }
+            } else {
+                TuneSettings {
+                    max_steps: old.max_steps,
+                    dropout: old.dropout,
+                    mlm_positions: old.mlm_positions,
+                    ..TuneSettings::paper(t)
+                }
             });
         }
     });
@@ -147,6 +156,18 @@ pub fn TuneView() -> impl IntoView {
     view! {
         <section class="view" aria-label="Tune">
             <p class="hint" id="tune-defaults">"The settings start at the paper's: γ and β at one point of its grids (γ from 0.001 to 1.0, β 0.6, 0.8 or 0.95). The epoch cap is this app's: the paper trains until patience stops it."</p>
+            <div class="controls presets">
+                <button id="tune-preset-paper" aria-pressed=move || (!settings.with(|s| s.is_classroom())).to_string()
+                    on:click=move |_| settings.update(|s| *s = TuneSettings { max_steps: s.max_steps, ..TuneSettings::paper(s.target) })>
+                    "The paper's settings"</button>
+                <button id="tune-preset-classroom" aria-pressed=move || settings.with(|s| s.is_classroom()).to_string()
+                    on:click=move |_| settings.update(|s| *s = TuneSettings { max_steps: s.max_steps, ..TuneSettings::classroom(s.target) })>
+                    "Classroom preset"</button>
+                <span id="tune-preset-note" hidden=move || !settings.with(|s| s.is_classroom())>
+                    {format!("Changed from the paper: {}. It moves a small model within minutes on a laptop.",
+                        walf_lab::walf::classroom::changes().join("; "))}
+                </span>
+            </div>
             <div class="controls">
                 <TargetSelect target=target />
                 <SplitSelect />
@@ -156,6 +177,9 @@ pub fn TuneView() -> impl IntoView {
                 {number_input("batch ", "tune-batch", |s| s.batch_size.to_string(), |s, v| s.batch_size = parse_or(v, s.batch_size), settings)}
                 {number_input("max epochs ", "tune-epochs", |s| s.max_epochs.to_string(), |s, v| s.max_epochs = parse_or(v, s.max_epochs), settings)}
                 {number_input("patience ", "tune-patience", |s| s.patience.to_string(), |s, v| s.patience = parse_or(v, s.patience), settings)}
+                {number_input("masked tokens per sentence ", "tune-mlm-positions",
+                    |s| s.mlm_positions.map(|m| m.to_string()).unwrap_or_else(|| "all".into()),
+                    |s, v| s.mlm_positions = v.parse().ok().filter(|&m: &usize| m > 0), settings)}
                 {number_input("step limit ", "tune-steps",
                     |s| s.max_steps.map(|m| m.to_string()).unwrap_or_default(),
                     |s, v| s.max_steps = v.parse().ok().filter(|&m: &usize| m > 0), settings)}

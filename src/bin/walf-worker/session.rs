@@ -670,6 +670,7 @@ fn walf_config(settings: &TuneSettings) -> WalfConfig {
     config.batch_size = settings.batch_size;
     config.max_epochs = settings.max_epochs;
     config.patience = settings.patience;
+    config.mlm_positions = settings.mlm_positions;
     config
 }
 
