@@ -419,3 +419,66 @@ fn zero_masked_positions_is_refused() {
         .to_string();
     assert!(err.contains("masked position"), "{err}");
 }
+
+#[test]
+fn a_gendered_word_of_many_pieces_keeps_the_papers_values_in_training() {
+    // brown-bert splits "boyfriend" and "girlfriend" into four pieces: sixteen probabilities per
+    // sentence (every piece at every masked position), whose float32 product, as the paper's
+    // training code forms it, underflows to 0 and gives 0/0. WALF's differentiable scores sum
+    // log-probabilities instead and must give the paper's detection values (float64) there too.
+    use walf_lab::data::Split;
+    use walf_lab::measure::SentencePlan;
+    use walf_lab::walf::loss::profession_distribution;
+    let name = crate::common::BROWN_BERT;
+    let mut lm = crate::common::load(name, &walf_lab::device::cpu().autodiff());
+    lm.model.set_dropout(0.0, 0.0);
+    let exp = crate::common::expected(name);
+    let raw = exp["measure"]["test"]["equal"]["raw"].as_array().unwrap();
+    let many: Vec<&serde_json::Value> = raw
+        .iter()
+        .filter(|r| r["masked_ids_sentence_AM"].as_array().unwrap().len() >= 4)
+        .collect();
+    assert!(!many.is_empty(), "no gendered word of four pieces or more");
+    let mut underflows = 0;
+    for row in &many {
+        let word = row["gendered_word"].as_str().unwrap();
+        let ids = lm.tokenizer.word_ids(word, false).unwrap();
+        for sentence in [&row["sentence_AM"], &row["sentence_TAM"]] {
+            let masks = pollster::block_on(lm.fill_mask(sentence.as_str().unwrap(), 1)).unwrap();
+            // the attribute's masks come first in both sentences of these templates
+            let product = ids.iter().fold(1f32, |p, &id| {
+                masks[..ids.len()]
+                    .iter()
+                    .fold(p, |p, m| p * m.probabilities[id as usize])
+            });
+            underflows += (product == 0.0) as usize;
+        }
+    }
+    assert!(
+        underflows > 0,
+        "the float32 product never underflows: the test would not test it"
+    );
+
+    let bench = Benchmark::bundled();
+    let data = bench.split(Split::Test);
+    let input = data.input();
+    let plan = SentencePlan::new(&lm.tokenizer, input, lm.max_len()).unwrap();
+    let distribution = profession_distribution(&lm.model, &lm.tokenizer, &plan, input, 64);
+    let values = distribution.into_data().to_vec::<f32>().unwrap();
+    let individual = exp["measure"]["test"]["equal"]["individual"]
+        .as_array()
+        .unwrap();
+    assert_eq!(individual.len(), input.professions.len());
+    for (i, row) in individual.iter().enumerate() {
+        let (male, female) = (values[2 * i] as f64, values[2 * i + 1] as f64);
+        assert!(male.is_finite() && female.is_finite(), "{row}");
+        for (got, want) in [(male, &row["m before"]), (female, &row["f before"])] {
+            let want = crate::common::f(want);
+            assert!(
+                (got - want).abs() <= 1e-5,
+                "{}: {got} vs {want}",
+                row["profession"]
+            );
+        }
+    }
+}
