@@ -300,6 +300,9 @@ pub struct TuneStepReply {
     pub kl: f64,
     pub mlm_loss: Option<f64>,
     pub lambda: Option<f64>,
+    /// What the KL's gradient is multiplied by, λ / (tracker mean + α) (real-world target).
+    #[serde(default)]
+    pub scale: Option<f64>,
     pub total_loss: f64,
 }
 

@@ -413,6 +413,8 @@ test('local files, an edited benchmark, the masked-LM loss, pause and resume, an
 });
 
 test('a WALF run interrupted by a reload goes on from its last kept epoch', { timeout: LONG }, async () => {
+  // The real-world target with the classroom preset: the tracker and the sampled masked-LM term
+  // must come back from the kept run as they were.
   // A small benchmark (two train professions of each group, three valid ones): short epochs.
   const rows = readFileSync(join(ROOT, 'public/data/professions.tsv'), 'utf8').trimEnd().split('\n');
   const seen = {};
@@ -427,8 +429,8 @@ test('a WALF run interrupted by a reload goes on from its last kept epoch', { ti
   writeFileSync(join(data, 'professions.tsv'), professions);
   // The uninterrupted run, natively: the first step after the resume must see the same weights.
   const dir = mkdtempSync(join(tmpdir(), 'walf-tune-'));
-  walf(['tune', '--model', FIXTURE, '--target', 'equal', '--data', data, '--out', dir, '--max-epochs', '3',
-    '--patience', '3', '--no-dropout']);
+  walf(['tune', '--model', FIXTURE, '--target', 'real-world', '--preset', 'classroom', '--data', data, '--out', dir,
+    '--max-epochs', '3', '--patience', '3']);
   const native = readFileSync(join(dir, 'training.jsonl'), 'utf8').trim().split('\n')
     .map((l) => JSON.parse(l)).filter((r) => r.step).map((r) => r.step);
   const perEpoch = native.filter((s) => s.epoch === 0).length;
@@ -446,11 +448,13 @@ test('a WALF run interrupted by a reload goes on from its last kept epoch', { ti
     await page.fill('#edit-professions', professions);
     await measured(page, () => page.click('button:has-text("Measure with these")'));
     await page.click('button[role=tab]:has-text("Tune")');
+    await page.selectOption('section[aria-label=Tune] select.target', 'real-world');
+    await page.click('#tune-preset-classroom');
     for (const [id, value] of [['#tune-epochs', '3'], ['#tune-patience', '3']]) {
       await page.fill(id, value);
       await page.dispatchEvent(id, 'change');
     }
-    await page.uncheck('#tune-dropout');
+    assert.equal(await page.isChecked('#tune-dropout'), false, 'the preset turns dropout off');
     await page.click('#tune-start');
     await page.waitForFunction(() => /after epoch 1/.test(document.querySelector('#tune-kept')?.textContent ?? ''),
       null, { timeout: LONG, polling: 100 });
@@ -481,6 +485,8 @@ test('a WALF run interrupted by a reload goes on from its last kept epoch', { ti
     assert.equal(Number(await table.getAttribute('data-steps')), 3 * perEpoch, 'every step of the three epochs');
     assert.equal(Number(await table.getAttribute('data-epochs')), 3);
     assert.equal(await page.$('#resume-offer'), null);
+    // λ and its scale per group are drawn for the real-world target
+    for (const id of ['#curve-lambda', '#curve-scale']) assert.ok(await page.$(id), `${id} is drawn`);
 
     // A finished run is not kept: a reload offers nothing.
     await page.reload();

@@ -117,6 +117,18 @@ pub fn TuneView() -> impl IntoView {
                     .collect(),
             })
             .collect();
+        let scales: Vec<Series> = Group::ALL
+            .into_iter()
+            .map(|g| Series {
+                label: group_title(g).into(),
+                colour: group_colour(g),
+                points: steps
+                    .iter()
+                    .filter(|s| s.group == g)
+                    .filter_map(|s| s.scale.map(|v| (s.step as f64, v)))
+                    .collect(),
+            })
+            .collect();
         let valid = Series {
             label: "valid KL".into(),
             colour: VERMILION,
@@ -134,6 +146,8 @@ pub fn TuneView() -> impl IntoView {
                         y_label="loss" series=vec![mlm] />
                     <LineChart id="curve-lambda" title="λ per group".into() x_label="step"
                         y_label="λ" series=lambdas />
+                    <LineChart id="curve-scale" title="How hard each group is pushed: λ / (its mean KL + α)".into()
+                        x_label="step" y_label="scale" series=scales />
                 })}
                 <LineChart id="curve-valid" title="Validation KL per epoch".into() x_label="epoch"
                     y_label="KL" series=vec![valid] />

@@ -840,6 +840,7 @@ async fn train(
                     kl: record.kl,
                     mlm_loss: record.mlm_loss,
                     lambda: record.lambda,
+                    scale: record.scale,
                     total_loss: record.total_loss,
                 };
                 post(&Reply::TuneStep {
