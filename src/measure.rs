@@ -101,6 +101,31 @@ fn split_determiner(phrase: &str) -> (String, String) {
 }
 
 impl SentencePlan {
+    /// The same plan with a sentence of its own for each of its uses (an instance's AM and TAM
+    /// sentences), as the paper's code runs them. Under dropout each use then draws its own mask;
+    /// shared, a sentence's single mask would be shared by every profession and phrase using it,
+    /// a different objective from the paper's.
+    pub fn unshared(&self) -> Self {
+        let mut sentences = Vec::with_capacity(2 * self.instances.len());
+        let instances = self
+            .instances
+            .iter()
+            .map(|inst| {
+                let mut own = inst.clone();
+                sentences.push(self.sentences[inst.am].clone());
+                own.am = sentences.len() - 1;
+                sentences.push(self.sentences[inst.tam].clone());
+                own.tam = sentences.len() - 1;
+                own
+            })
+            .collect();
+        Self {
+            instances,
+            sentences,
+            candidate_ids: self.candidate_ids.clone(),
+        }
+    }
+
     pub fn new(tokenizer: &MaskTokenizer, input: MeasureInput, max_len: usize) -> Result<Self> {
         let mask = tokenizer.mask_token();
         let unk = tokenizer.unk_id();

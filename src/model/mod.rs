@@ -422,6 +422,15 @@ impl MaskedLm {
         self.embeddings.word.val().device()
     }
 
+    /// Whether a forward pass on an autodiff device draws dropout masks.
+    pub fn has_dropout(&self) -> bool {
+        self.embeddings.dropout.prob > 0.0
+            || self
+                .layers
+                .iter()
+                .any(|l| l.dropout.prob > 0.0 || l.attention.dropout.prob > 0.0)
+    }
+
     /// Rows of the word embedding matrix: every token id must be below it.
     pub fn vocab_size(&self) -> usize {
         self.embeddings.word.val().dims()[0]

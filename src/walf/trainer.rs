@@ -44,6 +44,11 @@ pub struct WalfConfig {
     /// `None` masks every token in turn, as the paper. Drawing `k` gives an unbiased estimate of
     /// the same mean at a fraction of the cost (most of a paper-mode step is that loss).
     pub mlm_positions: Option<usize>,
+    /// Under dropout, run every use of a masked sentence on its own so that each draws its own
+    /// dropout mask, as the paper's code does (true); false shares one pass, and so one mask,
+    /// among the professions and phrases that use the same sentence: cheaper, but a different
+    /// objective. No effect without dropout, where sharing changes nothing.
+    pub dropout_per_use: bool,
 }
 
 impl WalfConfig {
@@ -63,6 +68,7 @@ impl WalfConfig {
             forward_batch: 64,
             mlm_chunk: 64,
             mlm_positions: None,
+            dropout_per_use: true,
         }
     }
 
@@ -464,7 +470,11 @@ impl WalfTrainer {
             phrases: &self.phrases,
         };
         let lm = &self.lm;
-        let plan = SentencePlan::new(&lm.tokenizer, input, lm.max_len())?;
+        let mut plan = SentencePlan::new(&lm.tokenizer, input, lm.max_len())?;
+        if config.dropout_per_use && lm.model.has_dropout() {
+            // every use its own dropout mask, as the paper's one pass per sentence
+            plan = plan.unshared();
+        }
         let distribution =
             profession_distribution(&lm.model, &lm.tokenizer, &plan, input, config.forward_batch);
         let kl = mean_kl(distribution, &self.targets(professions));

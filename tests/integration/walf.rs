@@ -482,3 +482,36 @@ fn a_gendered_word_of_many_pieces_keeps_the_papers_values_in_training() {
         }
     }
 }
+
+#[test]
+fn an_unshared_plan_gives_each_use_its_own_sentence_and_the_same_distribution() {
+    use walf_lab::data::Split;
+    use walf_lab::measure::SentencePlan;
+    use walf_lab::walf::loss::profession_distribution;
+    let lm = trainable("bert");
+    let bench = Benchmark::bundled();
+    let data = bench.split(Split::Valid);
+    let input = data.input();
+    let shared = SentencePlan::new(&lm.tokenizer, input, lm.max_len()).unwrap();
+    let own = shared.unshared();
+    assert!(shared.sentences.len() < own.sentences.len());
+    assert_eq!(own.sentences.len(), 2 * own.instances.len());
+    let mut uses: Vec<usize> = own.instances.iter().flat_map(|i| [i.am, i.tam]).collect();
+    uses.sort_unstable();
+    assert_eq!(uses, (0..own.sentences.len()).collect::<Vec<_>>());
+    for (a, b) in shared.instances.iter().zip(&own.instances) {
+        assert_eq!(shared.sentences[a.am].text, own.sentences[b.am].text);
+        assert_eq!(shared.sentences[a.tam].text, own.sentences[b.tam].text);
+    }
+    // without dropout the two plans are the same computation
+    let values = |plan: &SentencePlan| {
+        profession_distribution(&lm.model, &lm.tokenizer, plan, input, 64)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap()
+    };
+    for (x, y) in values(&shared).iter().zip(values(&own)) {
+        assert!((x - y).abs() < 1e-6, "{x} vs {y}");
+    }
+    assert!(!lm.model.has_dropout());
+}
