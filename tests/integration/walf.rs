@@ -464,7 +464,7 @@ fn a_gendered_word_of_many_pieces_keeps_the_papers_values_in_training() {
     let input = data.input();
     let plan = SentencePlan::new(&lm.tokenizer, input, lm.max_len()).unwrap();
     let distribution = profession_distribution(&lm.model, &lm.tokenizer, &plan, input, 64);
-    let values = distribution.into_data().to_vec::<f32>().unwrap();
+    let values = distribution.into_data().try_to_vec::<f32>().unwrap();
     let individual = exp["measure"]["test"]["equal"]["individual"]
         .as_array()
         .unwrap();
@@ -507,7 +507,7 @@ fn an_unshared_plan_gives_each_use_its_own_sentence_and_the_same_distribution() 
     let values = |plan: &SentencePlan| {
         profession_distribution(&lm.model, &lm.tokenizer, plan, input, 64)
             .into_data()
-            .to_vec::<f32>()
+            .try_to_vec::<f32>()
             .unwrap()
     };
     for (x, y) in values(&shared).iter().zip(values(&own)) {
