@@ -78,6 +78,33 @@ after(async () => {
   hub?.server.close();
 });
 
+
+/** Shares of light and of dark pixels in an exported chart's label column (x 0–200, below the
+ * legend and ticks), drawn from `src` as an image. */
+async function labelPixels(page, src, scale) {
+  return page.evaluate(async ([src, scale]) => {
+    const img = new Image();
+    img.src = src;
+    await img.decode();
+    const canvas = document.createElement('canvas');
+    canvas.width = img.naturalWidth;
+    canvas.height = img.naturalHeight;
+    const ctx = canvas.getContext('2d');
+    ctx.drawImage(img, 0, 0);
+    const top = 60 * scale;
+    const { data } = ctx.getImageData(0, top, 200 * scale, Math.max(1, canvas.height - top - 40 * scale));
+    let light = 0;
+    let dark = 0;
+    for (let i = 0; i < data.length; i += 4) {
+      const level = (data[i] + data[i + 1] + data[i + 2]) / 3;
+      if (data[i + 3] > 200 && level > 220) light += 1;
+      if (data[i + 3] > 200 && level < 110) dark += 1;
+    }
+    const n = data.length / 4;
+    return { light: light / n, dark: dark / n };
+  }, [src, scale]);
+}
+
 test('the bundled model loads on the CPU backend and probes as `walf probe` does', { timeout: LONG }, async () => {
   const page = await chrome.context.newPage();
   const errors = [];
@@ -408,6 +435,18 @@ test('local files, an edited benchmark, the masked-LM loss, pause and resume, an
   const png = readFileSync(await download.path());
   assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
   assert.ok(png.length > 2000, `a ${png.length}-byte PNG`);
+  // Both exports, drawn as images (which see no page stylesheet): the profession names must be
+  // readable, dark text on a light background, as in the page.
+  const [svgDownload] = await Promise.all([
+    page.waitForEvent('download', { timeout: LONG }),
+    page.click('button:has-text("Chart (SVG)")'),
+  ]);
+  const svg = readFileSync(await svgDownload.path());
+  for (const [kind, bytes, scale] of [['image/png', png, 2], ['image/svg+xml', svg, 1]]) {
+    const labels = await labelPixels(page, `data:${kind};base64,${bytes.toString('base64')}`, scale);
+    assert.ok(labels.light > 0.8, `${kind}: ${(100 * labels.light).toFixed(1)}% of the label area is light`);
+    assert.ok(labels.dark > 0.01, `${kind}: ${(100 * labels.dark).toFixed(2)}% of the label area is dark text`);
+  }
   assert.deepEqual(errors, []);
   await page.close();
 });

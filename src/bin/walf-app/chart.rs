@@ -12,6 +12,16 @@ pub const ORANGE: &str = "#E69F00";
 pub const GREEN: &str = "#009E73";
 pub const VERMILION: &str = "#D55E00";
 
+/// The charts' own stylesheet, inside each SVG: an exported chart (SVG, or PNG drawn from it)
+/// carries it and looks as in the page, where an image cannot see the page's stylesheet.
+const CHART_STYLE: &str = "\
+.chart-group { font-weight: 600; font-size: 12px; }
+.chart-grid { stroke: #e4e4e8; }
+text, .chart-label { fill: #1d1d1f; }
+.chart-row-bg { fill: #ffffff; fill-opacity: 0; }
+.chart-row:hover .chart-row-bg, .chart-row.selected .chart-row-bg { fill: #f1f1f4; fill-opacity: 1; }
+";
+
 const WIDTH: f64 = 760.0;
 const LABEL: f64 = 210.0;
 const RIGHT: f64 = 20.0;
@@ -79,6 +89,7 @@ pub fn ProbeChart(
             xmlns="http://www.w3.org/2000/svg" font-family="system-ui, sans-serif" font-size="11">
             <title id="probe-chart-title">{format!("P(female) by profession: {}", result.model)}</title>
             <desc id="probe-chart-desc">{description}</desc>
+            <style>{CHART_STYLE}</style>
             <rect x="0" y="0" width=WIDTH.to_string() height=format!("{height:.0}") fill="#ffffff" />
             // Legend
             <g class="chart-legend">
@@ -250,6 +261,7 @@ pub fn LineChart(
             height=h.to_string() xmlns="http://www.w3.org/2000/svg" font-family="system-ui, sans-serif" font-size="10">
             <title>{title.clone()}</title>
             <desc>{summary}</desc>
+            <style>{CHART_STYLE}</style>
             <rect x="0" y="0" width=w.to_string() height=h.to_string() fill="#ffffff" />
             {legend}
             {y_ticks}
