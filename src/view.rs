@@ -297,9 +297,31 @@ pub fn percent(p: f64) -> String {
     format!("{:.1}%", 100.0 * p)
 }
 
+/// A name made fit for a downloaded file: every run of characters other than letters, digits,
+/// dots and underscores becomes one dash ("brown-bert (bundled)" → "brown-bert-bundled").
+pub fn file_stem(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_alphanumeric() || c == '.' || c == '_' {
+            out.push(c);
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_stems_have_single_dashes() {
+        assert_eq!(file_stem("brown-bert (bundled)"), "brown-bert-bundled");
+        assert_eq!(file_stem("org/model name"), "org-model-name");
+        assert_eq!(file_stem("  (x)  "), "x");
+        assert_eq!(file_stem("minilm_brown.v2"), "minilm_brown.v2");
+    }
     use crate::protocol::ProfessionRow;
 
     #[test]

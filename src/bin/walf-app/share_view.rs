@@ -40,13 +40,7 @@ pub fn ShareView() -> impl IntoView {
     };
     let stem = move || {
         result()
-            .map(|r| {
-                format!(
-                    "walf-{}-{}",
-                    r.model.replace(['/', ' ', '(', ')'], "-"),
-                    r.split
-                )
-            })
+            .map(|r| format!("walf-{}-{}", walf_lab::view::file_stem(&r.model), r.split))
             .unwrap_or_else(|| "walf".into())
     };
     let save_json = move |_| {

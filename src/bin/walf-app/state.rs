@@ -413,7 +413,7 @@ pub fn on_reply(state: AppState, reply: Reply, files: Vec<Vec<u8>>) {
         }
         Reply::Exported { job: _, name } => {
             state.job.set(None);
-            let stem = name.replace(['/', ' ', '(', ')'], "-");
+            let stem = walf_lab::view::file_stem(&name);
             for (file, bytes) in ["config.json", "tokenizer.json", "model.safetensors"]
                 .iter()
                 .zip(&files)
