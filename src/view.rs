@@ -297,6 +297,19 @@ pub fn percent(p: f64) -> String {
     format!("{:.1}%", 100.0 * p)
 }
 
+/// A chart's tick label: three significant digits in plain notation (0.0941, 0.0000714, 5.23,
+/// 360), which a class reads at a glance, not 9.408e-2; e-notation only below 1e-8.
+pub fn tick_label(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    if v.abs() < 1e-8 {
+        return format!("{v:.2e}");
+    }
+    let decimals = (2 - v.abs().log10().floor() as i32).max(0) as usize;
+    format!("{v:.decimals$}")
+}
+
 /// A name made fit for a downloaded file: every run of characters other than letters, digits,
 /// dots and underscores becomes one dash ("brown-bert (bundled)" → "brown-bert-bundled").
 pub fn file_stem(name: &str) -> String {
@@ -314,6 +327,17 @@ pub fn file_stem(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tick_labels_have_three_significant_digits_in_plain_notation() {
+        assert_eq!(tick_label(0.09408), "0.0941");
+        assert_eq!(tick_label(7.136e-5), "0.0000714");
+        assert_eq!(tick_label(5.2345), "5.23");
+        assert_eq!(tick_label(360.4), "360");
+        assert_eq!(tick_label(-0.5), "-0.500");
+        assert_eq!(tick_label(0.0), "0");
+        assert_eq!(tick_label(3e-10), "3.00e-10");
+    }
 
     #[test]
     fn file_stems_have_single_dashes() {

@@ -176,7 +176,7 @@ pub fn LineChart(
     y_label: &'static str,
     series: Vec<Series>,
 ) -> impl IntoView {
-    let (w, h, left, bottom, top, right) = (360.0, 220.0, 56.0, 36.0, 30.0, 12.0);
+    let (w, h, left, bottom, top, right) = (360.0, 220.0, 68.0, 36.0, 30.0, 12.0);
     let all: Vec<(f64, f64)> = series
         .iter()
         .flat_map(|s| s.points.iter().copied())
@@ -240,9 +240,13 @@ pub fn LineChart(
         .collect_view();
     let legend = series
         .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let x = left + i as f64 * 100.0;
+        .scan(8.0, |next, s| {
+            // each entry as wide as its label (about 5.6 px a character at this size)
+            let x = *next;
+            *next += 28.0 + 5.6 * s.label.chars().count() as f64;
+            Some((x, s))
+        })
+        .map(|(x, s)| {
             view! {
                 <rect x=fmt(x) y="6" width="10" height="10" fill=s.colour />
                 <text x=fmt(x + 14.0) y="15">{s.label.clone()}</text>
@@ -252,7 +256,7 @@ pub fn LineChart(
     let y_ticks = [0.0, 0.5, 1.0].map(|t| {
         let v = y_min + t * (y_max - y_min);
         view! {
-            <text x=fmt(left - 4.0) y=fmt(sy(v) + 3.0) text-anchor="end">{format!("{v:.3e}")}</text>
+            <text x=fmt(left - 4.0) y=fmt(sy(v) + 3.0) text-anchor="end">{walf_lab::view::tick_label(v)}</text>
             <line x1=fmt(left) x2=fmt(w - right) y1=fmt(sy(v)) y2=fmt(sy(v)) class="chart-grid" />
         }
     });
