@@ -297,9 +297,10 @@ pub fn percent(p: f64) -> String {
     format!("{:.1}%", 100.0 * p)
 }
 
-/// A chart's tick label: three significant digits in plain notation (0.0941, 0.0000714, 5.23,
-/// 360), which a class reads at a glance, not 9.408e-2; e-notation only below 1e-8.
-pub fn tick_label(v: f64) -> String {
+/// A number for a class to read at a glance (chart ticks, variances): three significant digits
+/// in plain notation (0.0941, 0.0000714, 5.23, 360), not 9.408e-2 or 0.000000; e-notation only
+/// below 1e-8.
+pub fn plain_number(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
         return format!("{v}");
     }
@@ -329,14 +330,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tick_labels_have_three_significant_digits_in_plain_notation() {
-        assert_eq!(tick_label(0.09408), "0.0941");
-        assert_eq!(tick_label(7.136e-5), "0.0000714");
-        assert_eq!(tick_label(5.2345), "5.23");
-        assert_eq!(tick_label(360.4), "360");
-        assert_eq!(tick_label(-0.5), "-0.500");
-        assert_eq!(tick_label(0.0), "0");
-        assert_eq!(tick_label(3e-10), "3.00e-10");
+    fn plain_numbers_have_three_significant_digits_in_plain_notation() {
+        assert_eq!(plain_number(0.09408), "0.0941");
+        assert_eq!(plain_number(7.136e-5), "0.0000714");
+        assert_eq!(plain_number(5.2345), "5.23");
+        assert_eq!(plain_number(360.4), "360");
+        assert_eq!(plain_number(-0.5), "-0.500");
+        assert_eq!(plain_number(0.0), "0");
+        assert_eq!(plain_number(3e-10), "3.00e-10");
     }
 
     #[test]

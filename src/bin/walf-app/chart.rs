@@ -256,7 +256,7 @@ pub fn LineChart(
     let y_ticks = [0.0, 0.5, 1.0].map(|t| {
         let v = y_min + t * (y_max - y_min);
         view! {
-            <text x=fmt(left - 4.0) y=fmt(sy(v) + 3.0) text-anchor="end">{walf_lab::view::tick_label(v)}</text>
+            <text x=fmt(left - 4.0) y=fmt(sy(v) + 3.0) text-anchor="end">{walf_lab::view::plain_number(v)}</text>
             <line x1=fmt(left) x2=fmt(w - right) y1=fmt(sy(v)) y2=fmt(sy(v)) class="chart-grid" />
         }
     });

@@ -8,7 +8,7 @@ use walf_lab::data::{PHRASES_TSV, PROFESSIONS_TSV, Split, TEMPLATES_TSV};
 use walf_lab::protocol::BenchmarkEdits;
 use walf_lab::share::SharedResult;
 use walf_lab::view::{
-    SortOrder, correlation_sentence, group_title, parse_target, percent, score_table,
+    SortOrder, correlation_sentence, group_title, parse_target, percent, plain_number, score_table,
 };
 
 use crate::chart::ProbeChart;
@@ -100,7 +100,7 @@ pub fn GroupTable(result: SharedResult) -> impl IntoView {
                         let s = &r.summary[i];
                         view! {
                             <td class="num" data-kl-mean=format!("{}", s.kl_mean)>{format!("{:.6}", s.kl_mean)}</td>
-                            <td class="num">{format!("{:.6}", s.kl_variance)}</td>
+                            <td class="num">{if s.kl_variance.is_finite() { plain_number(s.kl_variance) } else { "–".into() }}</td>
                         }
                     }).collect_view()}
                     </tr>

@@ -155,6 +155,8 @@ pub fn TuneView() -> impl IntoView {
         }
     };
     let paper_rule = RwSignal::new(false);
+    // the equal target has no masked-LM term: no empty column for it
+    let has_mlm = move || state.steps.with(|s| s.iter().any(|s| s.mlm_loss.is_some()));
     let measure_loss = move |_| {
         let text = heldout.get_untracked();
         if text.trim().is_empty() {
@@ -229,14 +231,15 @@ pub fn TuneView() -> impl IntoView {
                 data-steps=move || state.steps.with(|s| s.len()).to_string()
                 data-epochs=move || state.epochs.with(|e| e.len()).to_string()>
                 <caption>"Last steps"</caption>
-                <thead><tr><th>"step"</th><th>"epoch"</th><th>"group"</th><th>"KL"</th><th>"masked-LM loss"</th><th>"total loss"</th></tr></thead>
+                <thead><tr><th>"step"</th><th>"epoch"</th><th>"group"</th><th>"KL"</th>
+                    <th hidden=move || !has_mlm()>"masked-LM loss"</th><th>"total loss"</th></tr></thead>
                 <tbody>
                 {move || state.steps.with(|steps| steps.iter().rev().take(5).map(|s| view! {
                     <tr class="step-row" data-step=s.step.to_string() data-total-loss=format!("{}", s.total_loss)
                         data-kl=format!("{}", s.kl)>
                         <td>{s.step}</td><td>{s.epoch + 1}</td><td>{group_title(s.group)}</td>
                         <td class="num">{format!("{:.6}", s.kl)}</td>
-                        <td class="num">{s.mlm_loss.map(|m| format!("{m:.4}")).unwrap_or_default()}</td>
+                        <td class="num" hidden=s.mlm_loss.is_none()>{s.mlm_loss.map(|m| format!("{m:.4}")).unwrap_or_default()}</td>
                         <td class="num">{format!("{:.6}", s.total_loss)}</td>
                     </tr>
                 }).collect_view())}
