@@ -146,7 +146,7 @@ impl LanguageModel {
             .collect();
         if positions.is_empty() {
             return Err(Error::Input(format!(
-                "the text has no mask: write {} (or [MASK] / <mask>) where a word is to be predicted",
+                "the text has no mask: write {} where a word is to be predicted",
                 self.tokenizer.mask_token()
             )));
         }

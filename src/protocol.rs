@@ -233,7 +233,11 @@ pub struct SavedRun {
 /// Which device runs the engine, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BackendInfo {
+    /// In plain words: "this computer's processor (CPU)".
     pub name: String,
+    /// The technical detail (library, kernel), shown on request.
+    #[serde(default)]
+    pub detail: String,
     /// Why this one (e.g. no WebGPU adapter), shown to the user.
     pub notice: Option<String>,
     pub gpu: bool,

@@ -116,7 +116,7 @@ test('the bundled model loads on the CPU backend and probes as `walf probe` does
   assert.match(await page.textContent('.backend'), /CPU/);
   // The linear layers ran on the worker's own matrix product: Chromium has relaxed SIMD, so the
   // fused one (the numbers above are its); both kernels agreed with the plain product at start.
-  assert.match(await page.textContent('.backend'), /matrix products: fused multiply-add/);
+  assert.match(await page.textContent('.backend-detail'), /matrix products: fused multiply-add/);
   const engine = page.workers().find((w) => w.url().includes('walf-worker'));
   const checks = await engine.evaluate(() => performance.getEntriesByType('mark')
     .map((m) => m.name).filter((name) => name.startsWith('walf-worker:matrix product')));

@@ -37,11 +37,12 @@ pub fn FillView() -> impl IntoView {
                 <button id="run-fill" disabled=move || !state.ready() || state.job.get().is_some()
                     on:click=move |_| run()>"Predict"</button>
             </div>
-            <p class="hint">{move || format!("Write {} (or [MASK] / <mask>) where a word is to be predicted.", mask())}</p>
-            {move || state.fills.get().map(|masks| masks.into_iter().map(|m| view! {
+            <p class="hint">{move || format!("Write {} where a word is to be predicted ([MASK] and <mask> both work).", mask())}</p>
+            {move || state.fills.get().map(|masks| masks.into_iter().enumerate().map(|(i, m)| view! {
                 <div class="fill">
                     <table class="fill-top">
-                        <caption>{format!("Mask at token {}", m.position)}</caption>
+                        <caption title=format!("the mask is token {} of the sentence as the model reads it", m.position)>
+                            {format!("Most likely words for mask {}", i + 1)}</caption>
                         <thead><tr><th>"token"</th><th>"probability"</th><th></th></tr></thead>
                         <tbody>
                         {m.top.iter().map(|t| view! {

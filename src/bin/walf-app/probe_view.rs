@@ -128,7 +128,8 @@ fn Details(selected: RwSignal<Option<String>>) -> impl IntoView {
                     {format!(" · BLS 2024 share of women {}", percent(p.female_share))}</p>
                 {scores.filter(|t| !t.rows.is_empty()).map(|t| view! {
                     <table class="scores">
-                        <caption>"Association scores ln P(A|AM) − ln P(A|TAM) per template"</caption>
+                        <caption title="ln P(A|AM) − ln P(A|TAM): the log of how much more likely the gendered word becomes when the profession is shown">
+                            "How much each word's probability rises with the profession in view (log ratio), per template"</caption>
                         <thead><tr><th>"word"</th>
                             {t.templates.iter().map(|id| view! { <th>{id.clone()}</th> }).collect_view()}
                         </tr></thead>

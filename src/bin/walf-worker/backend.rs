@@ -11,14 +11,15 @@ use crate::net::{js_error, scope};
 use crate::product;
 
 fn cpu(notice: Option<String>) -> (Device, BackendInfo) {
-    let name = match product::chosen() {
-        Some(kernel) => format!("CPU (burn flex, WebAssembly; matrix products: {kernel})"),
-        None => "CPU (burn flex, WebAssembly)".into(),
+    let detail = match product::chosen() {
+        Some(kernel) => format!("burn's flex backend in WebAssembly; matrix products: {kernel}"),
+        None => "burn's flex backend in WebAssembly".into(),
     };
     (
         Device::flex(),
         BackendInfo {
-            name,
+            name: "this computer's processor (CPU)".into(),
+            detail,
             notice,
             gpu: false,
         },
@@ -74,7 +75,8 @@ pub async fn open(choice: BackendChoice) -> (Device, BackendInfo) {
             Ok(device) => (
                 device,
                 BackendInfo {
-                    name: "WebGPU (burn wgpu)".into(),
+                    name: "this computer's graphics card (WebGPU)".into(),
+                    detail: "burn's wgpu backend on the browser's WebGPU".into(),
                     notice: None,
                     gpu: true,
                 },
