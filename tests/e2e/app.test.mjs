@@ -219,6 +219,7 @@ test('a Hub model downloads with progress, probes the same on WebGPU as on the C
   await waitForRows(gpu, want.size);
   const backend = await gpu.textContent('.model-status');
   assert.match(backend, /WebGPU/, `expected WebGPU, the page says: ${backend}`);
+  assert.equal(await gpu.inputValue('#hub-id'), 'fixtures/tiny-bert', 'the Hub box names the model of the address');
   const onGpu = await chartValues(gpu);
   const worstGpu = assertClose(onGpu, want, 1e-4, 'fixture model, WebGPU');
   await shot(gpu, 'probe-webgpu');

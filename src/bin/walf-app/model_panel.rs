@@ -86,8 +86,13 @@ fn parameters_label(n: usize) -> String {
 #[component]
 pub fn ModelPanel() -> impl IntoView {
     let state = expect_context::<AppState>();
-    let hub_id = RwSignal::new(String::new());
-    let hub_base = RwSignal::new(DEFAULT_HUB.to_string());
+    // A `?model=` address opens on a Hub model: the Hub box shows which.
+    let (first_id, first_base) = match state.last_source.get_value().map(|l| l.source) {
+        Some(ModelSource::Hub { id, base }) => (id, base),
+        _ => (String::new(), DEFAULT_HUB.to_string()),
+    };
+    let hub_id = RwSignal::new(first_id);
+    let hub_base = RwSignal::new(first_base);
     let dragging = RwSignal::new(false);
 
     let load_hub = move || {
