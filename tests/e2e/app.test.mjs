@@ -158,6 +158,18 @@ test('the bundled model loads on the CPU backend and probes as `walf probe` does
   assert.ok((await page.$$('.fill-top tbody tr')).length >= 5);
   assert.match(await page.textContent('.fill-gender'), /she/);
   await shot(page, 'fill');
+  // An error is said beside the sentence, replaces the old predictions, and goes with a success.
+  const sentence = await page.inputValue('#fill-text');
+  await page.fill('#fill-text', 'a sentence without any mask.');
+  await page.click('#run-fill');
+  await page.waitForSelector('#fill-error', { timeout: LONG });
+  assert.match(await page.textContent('#fill-error'), /no mask/);
+  assert.equal(await page.$('.fill-top'), null, 'no predictions for another sentence');
+  assert.equal(await page.$('.notice.error'), null, 'not in the banner above the tabs');
+  await page.fill('#fill-text', sentence);
+  await page.click('#run-fill');
+  await page.waitForSelector('.fill-top tbody tr', { timeout: LONG });
+  assert.equal(await page.$('#fill-error'), null, 'a success clears the error');
   // The second bundled model is one click away, and measures as `walf probe --model brown-bert`.
   await page.click('button[role=tab]:has-text("Probe")');
   await page.click('button.bundled-model[data-model="brown-bert"]');

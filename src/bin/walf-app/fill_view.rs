@@ -37,6 +37,7 @@ pub fn FillView() -> impl IntoView {
                 <button id="run-fill" disabled=move || !state.ready() || state.job.get().is_some()
                     on:click=move |_| run()>"Predict"</button>
             </div>
+            {move || state.fill_error.get().map(|e| view! { <p id="fill-error" class="field-error" role="alert">{e}</p> })}
             <p class="hint">{move || format!("Write {} where a word is to be predicted ([MASK] and <mask> both work).", mask())}</p>
             {move || state.fills.get().map(|masks| masks.into_iter().enumerate().map(|(i, m)| view! {
                 <div class="fill">

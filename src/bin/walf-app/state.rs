@@ -103,6 +103,8 @@ pub struct AppState {
     pub epochs: RwSignal<Vec<TuneEpochReply>>,
     /// Before, after, masked tokens and the rule scored by.
     pub lm_loss: RwSignal<Option<(f64, f64, usize, LossRule)>>,
+    /// Why the last fill-mask failed, shown beside its input (a later success clears it).
+    pub fill_error: RwSignal<Option<String>>,
     pub edits: RwSignal<BenchmarkEdits>,
     pub notice: RwSignal<Option<Notice>>,
     pub tab: RwSignal<Tab>,
@@ -137,6 +139,7 @@ impl AppState {
             steps: RwSignal::new(Vec::new()),
             epochs: RwSignal::new(Vec::new()),
             lm_loss: RwSignal::new(None),
+            fill_error: RwSignal::new(None),
             edits: RwSignal::new(BenchmarkEdits::default()),
             notice: RwSignal::new(None),
             tab: RwSignal::new(Tab::Probe),
@@ -366,6 +369,7 @@ pub fn on_reply(state: AppState, reply: Reply, files: Vec<Vec<u8>>) {
         }
         Reply::Filled { job: _, masks } => {
             state.job.set(None);
+            state.fill_error.set(None);
             state.fills.set(Some(masks));
         }
         Reply::TuneStep { job: _, step } => {
@@ -459,6 +463,12 @@ pub fn on_reply(state: AppState, reply: Reply, files: Vec<Vec<u8>>) {
                     }
                 });
                 state.model.set(ModelStatus::Failed(message.clone()));
+            }
+            if kind == Some(JobKind::Fill) && !crashed && !device_lost {
+                // beside the sentence it is about; the old predictions would answer another one
+                state.fills.set(None);
+                state.fill_error.set(Some(message));
+                return;
             }
             state.notice.set(Some(Notice {
                 error: true,
