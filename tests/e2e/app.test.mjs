@@ -460,6 +460,12 @@ test('local files, an edited benchmark, the masked-LM loss, pause and resume, an
     assert.ok(labels.light > 0.8, `${kind}: ${(100 * labels.light).toFixed(1)}% of the label area is light`);
     assert.ok(labels.dark > 0.01, `${kind}: ${(100 * labels.dark).toFixed(2)}% of the label area is dark text`);
   }
+  // Choosing another split measures it at once, and the chart says which split it shows.
+  await page.click('button[role=tab]:has-text("Probe")');
+  await page.selectOption('#split', 'valid');
+  await page.waitForSelector('#chart-heading[data-split=valid]', { timeout: LONG });
+  await waitForRows(page, 34);
+  assert.match(await page.textContent('#chart-heading'), /34 professions of the valid split/);
   assert.deepEqual(errors, []);
   await page.close();
 });

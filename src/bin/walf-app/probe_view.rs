@@ -22,7 +22,13 @@ pub fn SplitSelect() -> impl IntoView {
     view! {
         <label>"Split "
             <select id="split" on:change=move |ev| {
-                if let Some(s) = Split::parse(&event_target_value(&ev)) { state.split.set(s) }
+                if let Some(s) = Split::parse(&event_target_value(&ev)) {
+                    state.split.set(s);
+                    // the chart shows what the controls say: measure the new split at once
+                    if state.ready() && state.job.get_untracked().is_none() {
+                        state.probe(false);
+                    }
+                }
             }>
                 {SPLITS.map(|s| view! {
                     <option value=s.label() selected=move || state.split.get() == s>{s.label()}</option>
@@ -223,6 +229,9 @@ pub fn ProbeView() -> impl IntoView {
             })}
             {move || match result() {
                 Some(r) => view! {
+                    <h3 id="chart-heading" data-split=r.split.clone()>{format!(
+                        "{}: the {} professions of the {} split", r.model, r.professions.len(), r.split
+                    )}</h3>
                     <div class="probe-result">
                         <div class="chart-scroll"><ProbeChart result=r.clone() order=order.get() selected=selected /></div>
                         <Details selected=selected />
