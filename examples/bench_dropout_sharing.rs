@@ -7,19 +7,16 @@
 //!     cargo run --release --example bench_dropout_sharing -- [MODEL_DIR] [--seeds 42,1,2]
 //!         [--target equal|real-world]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{arg, model_or_bundled};
 use walf_lab::bias::Target;
 use walf_lab::data::Benchmark;
 use walf_lab::walf::{WalfConfig, WalfTrainer};
-
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
 
 fn epoch(dir: &Path, target: Target, seed: u64, per_use: bool) -> (f64, f64) {
     let lm = walf_lab::folder::load_model_folder(dir, &walf_lab::device::cpu().autodiff())
@@ -41,11 +38,7 @@ fn epoch(dir: &Path, target: Target, seed: u64, per_use: bool) -> (f64, f64) {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let model = args
-        .first()
-        .filter(|a| !a.starts_with("--"))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("public/models/minilm-brown"));
+    let model = model_or_bundled(&args);
     let seeds: Vec<u64> = arg(&args, "--seeds")
         .unwrap_or("42,1,2".into())
         .split(',')

@@ -9,19 +9,16 @@
 //! Without MODEL_DIR the bundled minilm-brown; `--batches N` (default 4) stops each run after N
 //! training batches; `--k` (default 1) is the sampled positions per sentence.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{arg, model_or_bundled};
 use walf_lab::bias::Target;
 use walf_lab::data::Benchmark;
 use walf_lab::walf::{WalfConfig, WalfTrainer};
-
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
 
 struct Run {
     seconds: f64,
@@ -59,11 +56,7 @@ fn run(dir: &Path, target: Target, mlm_positions: Option<usize>, batches: usize)
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let model = args
-        .first()
-        .filter(|a| !a.starts_with("--"))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("public/models/minilm-brown"));
+    let model = model_or_bundled(&args);
     let batches = arg(&args, "--batches")
         .and_then(|n| n.parse().ok())
         .unwrap_or(4);

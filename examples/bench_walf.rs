@@ -10,6 +10,9 @@
 //! `--batches N` stops each run after N training batches (a whole epoch by default); the
 //! comparison is per profession, since the two sides shuffle batches with different generators.
 
+#[path = "common/mod.rs"]
+mod common;
+use common::arg;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -17,13 +20,6 @@ use std::time::Instant;
 use walf_lab::bias::Target;
 use walf_lab::data::Benchmark;
 use walf_lab::walf::{WalfConfig, WalfTrainer};
-
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
 
 /// This process's peak resident memory, in MiB (Linux).
 fn peak_rss_mib() -> Option<f64> {

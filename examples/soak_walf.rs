@@ -9,19 +9,15 @@
 //! MODEL_DIR defaults to the tiny fixture BERT. On a machine without a GPU, wgpu runs on Mesa's
 //! lavapipe (Vulkan on the CPU), whose "GPU memory" is this process's memory, so it is counted.
 
+#[path = "common/mod.rs"]
+mod common;
+use common::arg;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use walf_lab::bias::Target;
 use walf_lab::data::Benchmark;
 use walf_lab::walf::{WalfConfig, WalfTrainer};
-
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
 
 /// This process's resident memory now, in MiB (Linux).
 fn rss_mib() -> f64 {

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use walf_lab::bias::Target;
 use walf_lab::data::Group;
 use walf_lab::lm_loss::LossRule;
-use walf_lab::protocol::{Request, TuneSettings};
+use walf_lab::protocol::{Request, TuneSettings, TuneStepReply};
 use walf_lab::view::{SortOrder, group_title};
 
 use crate::app::base_url;
@@ -105,30 +105,23 @@ pub fn TuneView() -> impl IntoView {
                 .filter_map(|s| s.mlm_loss.map(|m| (s.step as f64, m)))
                 .collect(),
         };
-        let lambdas: Vec<Series> = Group::ALL
-            .into_iter()
-            .map(|g| Series {
-                label: group_title(g).into(),
-                colour: group_colour(g),
-                points: steps
-                    .iter()
-                    .filter(|s| s.group == g)
-                    .filter_map(|s| s.lambda.map(|l| (s.step as f64, l)))
-                    .collect(),
-            })
-            .collect();
-        let scales: Vec<Series> = Group::ALL
-            .into_iter()
-            .map(|g| Series {
-                label: group_title(g).into(),
-                colour: group_colour(g),
-                points: steps
-                    .iter()
-                    .filter(|s| s.group == g)
-                    .filter_map(|s| s.scale.map(|v| (s.step as f64, v)))
-                    .collect(),
-            })
-            .collect();
+        // one line per group of a value the real-world target's steps carry
+        let per_group = |value: fn(&TuneStepReply) -> Option<f64>| -> Vec<Series> {
+            Group::ALL
+                .into_iter()
+                .map(|g| Series {
+                    label: group_title(g).into(),
+                    colour: group_colour(g),
+                    points: steps
+                        .iter()
+                        .filter(|s| s.group == g)
+                        .filter_map(|s| value(s).map(|v| (s.step as f64, v)))
+                        .collect(),
+                })
+                .collect()
+        };
+        let lambdas = per_group(|s| s.lambda);
+        let scales = per_group(|s| s.scale);
         let valid = Series {
             label: "valid KL".into(),
             colour: VERMILION,
