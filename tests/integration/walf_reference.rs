@@ -27,6 +27,68 @@ fn check(name: &str) {
         "the decay case must move weights by more than the tolerance"
     );
     check_case(name, " decay case", &decay["targets"], &decay["hyper"]);
+    check_epochs(name, &exp["epochs_case"]);
+}
+
+/// Whole epochs on the same plan: validation KL after each, and the early-stopping decision.
+fn check_epochs(name: &str, case: &serde_json::Value) {
+    let bench = Benchmark::bundled();
+    let train = bench.professions_of(Split::Train);
+    let hyper = &case["hyper"];
+    let first = |g: Group, n: usize| -> Vec<_> {
+        train
+            .iter()
+            .filter(|p| p.group == g)
+            .take(n)
+            .cloned()
+            .collect()
+    };
+    let plan = [
+        (Group::MaleDominated, first(Group::MaleDominated, 3)),
+        (Group::Balanced, first(Group::Balanced, 2)),
+        (Group::FemaleDominated, first(Group::FemaleDominated, 2)),
+    ];
+    for (target, key) in [(Target::Equal, "equal"), (Target::RealWorld, "real_world")] {
+        let (c, t, w) = read_model_files(&fixture_model(name));
+        let mut lm = load_bytes(&c, &t, &w, &walf_lab::device::cpu().autodiff()).unwrap();
+        lm.model.set_dropout(0.0, 0.0);
+        let config = WalfConfig {
+            lr: f(&hyper["lr"]),
+            weight_decay: f(&hyper["weight_decay"]),
+            patience: hyper["patience"].as_u64().unwrap() as usize,
+            min_delta: f(&hyper["min_delta"][key]),
+            ..WalfConfig::paper(target)
+        };
+        let mut trainer = WalfTrainer::new(lm, &bench, config).unwrap();
+        for want in case["targets"][key].as_array().unwrap() {
+            let at = format!("{name} {key} epoch {}", want["epoch"]);
+            for (step, (group, professions)) in plan.iter().enumerate() {
+                let record = pollster::block_on(trainer.train_on(*group, professions)).unwrap();
+                let loss = f(&want["step_losses"][step]);
+                assert!(
+                    (record.total_loss - loss).abs() <= 1e-3 * loss.abs() + 1e-7,
+                    "{at}: step {step} loss {} vs {loss}",
+                    record.total_loss
+                );
+            }
+            let got = pollster::block_on(trainer.validate()).unwrap();
+            let valid = f(&want["valid_kl"]);
+            assert!(
+                (got.valid_kl - valid).abs() <= 1e-3 * valid + 1e-7,
+                "{at}: valid KL {} vs {valid}",
+                got.valid_kl
+            );
+            assert_eq!(
+                (got.improved, got.finished, got.best_epoch as u64),
+                (
+                    want["improved"].as_bool().unwrap(),
+                    want["finished"].as_bool().unwrap(),
+                    want["best_epoch"].as_u64().unwrap()
+                ),
+                "{at}: improved, finished, best epoch"
+            );
+        }
+    }
 }
 
 fn check_case(name: &str, case: &str, targets: &serde_json::Value, hyper: &serde_json::Value) {

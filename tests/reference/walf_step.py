@@ -37,6 +37,8 @@ computed in float64 from the float32 gradients.
 Usage (from the repository root): python3 tests/reference/walf_step.py [--models bert distilbert roberta]
 A second case, "decay_case" (written beside "targets", the same step records), runs a step of every
 group with weight_decay 1.0 (see DECAY_CASE), from the fixture weights with a fresh optimizer.
+A third case, "epochs_case", runs whole epochs of that plan with the paper's validation after each
+and its early-stopping decision (see EPOCHS_CASE).
 It also checks (printed, not written) that the batched procedure of walf_epoch.py gives the same step-1
 losses and gradients, and that torch's AdamW matches the decoupled formula.
 Data: $WALF_REFERENCE_DIR, else ../shared/reference/desired-distributions.
@@ -128,6 +130,53 @@ def step_batches(data):
 DECAY_CASE = {"lr": 1e-3, "weight_decay": 1.0,
               "batches": "male_dominated professions 1-3, balanced 1-2, female_dominated 1-2 of "
                          "professions_train.tsv (file order), in that order"}
+
+
+# The third case: whole epochs of the paper's loop with its validation and early stopping, on a
+# fixed plan of one batch per group (the paper's shuffle is Python's `random`, the engine's its own
+# generator, so the plan is given to both). Patience 2 and min-delta as the paper's per target.
+EPOCHS_CASE = {"lr": 1e-3, "weight_decay": 0.01, "epochs": 4, "patience": 2,
+               "min_delta": {"equal": 1e-4, "real_world": 1e-3},
+               "batches": "each epoch: male_dominated professions 1-3, balanced 1-2, female_dominated 1-2 of "
+                          "professions_train.tsv (file order), in that order",
+               "validation": "valid split, templates T1-T3, batches of 3, eval mode, KL weighted by batch size"}
+
+
+def run_epochs(model_dir, data, target, plan):
+    """The paper's epoch loop (debias_mlm.py): train on each batch of `plan`, then validate, then
+    its early-stopping rule (best - valid >= min_delta improves; patience epochs without stop)."""
+    model, tokenizer = pm.load_model(model_dir)
+    model.eval()
+    for param in model.parameters():
+        param.requires_grad = True
+    optimizer = torch.optim.AdamW(model.parameters(), lr=EPOCHS_CASE["lr"],
+                                  weight_decay=EPOCHS_CASE["weight_decay"])
+    tracker = we.KLTracker(beta=HYPER["beta"])
+    min_delta = EPOCHS_CASE["min_delta"][target]
+    best, best_epoch, stale, epochs = float("inf"), None, 0, []
+    for epoch in range(EPOCHS_CASE["epochs"]):
+        losses = []
+        for professions, group in plan:
+            normalized, mlm_loss, mlm_tokens = we.batch_forward(model, tokenizer, data, professions, target,
+                                                                "sequential")
+            loss, _ = we.walf_loss(normalized, mlm_loss, mlm_tokens, professions, group, target,
+                                   data["real_dist"], tracker, HYPER["gamma"])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(f(loss))
+        valid = we.validation_kl(model, tokenizer, data, target, "sequential", 64, 256)
+        improved = best - valid >= min_delta
+        if improved:
+            best, best_epoch, stale = valid, epoch, 0
+        else:
+            stale += 1
+        finished = stale >= EPOCHS_CASE["patience"]
+        epochs.append({"epoch": epoch, "step_losses": losses, "valid_kl": valid, "improved": improved,
+                       "best_valid_kl": best, "best_epoch": best_epoch, "finished": finished})
+        if finished:
+            break
+    return epochs
 
 
 def group_batches(data):
@@ -294,6 +343,13 @@ def main(argv=None):
                       f"loss={s['backprop_loss']:.6g}" + (f" lambda={s['lambda']:.6g}" if "lambda" in s else ""))
             print(f"{name} {target} decay case AdamW check: {res['adam']}")
         out["decay_case"] = case
+        epochs_case = {"hyper": EPOCHS_CASE, "targets": {}}
+        for target in pm.TARGETS:
+            epochs_case["targets"][target] = run_epochs(model_dir, data, target, group_batches(data))
+            for e in epochs_case["targets"][target]:
+                print(f"{name} {target} epochs case epoch {e['epoch'] + 1}: valid KL {e['valid_kl']:.6g} "
+                      f"improved={e['improved']} finished={e['finished']}")
+        out["epochs_case"] = epochs_case
         out["tracker_vectors"] = vectors
         path = EXPECTED / f"walf_step_{name}.json"
         path.write_text(json.dumps(out, indent=1) + "\n")
