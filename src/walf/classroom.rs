@@ -8,7 +8,7 @@
 /// dropout adds, and runs become repeatable.
 pub const DROPOUT: bool = false;
 /// One masked position drawn per filled-in sentence for the masked-LM term (the paper masks
-/// every token in turn), an unbiased estimate of the same loss at about a tenth of the cost.
+/// every token in turn), an unbiased estimate of the same loss at a seventh of the cost (BENCHMARKS.md).
 pub const MLM_POSITIONS: usize = 1;
 /// At most this many epochs: about a quarter of an hour for minilm-brown's real-world target on
 /// two cores. Patience still stops a run earlier.

@@ -45,9 +45,11 @@ pub struct WalfConfig {
     /// the same mean at a fraction of the cost (most of a paper-mode step is that loss).
     pub mlm_positions: Option<usize>,
     /// Under dropout, run every use of a masked sentence on its own so that each draws its own
-    /// dropout mask, as the paper's code does (true); false shares one pass, and so one mask,
-    /// among the professions and phrases that use the same sentence: cheaper, but a different
-    /// objective. No effect without dropout, where sharing changes nothing.
+    /// dropout mask, as the paper's code does (true). The default, false, shares one pass, and so
+    /// one mask, among the professions and phrases that use the same sentence: a slightly
+    /// different objective, measured to move an epoch's valid KL by less than the seed does,
+    /// at a ninth of the cost (BENCHMARKS.md). No effect without dropout, where sharing changes
+    /// nothing.
     pub dropout_per_use: bool,
 }
 
@@ -68,7 +70,7 @@ impl WalfConfig {
             forward_batch: 64,
             mlm_chunk: 64,
             mlm_positions: None,
-            dropout_per_use: true,
+            dropout_per_use: false,
         }
     }
 
