@@ -460,6 +460,18 @@ test('local files, an edited benchmark, the masked-LM loss, pause and resume, an
     assert.ok(labels.light > 0.8, `${kind}: ${(100 * labels.light).toFixed(1)}% of the label area is light`);
     assert.ok(labels.dark > 0.01, `${kind}: ${(100 * labels.dark).toFixed(2)}% of the label area is dark text`);
   }
+  // The share link of the tuned result opens with its run in the Tune tab: target and curves.
+  await page.waitForFunction(() => /#v1\./.test(document.querySelector('#share-link')?.value ?? ''), null,
+    { timeout: LONG, polling: 200 });
+  const tunedLink = await page.inputValue('#share-link');
+  const opened = await chrome.context.newPage();
+  await opened.goto(tunedLink);
+  await opened.waitForSelector('.shared-banner', { timeout: LONG });
+  assert.match(await opened.textContent('.shared-banner'), /towards the equal target/);
+  await opened.click('button[role=tab]:has-text("Tune")');
+  await opened.waitForSelector('#tune-shared[data-target=equal]', { timeout: LONG });
+  assert.ok(await opened.$('#shared-curve-kl polyline'), 'the run\'s KL curve is drawn');
+  await opened.close();
   // Choosing another split measures it at once, and the chart says which split it shows.
   await page.click('button[role=tab]:has-text("Probe")');
   await page.selectOption('#split', 'valid');

@@ -48,6 +48,16 @@ fn open_link(state: AppState, hash: &str) {
             }
             if let Some(t) = &result.tuning {
                 state.target.set(t.target);
+                // the Tune tab's controls show the run's settings
+                state.tune_settings.update(|s| {
+                    *s = walf_lab::protocol::TuneSettings {
+                        lr: t.lr,
+                        gamma: t.gamma,
+                        beta: t.beta,
+                        batch_size: t.batch_size as usize,
+                        ..walf_lab::protocol::TuneSettings::paper(t.target)
+                    }
+                });
             }
             state.tab.set(Tab::Probe);
             state.shared.set(Some(result));

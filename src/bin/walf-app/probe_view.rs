@@ -224,7 +224,10 @@ pub fn ProbeView() -> impl IntoView {
             {move || state.shared.get().map(|s| view! {
                 <p class="shared-banner">{format!(
                     "Opened from a link: {} on the {} split{}. Measure to replace it with this page's own result.",
-                    s.model, s.split, if s.tuning.is_some() { ", before and after WALF" } else { "" }
+                    s.model, s.split,
+                    s.tuning.as_ref().map(|t| format!(
+                        ", before and after WALF towards the {} target (its curves are in the Tune tab)", t.target.label()
+                    )).unwrap_or_default()
                 )}</p>
             })}
             {move || match result() {

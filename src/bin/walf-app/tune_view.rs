@@ -88,6 +88,57 @@ pub fn TuneView() -> impl IntoView {
         state.tune.set(TuneStatus::Running);
     };
     let stop = move |_| state.send(Request::TuneStop);
+    // An opened link's run, until this page runs one of its own: what it was tuned towards, with
+    // which settings, and its curves.
+    let shared_run = move || {
+        if !state.steps.with(|s| s.is_empty()) {
+            return None;
+        }
+        let shared = state.shared.get()?;
+        let t = shared.tuning?;
+        let kl = Series {
+            label: "batch KL".into(),
+            colour: BLUE,
+            points: t.curve.iter().map(|p| (p.step as f64, p.kl)).collect(),
+        };
+        let mlm = Series {
+            label: "masked-LM loss".into(),
+            colour: ORANGE,
+            points: t
+                .curve
+                .iter()
+                .filter_map(|p| p.mlm_loss.map(|m| (p.step as f64, m)))
+                .collect(),
+        };
+        let valid = Series {
+            label: "valid KL".into(),
+            colour: VERMILION,
+            points: t
+                .curve
+                .iter()
+                .filter_map(|p| p.valid_kl)
+                .enumerate()
+                .map(|(i, v)| ((i + 1) as f64, v))
+                .collect(),
+        };
+        let has_mlm = !mlm.points.is_empty();
+        Some(view! {
+            <p class="shared-banner" id="tune-shared" data-target=t.target.label()>{format!(
+                "From the link: {} tuned by WALF towards the {} target (learning rate {}, γ {}, β {}, batches of {}, {} epochs).",
+                shared.model, t.target.label(), t.lr, t.gamma, t.beta, t.batch_size, t.epochs
+            )}</p>
+            <div class="curves">
+                <LineChart id="shared-curve-kl" title="Mean KL of each training batch".into() x_label="step"
+                    y_label="KL" series=vec![kl] />
+                {has_mlm.then(|| view! {
+                    <LineChart id="shared-curve-mlm" title="Masked-LM loss of each batch".into() x_label="step"
+                        y_label="loss" series=vec![mlm] />
+                })}
+                <LineChart id="shared-curve-valid" title="Validation KL per epoch".into() x_label="epoch"
+                    y_label="KL" series=vec![valid] />
+            </div>
+        })
+    };
     let curves = move || {
         let steps = state.steps.get();
         let epochs = state.epochs.get();
@@ -238,6 +289,7 @@ pub fn TuneView() -> impl IntoView {
                 }).collect_view())}
                 </tbody>
             </table>
+            {shared_run}
             {curves}
             {move || state.result().filter(|r| r.tuning.is_some()).map(|r| view! {
                 <h3>"Before and after"</h3>
