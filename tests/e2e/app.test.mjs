@@ -341,6 +341,7 @@ test('a corrupted link, hostile link contents and broken models give messages', 
       const status = await page.textContent('#model-status');
       console.log(`${id}: ${status}`);
       assert.match(status, expected);
+      assert.equal(await page.$('.notice.error'), null, `${id}: said once, in the model panel`);
     }
     await shot(page, 'broken-model');
   } finally {

@@ -441,7 +441,8 @@ pub fn on_reply(state: AppState, reply: Reply, files: Vec<Vec<u8>>) {
                 // A failed run stays kept from its last good epoch: offer it again.
                 state.send(Request::SavedRun);
             }
-            if matches!(state.model.get_untracked(), ModelStatus::Loading(_)) {
+            let load_failed = matches!(state.model.get_untracked(), ModelStatus::Loading(_));
+            if load_failed {
                 state.model.set(ModelStatus::Failed(message.clone()));
             }
             if matches!(
@@ -463,6 +464,10 @@ pub fn on_reply(state: AppState, reply: Reply, files: Vec<Vec<u8>>) {
                     }
                 });
                 state.model.set(ModelStatus::Failed(message.clone()));
+            }
+            if load_failed && !crashed && !device_lost {
+                // the model panel says it, beside the model's name: not twice
+                return;
             }
             if kind == Some(JobKind::Fill) && !crashed && !device_lost {
                 // beside the sentence it is about; the old predictions would answer another one
