@@ -151,6 +151,25 @@ test('the bundled model loads on the CPU backend and probes as `walf probe` does
   shareLink = await page.inputValue('#share-link');
   assert.match(shareLink, /#v1\./);
   await shot(page, 'share');
+  // The scatter against the statistics: a point per profession at the chart's numbers, ρ in its
+  // caption, exportable.
+  await page.click('button[role=tab]:has-text("Probe")');
+  const rowValues = await chartValues(page);
+  await page.click('#show-scatter');
+  await page.waitForSelector('#probe-scatter .scatter-point', { timeout: LONG });
+  const scatter = new Map(await page.$$eval('#probe-scatter .scatter-point',
+    (points) => points.map((p) => [p.dataset.profession, Number(p.dataset.pFemale)])));
+  assert.equal(scatter.size, rowValues.size);
+  for (const [name, value] of rowValues) assert.equal(scatter.get(name), value, name);
+  assert.match(await page.textContent('#scatter-caption'), /ρ = /);
+  const [scatterPng] = await Promise.all([
+    page.waitForEvent('download', { timeout: LONG }),
+    page.click('#scatter-png'),
+  ]);
+  assert.match(scatterPng.suggestedFilename(), /scatter\.png$/);
+  await shot(page, 'scatter');
+  await page.click('#show-rows');
+  await page.waitForSelector('#probe-chart .chart-row', { timeout: LONG });
   // Fill-mask shows predictions and the gendered words.
   await page.click('button[role=tab]:has-text("Fill-mask")');
   await page.click('#run-fill');

@@ -14,7 +14,7 @@ pub const VERMILION: &str = "#D55E00";
 
 /// The charts' own stylesheet, inside each SVG: an exported chart (SVG, or PNG drawn from it)
 /// carries it and looks as in the page, where an image cannot see the page's stylesheet.
-const CHART_STYLE: &str = "\
+pub const CHART_STYLE: &str = "\
 .chart-group { font-weight: 600; font-size: 12px; }
 .chart-grid { stroke: #e4e4e8; }
 text, .chart-label { fill: #1d1d1f; }

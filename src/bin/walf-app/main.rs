@@ -16,6 +16,8 @@ mod model_panel;
 #[cfg(target_arch = "wasm32")]
 mod probe_view;
 #[cfg(target_arch = "wasm32")]
+mod scatter;
+#[cfg(target_arch = "wasm32")]
 mod share_view;
 #[cfg(target_arch = "wasm32")]
 mod state;

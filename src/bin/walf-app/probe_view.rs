@@ -12,6 +12,7 @@ use walf_lab::view::{
 };
 
 use crate::chart::ProbeChart;
+use crate::scatter::ScatterChart;
 use crate::state::AppState;
 
 pub const SPLITS: [Split; 4] = [Split::Test, Split::Valid, Split::Train, Split::All];
@@ -206,6 +207,29 @@ pub fn ProbeView() -> impl IntoView {
     let state = expect_context::<AppState>();
     let order = RwSignal::new(SortOrder::PFemale);
     let selected = RwSignal::new(None::<String>);
+    // rows (the paper's view, one line a profession) or the scatter against the statistics
+    let scatter = RwSignal::new(false);
+    let save_scatter = move |png: bool| {
+        let name = state
+            .shared
+            .get_untracked()
+            .or_else(|| state.result())
+            .map(|r| {
+                format!(
+                    "walf-{}-{}-scatter",
+                    walf_lab::view::file_stem(&r.model),
+                    r.split
+                )
+            })
+            .unwrap_or_else(|| "walf-scatter".into());
+        if png {
+            if let Err(e) = crate::download::download_png("probe-scatter", &format!("{name}.png")) {
+                state.error(e);
+            }
+        } else if let Some(svg) = crate::download::svg_markup("probe-scatter") {
+            crate::download::download_text(&format!("{name}.svg"), &svg, "image/svg+xml");
+        }
+    };
     let result = move || state.shared.get().or_else(|| state.result());
     view! {
         <section class="view" aria-label="Probe">
@@ -220,6 +244,12 @@ pub fn ProbeView() -> impl IntoView {
                 </label>
                 <button id="run-probe" disabled=move || !state.ready() || state.job.get().is_some()
                     on:click=move |_| state.probe(false)>"Measure"</button>
+                <span class="view-switch" role="group" aria-label="Show">
+                    <button id="show-rows" aria-pressed=move || (!scatter.get()).to_string()
+                        on:click=move |_| scatter.set(false)>"Rows"</button>
+                    <button id="show-scatter" aria-pressed=move || scatter.get().to_string()
+                        on:click=move |_| scatter.set(true)>"Scatter against the statistics"</button>
+                </span>
             </div>
             {move || state.shared.get().map(|s| view! {
                 <p class="shared-banner">{format!(
@@ -236,7 +266,17 @@ pub fn ProbeView() -> impl IntoView {
                         "{}: the {} professions of the {} split", r.model, r.professions.len(), r.split
                     )}</h3>
                     <div class="probe-result">
-                        <div class="chart-scroll"><ProbeChart result=r.clone() order=order.get() selected=selected /></div>
+                        {if scatter.get() {
+                            view! {
+                                <div class="chart-scroll"><ScatterChart result=r.clone() /></div>
+                                <div class="controls">
+                                    <button id="scatter-svg" on:click=move |_| save_scatter(false)>"Scatter (SVG)"</button>
+                                    <button id="scatter-png" on:click=move |_| save_scatter(true)>"Scatter (PNG)"</button>
+                                </div>
+                            }.into_any()
+                        } else {
+                            view! { <div class="chart-scroll"><ProbeChart result=r.clone() order=order.get() selected=selected /></div> }.into_any()
+                        }}
                         <Details selected=selected />
                         <GroupTable result=r />
                     </div>
