@@ -123,8 +123,8 @@ pub fn ModelPanel() -> impl IntoView {
         state.backend_info.get().map(|b| {
             view! {
                 <span class="backend" class:gpu=b.gpu title=b.detail.clone()>{format!("runs on {}", b.name)}</span>
-                <details class="backend-detail"><summary>"how"</summary>{b.detail.clone()}</details>
                 {b.notice.clone().map(|n| view! { <span class="backend-notice">{n}</span> })}
+                <details class="backend-detail"><summary>"how"</summary>{b.detail.clone()}</details>
             }
         })
     };

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use walf_lab::share::SharedResult;
 use walf_lab::view::{correlation_sentence, group_title, percent};
 
-use crate::chart::{CHART_STYLE, GREEN, ORANGE, group_colour};
+use crate::chart::{CHART_STYLE, ORANGE, group_colour};
 
 const SIZE: f64 = 520.0;
 const LEFT: f64 = 64.0;
@@ -125,8 +125,9 @@ pub fn ScatterChart(result: SharedResult) -> impl IntoView {
                 })}
                 {ticks}
                 // the targets: real-world (y = x) and equal (y = 50%)
-                <line x1=fmt(sx(0.0)) y1=fmt(sy(0.0)) x2=fmt(sx(1.0)) y2=fmt(sy(1.0)) stroke=GREEN stroke-width="1.5" />
-                <text x=fmt(sx(0.97)) y=fmt(sy(0.97) - 6.0) text-anchor="end" fill=GREEN>"real-world: as the statistics"</text>
+                // dark, not green: green marks the balanced professions here
+                <line x1=fmt(sx(0.0)) y1=fmt(sy(0.0)) x2=fmt(sx(1.0)) y2=fmt(sy(1.0)) stroke="#333" stroke-width="1.2" />
+                <text x=fmt(sx(0.97)) y=fmt(sy(0.97) - 6.0) text-anchor="end">"real-world: as the statistics"</text>
                 <line x1=fmt(sx(0.0)) y1=fmt(sy(0.5)) x2=fmt(sx(1.0)) y2=fmt(sy(0.5)) stroke="#555" stroke-dasharray="4 3" />
                 <text x=fmt(sx(0.02)) y=fmt(sy(0.5) - 6.0)>"equal: 50%"</text>
                 {points}
