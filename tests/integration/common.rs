@@ -44,6 +44,14 @@ pub fn load(name: &str, device: &Device) -> LanguageModel {
     load_bytes(&c, &t, &w, device).unwrap_or_else(|e| panic!("loading {name}: {e}"))
 }
 
+/// A model to train: on the CPU's autodiff device, dropout off (deterministic, as the
+/// references).
+pub fn trainable(name: &str) -> LanguageModel {
+    let mut lm = load(name, &walf_lab::device::cpu().autodiff());
+    lm.model.set_dropout(0.0, 0.0);
+    lm
+}
+
 pub fn expected(name: &str) -> serde_json::Value {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/expected/{name}.json"));

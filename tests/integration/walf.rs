@@ -1,18 +1,10 @@
 //! WALF fine-tuning end to end on the tiny models.
 
-use crate::common::{fixture_model, load_bytes, read_model_files};
+use crate::common::{fixture_model, load_bytes, read_model_files, trainable};
 use burn::module::Module;
 use walf_lab::bias::Target;
 use walf_lab::data::Benchmark;
-use walf_lab::engine::LanguageModel;
 use walf_lab::walf::{EpochRecord, WalfConfig, WalfTrainer};
-
-fn trainable(name: &str) -> LanguageModel {
-    let (c, t, w) = read_model_files(&fixture_model(name));
-    let mut lm = load_bytes(&c, &t, &w, &walf_lab::device::cpu().autodiff()).unwrap();
-    lm.model.set_dropout(0.0, 0.0);
-    lm
-}
 
 fn train(name: &str, config: WalfConfig, epochs: usize) -> (Vec<EpochRecord>, Vec<f64>) {
     let bench = Benchmark::bundled();
@@ -430,8 +422,7 @@ fn a_gendered_word_of_many_pieces_keeps_the_papers_values_in_training() {
     use walf_lab::measure::SentencePlan;
     use walf_lab::walf::loss::profession_distribution;
     let name = crate::common::BROWN_BERT;
-    let mut lm = crate::common::load(name, &walf_lab::device::cpu().autodiff());
-    lm.model.set_dropout(0.0, 0.0);
+    let lm = trainable(name);
     let exp = crate::common::expected(name);
     let raw = exp["measure"]["test"]["equal"]["raw"].as_array().unwrap();
     let many: Vec<&serde_json::Value> = raw

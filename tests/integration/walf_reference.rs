@@ -4,7 +4,7 @@
 //! female-dominated steps at the fixtures' lr and decay, and a step of every group with a decay
 //! large enough that a wrong one moves the weights by ten times the tolerance.
 
-use crate::common::{expected, f, fixture_model, load_bytes, read_model_files};
+use crate::common::{expected, f, trainable};
 use walf_lab::bias::Target;
 use walf_lab::data::{Benchmark, Group, Split};
 use walf_lab::walf::{KlTracker, WalfConfig, WalfTrainer};
@@ -49,9 +49,7 @@ fn check_epochs(name: &str, case: &serde_json::Value) {
         (Group::FemaleDominated, first(Group::FemaleDominated, 2)),
     ];
     for (target, key) in [(Target::Equal, "equal"), (Target::RealWorld, "real_world")] {
-        let (c, t, w) = read_model_files(&fixture_model(name));
-        let mut lm = load_bytes(&c, &t, &w, &walf_lab::device::cpu().autodiff()).unwrap();
-        lm.model.set_dropout(0.0, 0.0);
+        let lm = trainable(name);
         let config = WalfConfig {
             lr: f(&hyper["lr"]),
             weight_decay: f(&hyper["weight_decay"]),
@@ -95,9 +93,7 @@ fn check_case(name: &str, case: &str, targets: &serde_json::Value, hyper: &serde
     let bench = Benchmark::bundled();
     let train = bench.professions_of(Split::Train);
     for (target, key) in [(Target::Equal, "equal"), (Target::RealWorld, "real_world")] {
-        let (c, t, w) = read_model_files(&fixture_model(name));
-        let mut lm = load_bytes(&c, &t, &w, &walf_lab::device::cpu().autodiff()).unwrap();
-        lm.model.set_dropout(0.0, 0.0);
+        let lm = trainable(name);
         let config = WalfConfig {
             lr: f(&hyper["lr"]),
             weight_decay: f(&hyper["weight_decay"]),

@@ -32,7 +32,8 @@ fn x_of(p: f64) -> f64 {
     LABEL + p.clamp(0.0, 1.0) * (WIDTH - LABEL - RIGHT)
 }
 
-fn fmt(v: f64) -> String {
+/// An SVG coordinate: a tenth of a pixel is enough.
+pub fn fmt(v: f64) -> String {
     format!("{v:.1}")
 }
 

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use walf_lab::share::SharedResult;
 use walf_lab::view::{correlation_sentence, group_title, percent};
 
-use crate::chart::{CHART_STYLE, ORANGE, group_colour};
+use crate::chart::{CHART_STYLE, ORANGE, fmt, group_colour};
 
 const SIZE: f64 = 520.0;
 const LEFT: f64 = 64.0;
@@ -21,10 +21,6 @@ fn sx(share: f64) -> f64 {
 
 fn sy(p: f64) -> f64 {
     SIZE - BOTTOM - p.clamp(0.0, 1.0) * (SIZE - TOP - BOTTOM)
-}
-
-fn fmt(v: f64) -> String {
-    format!("{v:.1}")
 }
 
 #[component]
