@@ -11,6 +11,30 @@ use crate::model::{MaskedLm, TokenBatch};
 use crate::readback::read_f32;
 use crate::rng::SplitMix64;
 
+/// At most this many scored positions per forward pass: under the paper's rule every token is
+/// scored, and each position's logits span the vocabulary (bert-base: 1,024 × 30,522 floats, 125
+/// MB, twice over with the log-softmax), which must fit a browser's memory.
+const MAX_SCORED: usize = 1024;
+
+/// Consecutive runs of `order` of at most `batch_size` passages and, past the first passage of a
+/// run, at most [`MAX_SCORED`] scored positions.
+fn chunks(order: &[usize], scored: impl Fn(usize) -> usize, batch_size: usize) -> Vec<&[usize]> {
+    let mut out = Vec::new();
+    let (mut start, mut positions) = (0, 0);
+    for (k, &i) in order.iter().enumerate() {
+        let n = scored(i);
+        if k > start && (k - start >= batch_size.max(1) || positions + n > MAX_SCORED) {
+            out.push(&order[start..k]);
+            (start, positions) = (k, 0);
+        }
+        positions += n;
+    }
+    if start < order.len() {
+        out.push(&order[start..]);
+    }
+    out
+}
+
 struct MaskedPassage {
     ids: Vec<u32>,
     /// The positions scored and their labels: the masked ones, or under the paper's rule every
@@ -106,7 +130,8 @@ impl LanguageModel {
             done: 0,
             total: masked.len(),
         });
-        for (b, chunk) in order.chunks(batch_size.max(1)).enumerate() {
+        let mut done = 0;
+        for chunk in chunks(&order, |i| masked[i].positions.len(), batch_size) {
             let batch = TokenBatch {
                 ids: chunk.iter().map(|&i| masked[i].ids.clone()).collect(),
                 pad_id: self.tokenizer.pad_id(),
@@ -142,8 +167,9 @@ impl LanguageModel {
                     }
                 }
             }
+            done += chunk.len();
             on_progress(Progress {
-                done: (b * batch_size.max(1) + chunk.len()).min(masked.len()),
+                done,
                 total: masked.len(),
             });
         }
@@ -154,5 +180,34 @@ impl LanguageModel {
             loss: sum / count.max(1) as f64,
             rule,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_keep_order_and_bound_passages_and_positions() {
+        let order: Vec<usize> = (0..10).collect();
+        let scored = |i: usize| if i == 4 { 2000 } else { 300 };
+        let got = chunks(&order, scored, 16);
+        // 3 × 300 fit, the fourth would pass 1,024; the 2,000-position passage goes alone
+        assert_eq!(
+            got,
+            vec![
+                &[0, 1, 2][..],
+                &[3][..],
+                &[4][..],
+                &[5, 6, 7][..],
+                &[8, 9][..]
+            ]
+        );
+        let by_count = chunks(&order, |_| 1, 4);
+        assert_eq!(
+            by_count.iter().map(|c| c.len()).collect::<Vec<_>>(),
+            [4, 4, 2]
+        );
+        assert!(chunks(&[], |_| 1, 4).is_empty());
     }
 }
