@@ -428,6 +428,17 @@ test('local files, an edited benchmark, the masked-LM loss, pause and resume, an
   assert.ok(Math.abs(Number(paperPage) - Number(paperNative)) <= 1e-4, `page ${paperPage}, walf lm-loss --paper ${paperNative}`);
   assert.notEqual(paperPage, before, 'the two rules score different tokens');
   await page.uncheck('#lm-loss-paper');
+  // Without text the page says so beside the box, not above the tabs; a later success clears it.
+  const heldout = await page.inputValue('#heldout-text');
+  await page.fill('#heldout-text', '');
+  await page.click('#run-lm-loss');
+  await page.waitForSelector('#lm-loss-error', { timeout: LONG });
+  assert.equal(await page.$('#lm-loss'), null, 'no old loss under the error');
+  assert.equal(await page.$('.notice.error'), null, 'said beside the box');
+  await page.fill('#heldout-text', heldout);
+  await page.click('#run-lm-loss');
+  await page.waitForSelector('#lm-loss', { timeout: LONG });
+  assert.equal(await page.$('#lm-loss-error'), null, 'a success clears the error');
 
   // The classroom preset fills in its settings and says what it changes; the paper's restores them.
   await page.click('#tune-preset-classroom');

@@ -105,6 +105,8 @@ pub struct AppState {
     pub lm_loss: RwSignal<Option<(f64, f64, usize, LossRule)>>,
     /// Why the last fill-mask failed, shown beside its input (a later success clears it).
     pub fill_error: RwSignal<Option<String>>,
+    /// The same for the masked-LM loss on held-out text.
+    pub lm_loss_error: RwSignal<Option<String>>,
     pub edits: RwSignal<BenchmarkEdits>,
     pub notice: RwSignal<Option<Notice>>,
     pub tab: RwSignal<Tab>,
@@ -140,6 +142,7 @@ impl AppState {
             epochs: RwSignal::new(Vec::new()),
             lm_loss: RwSignal::new(None),
             fill_error: RwSignal::new(None),
+            lm_loss_error: RwSignal::new(None),
             edits: RwSignal::new(BenchmarkEdits::default()),
             notice: RwSignal::new(None),
             tab: RwSignal::new(Tab::Probe),
@@ -413,6 +416,7 @@ pub fn on_reply(state: AppState, reply: Reply, files: Vec<Vec<u8>>) {
             rule,
         } => {
             state.job.set(None);
+            state.lm_loss_error.set(None);
             state.lm_loss.set(Some((before, after, tokens, rule)));
         }
         Reply::Exported { job: _, name } => {
@@ -469,11 +473,21 @@ pub fn on_reply(state: AppState, reply: Reply, files: Vec<Vec<u8>>) {
                 // the model panel says it, beside the model's name: not twice
                 return;
             }
-            if kind == Some(JobKind::Fill) && !crashed && !device_lost {
-                // beside the sentence it is about; the old predictions would answer another one
-                state.fills.set(None);
-                state.fill_error.set(Some(message));
-                return;
+            if !crashed && !device_lost {
+                // beside the input it is about; the old result would answer another one
+                match kind {
+                    Some(JobKind::Fill) => {
+                        state.fills.set(None);
+                        state.fill_error.set(Some(message));
+                        return;
+                    }
+                    Some(JobKind::LmLoss) => {
+                        state.lm_loss.set(None);
+                        state.lm_loss_error.set(Some(message));
+                        return;
+                    }
+                    _ => {}
+                }
             }
             state.notice.set(Some(Notice {
                 error: true,

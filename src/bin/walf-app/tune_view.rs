@@ -204,7 +204,10 @@ pub fn TuneView() -> impl IntoView {
     let measure_loss = move |_| {
         let text = heldout.get_untracked();
         if text.trim().is_empty() {
-            return state.error("paste some text to measure the masked-LM loss on");
+            state.lm_loss.set(None);
+            return state.lm_loss_error.set(Some(
+                "paste some text to measure the masked-LM loss on".into(),
+            ));
         }
         let rule = if paper_rule.get_untracked() {
             LossRule::Paper
@@ -307,6 +310,7 @@ pub fn TuneView() -> impl IntoView {
                         on:change=move |ev| paper_rule.set(event_target_checked(&ev)) />
                     " score as the paper's evaluation (every token keeps its label, masked or not; ours scores the masked ones only)"
                 </label>
+                {move || state.lm_loss_error.get().map(|e| view! { <p id="lm-loss-error" class="field-error" role="alert">{e}</p> })}
                 {move || state.lm_loss.get().map(|(before, after, tokens, rule)| view! {
                     <p id="lm-loss" data-rule=format!("{rule:?}")>{format!(
                         "{tokens} masked tokens: loss {before:.4} with the loaded weights, {after:.4} with the current ones{}",
