@@ -167,26 +167,40 @@ fn step_message(step: &StepRecord) -> String {
     }
 }
 
+/// Sums over one group's steps of an epoch.
+#[derive(Default)]
+struct GroupSums {
+    steps: f64,
+    kl: f64,
+    /// NaN for the equal target, which has neither.
+    lambda: f64,
+    scale: f64,
+}
+
 /// Per-group means over an epoch's steps, printed beside the valid KL of each group.
 #[derive(Default)]
-struct GroupMeans(BTreeMap<Group, [f64; 4]>);
+struct GroupMeans(BTreeMap<Group, GroupSums>);
 
 impl GroupMeans {
     fn add(&mut self, step: &StepRecord) {
         let m = self.0.entry(step.group).or_default();
-        m[0] += 1.0;
-        m[1] += step.kl;
-        m[2] += step.lambda.unwrap_or(f64::NAN);
-        m[3] += step.scale.unwrap_or(f64::NAN);
+        m.steps += 1.0;
+        m.kl += step.kl;
+        m.lambda += step.lambda.unwrap_or(f64::NAN);
+        m.scale += step.scale.unwrap_or(f64::NAN);
     }
 
     fn print(&self, valid: &BTreeMap<String, f64>) {
         for group in Group::ALL {
             let mut parts = Vec::new();
-            if let Some([n, kl, lambda, scale]) = self.0.get(&group) {
-                parts.push(format!("train KL {:.5}", kl / n));
-                if lambda.is_finite() {
-                    parts.push(format!("λ {:.3}, scale {:.1}", lambda / n, scale / n));
+            if let Some(m) = self.0.get(&group) {
+                parts.push(format!("train KL {:.5}", m.kl / m.steps));
+                if m.lambda.is_finite() {
+                    parts.push(format!(
+                        "λ {:.3}, scale {:.1}",
+                        m.lambda / m.steps,
+                        m.scale / m.steps
+                    ));
                 }
             }
             if let Some(v) = valid.get(group.label()) {

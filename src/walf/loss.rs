@@ -216,13 +216,11 @@ pub fn mlm_loss_sum(model: &MaskedLm, rows: &[MlmRow], pad_id: u32) -> Tensor<1>
         ),
         &device,
     );
-    let picked = log_probs.gather(1, labels).reshape([n]);
-    if rows.iter().all(|r| r.weight == 1.0) {
-        // the paper's mode: a plain sum, as the reference computes it
-        return picked.sum().neg();
-    }
+    // weights of 1 (the paper's mode) leave every term exactly as it is
     let weights = floats(rows.iter().map(|r| r.weight).collect(), [n], &device);
-    (picked * weights).sum().neg()
+    (log_probs.gather(1, labels).reshape([n]) * weights)
+        .sum()
+        .neg()
 }
 
 #[cfg(test)]
