@@ -91,12 +91,12 @@ enum Command {
         model: Option<PathBuf>,
         #[arg(long)]
         text: PathBuf,
-        #[arg(long, default_value_t = 0.15)]
+        #[arg(long, default_value_t = LmLossSettings::default().mask_prob)]
         mask_prob: f64,
-        #[arg(long, default_value_t = 42)]
+        #[arg(long, default_value_t = LmLossSettings::default().seed)]
         seed: u64,
         /// Passages per forward pass.
-        #[arg(long, default_value_t = 16)]
+        #[arg(long, default_value_t = LmLossSettings::default().batch_size)]
         batch_size: usize,
         /// Score as the paper's evaluate_mlm_loss.py: every non-special token keeps its label,
         /// masked or not, and passages are weighted by their masked count (much lower than the

@@ -18,6 +18,7 @@ use walf_lab::data::{Benchmark, Group, Split};
 use walf_lab::engine::{ExportedModel, LanguageModel};
 use walf_lab::measure::ProbeSettings;
 use walf_lab::model::MaskedLm;
+use walf_lab::protocol::TuneSettings;
 use walf_lab::walf::{StepRecord, WalfConfig, WalfTrainer, classroom};
 
 use super::backend::BackendChoice;
@@ -98,16 +99,20 @@ pub struct TuneArgs {
 }
 
 impl TuneArgs {
+    /// The preset's settings, as the page offers them.
+    fn preset_settings(&self, target: Target) -> TuneSettings {
+        match self.preset {
+            Preset::Paper => TuneSettings::paper(target),
+            Preset::Classroom => TuneSettings::classroom(target),
+        }
+    }
+
     fn config(&self) -> WalfConfig {
         let target = match self.target {
             TuneTarget::Equal => Target::Equal,
             TuneTarget::RealWorld => Target::RealWorld,
         };
-        let mut d = WalfConfig::paper(target);
-        if self.preset == Preset::Classroom {
-            d.mlm_positions = Some(classroom::MLM_POSITIONS);
-            d.max_epochs = classroom::MAX_EPOCHS;
-        }
+        let d = WalfConfig::from_settings(&self.preset_settings(target));
         WalfConfig {
             gamma: self.gamma.unwrap_or(d.gamma),
             beta: self.beta.unwrap_or(d.beta),
@@ -223,7 +228,7 @@ pub fn run(args: TuneArgs) -> Result<()> {
             eprintln!("  {change}");
         }
     }
-    if args.no_dropout || (args.preset == Preset::Classroom && !classroom::DROPOUT) {
+    if args.no_dropout || !args.preset_settings(config.target).dropout {
         lm.model.set_dropout(0.0, 0.0);
     }
     fs::create_dir_all(&args.out)

@@ -661,19 +661,6 @@ async fn fill(s: &Session, job: u64, text: &str, top: usize) -> Result<(), Error
     Ok(())
 }
 
-/// The paper's WALF settings with the page's changes.
-fn walf_config(settings: &TuneSettings) -> WalfConfig {
-    let mut config = WalfConfig::paper(settings.target);
-    config.gamma = settings.gamma;
-    config.beta = settings.beta;
-    config.lr = settings.lr;
-    config.batch_size = settings.batch_size;
-    config.max_epochs = settings.max_epochs;
-    config.patience = settings.patience;
-    config.mlm_positions = settings.mlm_positions;
-    config
-}
-
 /// A run's records so far, as the page and the kept run hold them.
 #[derive(Default)]
 struct History {
@@ -700,7 +687,7 @@ async fn tune(
     if !settings.dropout {
         trainable.model.set_dropout(0.0, 0.0);
     }
-    let trainer = WalfTrainer::new(trainable, &bench, walf_config(&settings))?;
+    let trainer = WalfTrainer::new(trainable, &bench, WalfConfig::from_settings(&settings))?;
     train(s, job, trainer, settings, edits, History::default()).await
 }
 
@@ -753,7 +740,7 @@ async fn restore(s: &Session, job: u64) -> Result<(), Error> {
         trainable,
         best,
         &bench,
-        walf_config(&settings),
+        WalfConfig::from_settings(&settings),
         record.state.clone(),
     )?;
     let history = History {
