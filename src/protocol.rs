@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::bias::Target;
+use crate::bias::{ProfessionDistribution, Target};
 use crate::data::{Gender, Group, Split};
 use crate::lm_loss::LossRule;
 
@@ -226,6 +226,9 @@ pub struct SavedRun {
     pub best: Option<(f64, usize)>,
     pub steps: Vec<TuneStepReply>,
     pub epochs: Vec<TuneEpochReply>,
+    /// The valid split before the run (absent in runs kept by an older page).
+    #[serde(default)]
+    pub baseline: Option<TuneBaselineReply>,
     /// When it was saved, in milliseconds since 1970.
     pub saved_at: f64,
 }
@@ -249,6 +252,17 @@ pub struct ProfessionRow {
     pub group: Group,
     pub p_female: f64,
     pub female_share: f64,
+}
+
+impl From<&ProfessionDistribution> for ProfessionRow {
+    fn from(p: &ProfessionDistribution) -> Self {
+        Self {
+            profession: p.profession.clone(),
+            group: p.group,
+            p_female: p.p_female,
+            female_share: p.female_share,
+        }
+    }
 }
 
 /// One association score of the paper (template × phrase) for a profession.
@@ -317,6 +331,18 @@ pub struct TuneEpochReply {
     pub valid_kl: f64,
     pub improved: bool,
     pub best_epoch: usize,
+    /// The valid professions' distributions after this epoch, which the page draws beside the
+    /// baseline while the run goes on (empty in runs kept by an older page).
+    #[serde(default)]
+    pub valid_professions: Vec<ProfessionRow>,
+}
+
+/// The valid split measured before a run's first step: where its valid-KL curve and its live
+/// chart start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TuneBaselineReply {
+    pub valid_kl: f64,
+    pub professions: Vec<ProfessionRow>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -359,6 +385,11 @@ pub enum Reply {
     TunePaused {
         job: u64,
         paused: bool,
+    },
+    /// The valid split before tuning, sent before a new run's first step.
+    TuneBaseline {
+        job: u64,
+        baseline: TuneBaselineReply,
     },
     /// The run ended; the model now holds the best weights.
     TuneFinished {
@@ -538,11 +569,34 @@ mod tests {
                     valid_kl: 0.2,
                     improved: true,
                     best_epoch: 0,
+                    valid_professions: vec![ProfessionRow {
+                        profession: "nurse".into(),
+                        group: Group::FemaleDominated,
+                        p_female: 0.75,
+                        female_share: 0.87,
+                    }],
                 }],
+                baseline: Some(TuneBaselineReply {
+                    valid_kl: 0.25,
+                    professions: Vec::new(),
+                }),
                 saved_at: 1.7e12,
             }),
         };
         assert_eq!(Reply::from_json(&kept.to_json()).unwrap(), kept);
+        // A run kept by an older page has no baseline and no valid distributions: it still opens.
+        let mut older: serde_json::Value = serde_json::from_str(&kept.to_json()).unwrap();
+        older["run"].as_object_mut().unwrap().remove("baseline");
+        older["run"]["epochs"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("valid_professions");
+        match Reply::from_json(&older.to_string()).unwrap() {
+            Reply::SavedRun { run: Some(run) } => {
+                assert!(run.baseline.is_none() && run.epochs[0].valid_professions.is_empty())
+            }
+            other => panic!("not a kept run: {other:?}"),
+        }
         assert!(Reply::from_json("{\"kind\":\"launch_missiles\"}").is_err());
     }
 

@@ -4,7 +4,9 @@
 
 use crate::bias::{Correlation, Target};
 use crate::data::{Gender, Group, Split};
-use crate::protocol::{BackendChoice, ProbeReply, ScoreRow};
+use crate::protocol::{
+    BackendChoice, ProbeReply, ProfessionRow, ScoreRow, TuneBaselineReply, TuneEpochReply,
+};
 use crate::share::{SharedProfession, SharedResult, SharedTuning};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +181,58 @@ pub fn shared_result(
     }
 }
 
+/// A label cut to `max` characters with an ellipsis, at a word boundary where one is near: a
+/// chart's label column has a fixed width (the full name stays in the row's title).
+pub fn fit_label(name: &str, max: usize) -> String {
+    if name.chars().count() <= max {
+        return name.to_string();
+    }
+    let head: String = name.chars().take(max.saturating_sub(1)).collect();
+    let cut = match head.rfind(' ') {
+        Some(i) if i * 3 >= head.len() * 2 => head[..i].trim_end_matches([',', ' ']).to_string(),
+        _ => head,
+    };
+    format!("{cut}…")
+}
+
+/// The valid split while a WALF run goes on: the professions before the run beside their
+/// distributions after the last validated epoch, so that a class sees the dots move epoch by
+/// epoch rather than only when the run ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveValidation {
+    pub result: SharedResult,
+    /// The epoch (0-based) whose distributions are the "after" dots; None before the first
+    /// epoch is validated.
+    pub epoch: Option<usize>,
+}
+
+pub fn live_validation(
+    model: &str,
+    baseline: &TuneBaselineReply,
+    epochs: &[TuneEpochReply],
+    tuning: SharedTuning,
+) -> LiveValidation {
+    let as_probe = |professions: &[ProfessionRow]| ProbeReply {
+        split: Split::Valid,
+        professions: professions.to_vec(),
+        scores: Vec::new(),
+        forward_sentences: 0,
+        seconds: 0.0,
+        threads: 1,
+    };
+    let before = as_probe(&baseline.professions);
+    let last = epochs
+        .iter()
+        .rev()
+        .find(|e| !e.valid_professions.is_empty());
+    let after = last.map(|e| as_probe(&e.valid_professions));
+    let result = shared_result(model, &before, after.as_ref(), Some(tuning));
+    // An epoch that lacks a profession of the baseline (an edited benchmark cannot change
+    // within a run, so this is a kept run of an older page) draws no after dots.
+    let epoch = last.map(|e| e.epoch).filter(|_| result.tuning.is_some());
+    LiveValidation { result, epoch }
+}
+
 /// The page's address parameters (`?model=…&hub=…&split=…&target=…&backend=…`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PageQuery {
@@ -341,13 +395,27 @@ mod tests {
     }
 
     #[test]
+    fn long_labels_are_cut_with_an_ellipsis() {
+        assert_eq!(fit_label("nurse", 34), "nurse");
+        let exact = "computer controlled tool operator";
+        assert_eq!(fit_label(exact, 33), exact);
+        let long = "Secretaries and administrative assistants, except legal";
+        let cut = fit_label(long, 34);
+        assert!(cut.chars().count() <= 34, "{cut}");
+        assert_eq!(cut, "Secretaries and administrative…");
+        // no space near the end: cut inside the word
+        let word = "a".repeat(50);
+        assert_eq!(fit_label(&word, 10), format!("{}…", "a".repeat(9)));
+        assert_eq!(fit_label("ééééé", 3), "éé…");
+    }
+
+    #[test]
     fn file_stems_have_single_dashes() {
         assert_eq!(file_stem("brown-bert (bundled)"), "brown-bert-bundled");
         assert_eq!(file_stem("org/model name"), "org-model-name");
         assert_eq!(file_stem("  (x)  "), "x");
         assert_eq!(file_stem("minilm_brown.v2"), "minilm_brown.v2");
     }
-    use crate::protocol::ProfessionRow;
 
     #[test]
     fn the_correlation_is_said_in_words_with_its_numbers() {
@@ -365,6 +433,73 @@ mod tests {
         assert!(correlation_sentence(Some(c(-0.25))).contains("opposite to how"));
         assert!(correlation_sentence(Some(c(0.0))).contains("unlike how"));
         assert!(correlation_sentence(None).starts_with("No ranking"));
+    }
+
+    fn rows(values: &[(&str, f64)]) -> Vec<ProfessionRow> {
+        values
+            .iter()
+            .map(|(n, p)| ProfessionRow {
+                profession: n.to_string(),
+                group: Group::Balanced,
+                p_female: *p,
+                female_share: 0.5,
+            })
+            .collect()
+    }
+
+    fn epoch(epoch: usize, values: &[(&str, f64)]) -> TuneEpochReply {
+        TuneEpochReply {
+            epoch,
+            train_loss: 1.0,
+            valid_kl: 0.1,
+            improved: true,
+            best_epoch: epoch,
+            valid_professions: rows(values),
+        }
+    }
+
+    #[test]
+    fn the_live_chart_shows_the_last_validated_epoch_beside_the_baseline() {
+        let tuning = SharedTuning {
+            target: Target::Equal,
+            lr: 2e-5,
+            gamma: 1.0,
+            beta: 0.9,
+            batch_size: 8,
+            epochs: 0,
+            curve: Vec::new(),
+        };
+        let baseline = TuneBaselineReply {
+            valid_kl: 0.2,
+            professions: rows(&[("nurse", 0.8), ("baker", 0.3)]),
+        };
+        let after = |live: &LiveValidation| -> Vec<Option<f64>> {
+            live.result
+                .professions
+                .iter()
+                .map(|p| p.p_female_after)
+                .collect()
+        };
+        // before the first epoch ends: the baseline alone
+        let live = live_validation("m", &baseline, &[], tuning.clone());
+        assert_eq!((live.epoch, after(&live)), (None, vec![None, None]));
+        assert!(live.result.tuning.is_none());
+        assert_eq!(live.result.split, "valid");
+        assert_eq!(live.result.professions[0].p_female, 0.8);
+        // the last epoch that carries distributions, in the baseline's order
+        let epochs = [
+            epoch(0, &[("nurse", 0.7), ("baker", 0.35)]),
+            epoch(1, &[("baker", 0.45), ("nurse", 0.6)]),
+            epoch(2, &[]),
+        ];
+        let live = live_validation("m", &baseline, &epochs, tuning.clone());
+        assert_eq!(live.epoch, Some(1));
+        assert_eq!(after(&live), vec![Some(0.6), Some(0.45)]);
+        assert!(live.result.tuning.is_some());
+        // an epoch that lacks a profession draws no after dots
+        let partial = [epoch(0, &[("nurse", 0.7)])];
+        let live = live_validation("m", &baseline, &partial, tuning);
+        assert_eq!((live.epoch, after(&live)), (None, vec![None, None]));
     }
 
     fn reply(values: &[(&str, Group, f64, f64)]) -> ProbeReply {

@@ -248,7 +248,8 @@ pub fn run(args: TuneArgs) -> Result<()> {
     let before = test_reports(&lm, &lm.model.valid(), &bench)?;
     let mut trainer = WalfTrainer::new(lm, &bench, config.clone())?;
     writeln!(log, "{}", json!({"config": config}))?;
-    let (valid_kl, by_group) = pollster::block_on(trainer.valid_kl_by_group())?;
+    let before_tuning = pollster::block_on(trainer.validation())?;
+    let (valid_kl, by_group) = (before_tuning.kl, before_tuning.kl_by_group);
     writeln!(
         log,
         "{}",

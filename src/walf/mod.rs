@@ -15,4 +15,4 @@ mod trainer;
 #[cfg(feature = "engine")]
 pub use tracker::{GroupKl, KlTracker, adjust_lambda, alpha};
 #[cfg(feature = "engine")]
-pub use trainer::{EpochRecord, StepRecord, TrainerState, WalfConfig, WalfTrainer};
+pub use trainer::{EpochRecord, StepRecord, TrainerState, Validation, WalfConfig, WalfTrainer};

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::loss::{MlmRows, mean_kl, mlm_loss_sum, mlm_rows, profession_distribution};
 use super::paper;
 use super::tracker::{GroupKl, KlTracker, adjust_lambda, alpha};
-use crate::bias::{Target, bias_report};
+use crate::bias::{ProfessionDistribution, Target, bias_report};
 use crate::data::{Benchmark, GenderedPhrase, Group, Profession, Split, Template};
 use crate::engine::LanguageModel;
 use crate::error::{Error, Result};
@@ -149,11 +149,23 @@ pub struct EpochRecord {
     pub valid_kl: f64,
     /// The same per group of valid professions.
     pub valid_kl_by_group: BTreeMap<String, f64>,
+    /// Each valid profession's distribution after the epoch: what a chart of the run shows
+    /// moving while it trains.
+    pub valid_professions: Vec<ProfessionDistribution>,
     pub improved: bool,
     pub best_valid_kl: f64,
     pub best_epoch: usize,
     /// No more epochs: patience exhausted or the epoch limit reached.
     pub finished: bool,
+}
+
+/// The valid split measured with some weights (see [`WalfTrainer::validation`]).
+#[derive(Debug, Clone)]
+pub struct Validation {
+    /// Mean KL of the valid professions against the target (unweighted, as the paper).
+    pub kl: f64,
+    pub kl_by_group: BTreeMap<String, f64>,
+    pub professions: Vec<ProfessionDistribution>,
 }
 
 /// Where a run stands between two epochs. With the weights at that point and the best weights it
@@ -586,11 +598,12 @@ impl WalfTrainer {
 
     /// Mean KL of the valid professions against the target, with the current weights.
     pub async fn valid_kl(&self) -> Result<f64> {
-        Ok(self.valid_kl_by_group().await?.0)
+        Ok(self.validation().await?.kl)
     }
 
-    /// The valid KL over all valid professions and per group.
-    pub async fn valid_kl_by_group(&self) -> Result<(f64, BTreeMap<String, f64>)> {
+    /// The valid split measured with the current weights: its KL against the target, overall
+    /// and per group, and each profession's distribution.
+    pub async fn validation(&self) -> Result<Validation> {
         let input = MeasureInput {
             professions: &self.valid,
             templates: &self.templates,
@@ -604,23 +617,31 @@ impl WalfTrainer {
             .probe_weights(&self.lm.model.valid(), input, settings, &mut |_| {})
             .await?;
         let report = bias_report(&result.professions, self.config.target);
-        let all = report
+        let kl = report
             .summary
             .first()
             .map(|s| s.kl_mean)
             .unwrap_or(f64::NAN);
-        let groups = report
+        let kl_by_group = report
             .summary
             .iter()
             .skip(1)
             .map(|s| (s.group.clone(), s.kl_mean))
             .collect();
-        Ok((all, groups))
+        Ok(Validation {
+            kl,
+            kl_by_group,
+            professions: result.professions,
+        })
     }
 
     /// Ends the epoch: validation, best weights, early stopping; then starts the next epoch.
     pub async fn validate(&mut self) -> Result<EpochRecord> {
-        let (valid_kl, valid_kl_by_group) = self.valid_kl_by_group().await?;
+        let Validation {
+            kl: valid_kl,
+            kl_by_group: valid_kl_by_group,
+            professions: valid_professions,
+        } = self.validation().await?;
         if !valid_kl.is_finite() {
             return Err(Error::Training(format!(
                 "the validation KL became {valid_kl} after epoch {}; {}",
@@ -646,6 +667,7 @@ impl WalfTrainer {
             train_loss: self.epoch_loss / self.epoch_count.max(1) as f64,
             valid_kl,
             valid_kl_by_group,
+            valid_professions,
             improved,
             best_valid_kl,
             best_epoch,

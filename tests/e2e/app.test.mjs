@@ -189,6 +189,37 @@ test('the bundled model loads on the CPU backend and probes as `walf probe` does
   await page.click('#run-fill');
   await page.waitForSelector('.fill-top tbody tr', { timeout: LONG });
   assert.equal(await page.$('#fill-error'), null, 'a success clears the error');
+  // What a class sees on a projector and on a phone: every view at 1400×900 and 390×844, none
+  // wider than the window; the chart fits it with every dot on screen, its labels readable, and
+  // a focused point's numbers open in view.
+  for (const [width, height] of [[1400, 900], [390, 844]]) {
+    await page.setViewportSize({ width, height });
+    for (const tab of ['Fill-mask', 'Tune', 'Share', 'Probe']) {
+      await page.click(`button[role=tab]:has-text("${tab}")`);
+      await page.waitForTimeout(100);
+      await shot(page, `${tab.toLowerCase().replace(/[^a-z]+/g, '-')}-${width}`);
+      // against the width left beside the scroll bar
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      assert.ok(overflow <= 1, `${tab} at ${width} px is ${overflow} px wider than the window`);
+    }
+    await page.waitForSelector(width < 640 ? '#probe-chart.compact' : '#probe-chart:not(.compact)');
+    const inner = await page.evaluate(() => document.documentElement.clientWidth);
+    const chart = await page.locator('#probe-chart').boundingBox();
+    assert.ok(chart.x >= 0 && chart.x + chart.width <= inner + 0.5, `chart from ${chart.x} to ${chart.x + chart.width} in ${inner} px`);
+    const marks = await page.$$eval('#probe-chart .chart-row .mark-before',
+      (all) => all.map((m) => { const b = m.getBoundingClientRect(); return [b.left, b.right]; }));
+    assert.equal(marks.length, 45);
+    assert.ok(marks.every(([l, r]) => l >= 0 && r <= inner), `every dot within the ${inner} px window`);
+    const label = await page.$eval('#probe-chart .chart-label', (t) => t.getBoundingClientRect().height);
+    assert.ok(label >= 11, `labels ${label.toFixed(1)} px high at ${width} px`);
+    await page.locator('#probe-chart .chart-row').nth(40).focus();
+    await page.waitForSelector('aside.details:not(.idle)');
+    const details = await page.locator('aside.details:not(.idle)').boundingBox();
+    assert.ok(details.y >= 0 && details.y < height - 60 && details.x + details.width <= inner + 0.5,
+      `the numbers of a focused point at (${details.x}, ${details.y}) in a ${width}×${height} window`);
+    await shot(page, `probe-details-${width}`);
+    await page.click('aside.details .close');
+  }
   // The second bundled model is one click away, and measures as `walf probe --model brown-bert`.
   await page.click('button[role=tab]:has-text("Probe")');
   await page.click('button.bundled-model[data-model="brown-bert"]');
@@ -451,11 +482,44 @@ test('local files, an edited benchmark, the masked-LM loss, pause and resume, an
   assert.equal(await page.isChecked('#tune-dropout'), true);
   assert.equal(await page.inputValue('#tune-mlm-positions'), 'all');
 
-  // Pause holds the run between steps; resume continues it; stop ends it.
-  const stepCount = () => page.$$eval('.step-row', (rows) => rows.length);
-  await page.fill('#tune-steps', '200');
-  await page.dispatchEvent('#tune-steps', 'change');
+  // While WALF trains, the probe tab shows the valid split moving: each profession before the
+  // run beside its distribution after the last validated epoch, as `walf tune` records them.
+  // (The classroom preset: no dropout, so the page's run and the native one are the same run.)
+  const liveDir = mkdtempSync(join(tmpdir(), 'walf-tune-'));
+  walf(['tune', '--model', FIXTURE, '--target', 'equal', '--preset', 'classroom', '--data', data, '--out', liveDir,
+    '--max-epochs', '3', '--patience', '3']);
+  const nativeEpochs = readFileSync(join(liveDir, 'training.jsonl'), 'utf8').trim().split('\n')
+    .map((l) => JSON.parse(l)).filter((r) => r.epoch).map((r) => r.epoch);
+  const validBefore = nativeProbe(['--model', FIXTURE, '--split', 'valid', '--target', 'equal', '--data', data]);
+  await page.click('#tune-preset-classroom');
+  // long enough to be paused and stopped below (epochs and patience change no step)
+  for (const [id, value] of [['#tune-steps', '2000'], ['#tune-epochs', '50'], ['#tune-patience', '50']]) {
+    await page.fill(id, value);
+    await page.dispatchEvent(id, 'change');
+  }
   await page.click('#tune-start');
+  await page.click('button[role=tab]:has-text("Probe")');
+  await page.waitForSelector('#chart-heading[data-live=true]', { timeout: LONG });
+  assertClose(await chartValues(page), validBefore, 1e-4, 'live chart before tuning');
+  // heading and dots read in one go: the next epoch may be validated at any moment
+  const live = await (await page.waitForFunction(() => {
+    const epoch = document.querySelector('#chart-heading[data-live=true]')?.dataset.epoch;
+    if (!epoch) return null;
+    const rows = [...document.querySelectorAll('#probe-chart .chart-row')];
+    return { epoch: Number(epoch), after: rows.map((r) => [r.dataset.profession, Number(r.dataset.pFemaleAfter)]) };
+  }, null, { timeout: LONG, polling: 50 })).jsonValue();
+  assert.ok(live.epoch >= 1 && live.epoch <= nativeEpochs.length, `live chart after epoch ${live.epoch}`);
+  const nativeAfter = new Map(nativeEpochs[live.epoch - 1].valid_professions.map((p) => [p.profession, p.p_female]));
+  const moved = assertClose(new Map(live.after), nativeAfter, 1e-4, `live chart after epoch ${live.epoch}`);
+  const shift = Math.max(...live.after.map(([n, a]) => Math.abs(a - validBefore.get(n))));
+  assert.ok(shift > 1e-4, `the dots moved (largest shift ${shift})`);
+  console.log(`live chart after epoch ${live.epoch}: largest |ΔP(female)| vs walf tune ${moved.toExponential(2)}, largest move ${shift.toFixed(4)}`);
+  await shot(page, 'probe-live');
+  await page.click('button[role=tab]:has-text("Tune")');
+
+  // Pause holds the run between steps; resume continues it; stop ends it.
+  // the table shows the last few steps; it counts them all
+  const stepCount = async () => Number(await page.getAttribute('#tune-steps-table', 'data-steps'));
   await page.waitForSelector('.step-row', { timeout: LONG });
   await page.click('#tune-pause');
   await page.waitForFunction(() => /paused/i.test(document.querySelector('#tune-status')?.textContent ?? ''),
@@ -464,7 +528,7 @@ test('local files, an edited benchmark, the masked-LM loss, pause and resume, an
   await new Promise((ok) => setTimeout(ok, 2000));
   assert.equal(await stepCount(), held, 'no step while paused');
   await page.click('#tune-resume');
-  await page.waitForFunction((n) => document.querySelectorAll('.step-row').length > n, held,
+  await page.waitForFunction((n) => Number(document.querySelector('#tune-steps-table')?.dataset.steps) > n, held,
     { timeout: LONG, polling: 200 });
   await page.click('#tune-stop');
   await page.waitForSelector('#tune-start:not([disabled])', { timeout: LONG });

@@ -2,8 +2,6 @@
 //! at start: `?model=…&hub=…&split=…&target=…&backend=…` and a share link in the fragment.
 
 use leptos::prelude::*;
-use wasm_bindgen::JsCast;
-use wasm_bindgen::prelude::Closure;
 
 use walf_lab::hub::DEFAULT_HUB;
 use walf_lab::protocol::{BUNDLED_MODELS, ModelSource};
@@ -24,6 +22,18 @@ pub fn base_url() -> String {
         .and_then(|w| w.document())
         .and_then(|d| d.base_uri().ok().flatten())
         .unwrap_or_else(|| "./".into())
+}
+
+/// Whether the window is as narrow as a phone's: the probe chart then puts each label above
+/// its dots.
+#[derive(Clone, Copy)]
+pub struct NarrowWindow(pub ReadSignal<bool>);
+
+fn window_is_narrow() -> bool {
+    web_sys::window()
+        .and_then(|w| w.inner_width().ok())
+        .and_then(|w| w.as_f64())
+        .is_some_and(|w| w < 640.0)
 }
 
 fn location() -> (String, String) {
@@ -70,6 +80,16 @@ fn open_link(state: AppState, hash: &str) {
 pub fn App() -> impl IntoView {
     let state = AppState::new();
     provide_context(state);
+    let narrow = RwSignal::new(window_is_narrow());
+    // The page lives as long as the window: the listener is never removed.
+    let _ = window_event_listener(leptos::ev::resize, move |_| {
+        let now = window_is_narrow();
+        // only a change of layout redraws the chart
+        if now != narrow.get_untracked() {
+            narrow.set(now);
+        }
+    });
+    provide_context(NarrowWindow(narrow.read_only()));
     let (search, hash) = location();
     let query = parse_query(&search);
     // The default bundled model loads at once; `?model=` picks another bundled model or a Hub
@@ -110,11 +130,9 @@ pub fn App() -> impl IntoView {
     }
     open_link(state, &hash);
     // A link pasted into an open page changes only the fragment.
-    let on_hash = Closure::<dyn Fn()>::new(move || open_link(state, &location().1));
-    if let Some(w) = web_sys::window() {
-        let _ = w.add_event_listener_with_callback("hashchange", on_hash.as_ref().unchecked_ref());
-    }
-    on_hash.forget();
+    let _ = window_event_listener(leptos::ev::hashchange, move |_| {
+        open_link(state, &location().1)
+    });
     state.load(first_model, Vec::new());
 
     let tab_button = move |tab: Tab, label: &'static str| {

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 
 use walf_lab::data::Group;
 use walf_lab::share::SharedResult;
-use walf_lab::view::{ChartRow, SortOrder, chart_groups, group_title, percent};
+use walf_lab::view::{ChartRow, SortOrder, chart_groups, fit_label, group_title, percent};
 
 pub const BLUE: &str = "#0072B2";
 pub const ORANGE: &str = "#E69F00";
@@ -22,14 +22,45 @@ text, .chart-label { fill: #1d1d1f; }
 .chart-row:hover .chart-row-bg, .chart-row.selected .chart-row-bg { fill: #f1f1f4; fill-opacity: 1; }
 ";
 
-const WIDTH: f64 = 760.0;
-const LABEL: f64 = 210.0;
-const RIGHT: f64 = 20.0;
-const ROW: f64 = 16.0;
-const TOP: f64 = 58.0;
+const RIGHT: f64 = 24.0;
 
-fn x_of(p: f64) -> f64 {
-    LABEL + p.clamp(0.0, 1.0) * (WIDTH - LABEL - RIGHT)
+/// Where the probe chart's parts go. Wide: each label left of its dots. Compact (a phone): each
+/// label above its dots, so that the dots keep the screen's whole width. The SVG scales with its
+/// box either way (viewBox); the layout only decides what fits.
+#[derive(Clone, Copy, PartialEq, Debug)]
+struct Layout {
+    width: f64,
+    /// Where the 0% line is: right of the labels, or the left margin.
+    track: f64,
+    row: f64,
+    top: f64,
+    compact: bool,
+}
+
+const WIDE: Layout = Layout {
+    width: 760.0,
+    track: 210.0,
+    row: 16.0,
+    top: 58.0,
+    compact: false,
+};
+
+const COMPACT: Layout = Layout {
+    width: 380.0,
+    track: 14.0,
+    row: 30.0,
+    top: 76.0,
+    compact: true,
+};
+
+/// Characters of a label in the wide layout's label column (the full name is the row's title).
+const LABEL_CHARS: usize = 34;
+const COMPACT_LABEL_CHARS: usize = 62;
+
+impl Layout {
+    fn x_of(&self, p: f64) -> f64 {
+        self.track + p.clamp(0.0, 1.0) * (self.width - self.track - RIGHT)
+    }
 }
 
 /// An SVG coordinate: a tenth of a pixel is enough.
@@ -37,19 +68,48 @@ pub fn fmt(v: f64) -> String {
     format!("{v:.1}")
 }
 
-/// One row per profession: the model's P(female) as a dot (and after tuning, a second dot), the
+/// The mark of the model before tuning: a filled dot, or a ring once an after mark stands beside
+/// it (a ring and a diamond stay distinct where they overlap; two translucent dots would blend).
+fn before_mark(x: f64, y: f64, tuned: bool) -> impl IntoView {
+    if tuned {
+        view! { <circle cx=fmt(x) cy=fmt(y) r="5" fill="#ffffff" stroke=BLUE stroke-width="2" class="mark-before" /> }
+            .into_any()
+    } else {
+        view! { <circle cx=fmt(x) cy=fmt(y) r="4.5" fill=BLUE class="mark-before" /> }.into_any()
+    }
+}
+
+fn after_mark(x: f64, y: f64) -> impl IntoView {
+    let d = format!(
+        "M{} {}L{} {}L{} {}L{} {}Z",
+        fmt(x),
+        fmt(y - 4.5),
+        fmt(x + 4.5),
+        fmt(y),
+        fmt(x),
+        fmt(y + 4.5),
+        fmt(x - 4.5),
+        fmt(y)
+    );
+    view! { <path d=d fill=ORANGE class="mark-after" /> }
+}
+
+/// One row per profession: the model's P(female) as a dot (and after tuning, a diamond), the
 /// BLS share as a bar mark, 50% as a line. `selected` gets the name of a focused or hovered
-/// point.
+/// point. `compact` lays it out for a narrow screen.
 #[component]
 pub fn ProbeChart(
     result: SharedResult,
     order: SortOrder,
     selected: RwSignal<Option<String>>,
+    #[prop(optional)] compact: bool,
 ) -> impl IntoView {
+    let layout = if compact { COMPACT } else { WIDE };
+    let Layout {
+        width, row, top, ..
+    } = layout;
     let groups = chart_groups(&result, order);
     let tuned = result.tuning.is_some();
-    let rows: usize = groups.iter().map(|(_, r)| r.len() + 2).sum();
-    let height = TOP + rows as f64 * ROW + 30.0;
     let description = format!(
         "For {} professions of the {} split, the share of female gendered words the model {} \
          predicts (dots) against the share of women in the profession in the US in 2024 (bars) and \
@@ -59,63 +119,83 @@ pub fn ProbeChart(
         result.split,
         result.model
     );
-    let mut y = TOP;
+    let mut y = top;
     let mut items = Vec::new();
     for (group, members) in groups {
-        y += ROW;
+        y += 16.0;
         items.push(
             view! {
                 <text x="4" y=fmt(y + 4.0) class="chart-group">{group_title(group)}</text>
             }
             .into_any(),
         );
-        y += ROW * 0.5;
-        for row in members {
-            y += ROW;
-            items.push(point(row, y, tuned, selected).into_any());
+        // the first row's background starts just below the group's title
+        y += if compact { 5.0 } else { 8.0 };
+        for member in members {
+            y += row;
+            items.push(point(member, y, tuned, layout, selected).into_any());
         }
-        y += ROW * 0.5;
+        y += row * 0.5;
     }
-    let x50 = x_of(0.5);
+    let height = y + 30.0;
+    let x50 = layout.x_of(0.5);
     let axis_bottom = height - 30.0;
     let ticks = [0.0, 0.25, 0.5, 0.75, 1.0].map(|t| {
+        // the end ticks' labels stay inside the chart
+        let anchor = match t {
+            0.0 if compact => "start",
+            1.0 => "end",
+            _ => "middle",
+        };
         view! {
-            <line x1=fmt(x_of(t)) x2=fmt(x_of(t)) y1=fmt(TOP) y2=fmt(axis_bottom) class="chart-grid" />
-            <text x=fmt(x_of(t)) y=fmt(TOP - 6.0) text-anchor="middle" class="chart-tick">{percent(t)}</text>
+            <line x1=fmt(layout.x_of(t)) x2=fmt(layout.x_of(t)) y1=fmt(top) y2=fmt(axis_bottom) class="chart-grid" />
+            <text x=fmt(layout.x_of(t)) y=fmt(top - 6.0) text-anchor=anchor class="chart-tick">{percent(t)}</text>
         }
     });
+    // The legend in one line, or two on a narrow screen.
+    let (second_x, second_y) = if compact { (14.0, 34.0) } else { (284.0, 12.0) };
+    let legend = view! {
+        <g class="chart-legend">
+            {before_mark(14.0, 12.0, tuned)}
+            <text x="24" y="16">{if tuned { "model before tuning" } else { "model: P(female)" }}</text>
+            {tuned.then(|| view! {
+                {after_mark(174.0, 12.0)}
+                <text x="184" y="16">"after WALF"</text>
+            })}
+            <rect x=fmt(second_x) y=fmt(second_y - 6.0) width="3" height="12" fill=GREEN />
+            <text x=fmt(second_x + 8.0) y=fmt(second_y + 4.0)>"BLS 2024 share of women"</text>
+            <line x1=fmt(second_x + 170.0) x2=fmt(second_x + 186.0) y1=fmt(second_y) y2=fmt(second_y)
+                stroke="#555" stroke-dasharray="4 3" />
+            <text x=fmt(second_x + 192.0) y=fmt(second_y + 4.0)>"50% (equal)"</text>
+        </g>
+    };
     view! {
-        <svg id="probe-chart" class="chart" role="img" aria-labelledby="probe-chart-title probe-chart-desc"
-            viewBox=format!("0 0 {WIDTH} {height:.0}") width=WIDTH.to_string() height=format!("{height:.0}")
+        <svg id="probe-chart" class="chart" class:compact=compact role="img"
+            aria-labelledby="probe-chart-title probe-chart-desc"
+            viewBox=format!("0 0 {width} {height:.0}") width=width.to_string() height=format!("{height:.0}")
             xmlns="http://www.w3.org/2000/svg" font-family="system-ui, sans-serif" font-size="11">
             <title id="probe-chart-title">{format!("P(female) by profession: {}", result.model)}</title>
             <desc id="probe-chart-desc">{description}</desc>
             <style>{CHART_STYLE}</style>
-            <rect x="0" y="0" width=WIDTH.to_string() height=format!("{height:.0}") fill="#ffffff" />
-            // Legend
-            <g class="chart-legend">
-                <circle cx="14" cy="12" r="4.5" fill=BLUE />
-                <text x="24" y="16">{if tuned { "model before tuning" } else { "model: P(female)" }}</text>
-                {tuned.then(|| view! {
-                    <circle cx="174" cy="12" r="4.5" fill=ORANGE />
-                    <text x="184" y="16">"after WALF"</text>
-                })}
-                <rect x="284" y="6" width="3" height="12" fill=GREEN />
-                <text x="292" y="16">"BLS 2024 share of women"</text>
-                <line x1="454" x2="470" y1="12" y2="12" stroke="#555" stroke-dasharray="4 3" />
-                <text x="476" y="16">"50% (equal)"</text>
-            </g>
+            <rect x="0" y="0" width=width.to_string() height=format!("{height:.0}") fill="#ffffff" />
+            {legend}
             {ticks}
-            <line x1=fmt(x50) x2=fmt(x50) y1=fmt(TOP) y2=fmt(axis_bottom) stroke="#555" stroke-dasharray="4 3" />
+            <line x1=fmt(x50) x2=fmt(x50) y1=fmt(top) y2=fmt(axis_bottom) stroke="#555" stroke-dasharray="4 3" />
             {items}
-            <text x=fmt(x_of(0.5)) y=fmt(height - 8.0) text-anchor="middle" class="chart-axis">
+            <text x=fmt(layout.x_of(0.5)) y=fmt(height - 8.0) text-anchor="middle" class="chart-axis">
                 "P(female): the model's share of female words for the profession"
             </text>
         </svg>
     }
 }
 
-fn point(row: ChartRow, y: f64, tuned: bool, selected: RwSignal<Option<String>>) -> impl IntoView {
+fn point(
+    row: ChartRow,
+    y: f64,
+    tuned: bool,
+    layout: Layout,
+    selected: RwSignal<Option<String>>,
+) -> impl IntoView {
     let name = row.name.clone();
     let label = match row.p_female_after {
         Some(after) => format!(
@@ -139,8 +219,23 @@ fn point(row: ChartRow, y: f64, tuned: bool, selected: RwSignal<Option<String>>)
         let name = name.clone();
         move || selected.get().as_deref() == Some(name.as_str())
     };
-    let (x0, xs) = (x_of(row.p_female), x_of(row.female_share));
-    let after = row.p_female_after.map(x_of);
+    let (x0, xs) = (layout.x_of(row.p_female), layout.x_of(row.female_share));
+    let after = row.p_female_after.map(|a| layout.x_of(a));
+    // In the compact layout the label stands above the dots.
+    let dots = y - 4.0;
+    let text = if layout.compact {
+        view! {
+            <text x=fmt(layout.track) y=fmt(y - 14.0) class="chart-label">
+                {fit_label(&row.name, COMPACT_LABEL_CHARS)}</text>
+        }
+        .into_any()
+    } else {
+        view! {
+            <text x=fmt(layout.track - 8.0) y=fmt(y) text-anchor="end" class="chart-label">
+                {fit_label(&row.name, LABEL_CHARS)}</text>
+        }
+        .into_any()
+    };
     view! {
         <g class="chart-row" class:selected=is_selected tabindex="0" role="listitem" aria-label=label.clone()
             data-profession=row.name.clone() data-p-female=format!("{}", row.p_female)
@@ -148,14 +243,14 @@ fn point(row: ChartRow, y: f64, tuned: bool, selected: RwSignal<Option<String>>)
             on:focus=move |_| selected.set(Some(focus_name.clone()))
             on:mouseenter=move |_| selected.set(Some(hover_name.clone()))>
             <title>{title}</title>
-            <rect x="0" y=fmt(y - ROW + 3.0) width=WIDTH.to_string() height=fmt(ROW) class="chart-row-bg" />
-            <text x=fmt(LABEL - 8.0) y=fmt(y) text-anchor="end" class="chart-label">{row.name.clone()}</text>
-            <rect x=fmt(xs - 1.5) y=fmt(y - 10.0) width="3" height="12" fill=GREEN />
+            <rect x="0" y=fmt(y - layout.row + 3.0) width=layout.width.to_string() height=fmt(layout.row) class="chart-row-bg" />
+            {text}
+            <rect x=fmt(xs - 1.5) y=fmt(dots - 6.0) width="3" height="12" fill=GREEN />
             {after.map(|xa| view! {
-                <line x1=fmt(x0) x2=fmt(xa) y1=fmt(y - 4.0) y2=fmt(y - 4.0) stroke="#999" />
-                <circle cx=fmt(xa) cy=fmt(y - 4.0) r="4.5" fill=ORANGE />
+                <line x1=fmt(x0) x2=fmt(xa) y1=fmt(dots) y2=fmt(dots) stroke="#999" />
             })}
-            <circle cx=fmt(x0) cy=fmt(y - 4.0) r="4.5" fill=BLUE fill-opacity=if tuned { "0.55" } else { "1" } />
+            {before_mark(x0, dots, tuned)}
+            {after.map(|xa| after_mark(xa, dots))}
         </g>
     }
 }

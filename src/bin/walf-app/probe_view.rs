@@ -11,6 +11,7 @@ use walf_lab::view::{
     SortOrder, correlation_sentence, group_title, parse_target, percent, plain_number, score_table,
 };
 
+use crate::app::NarrowWindow;
 use crate::chart::ProbeChart;
 use crate::scatter::ScatterChart;
 use crate::state::AppState;
@@ -117,18 +118,29 @@ pub fn GroupTable(result: SharedResult) -> impl IntoView {
     }
 }
 
+/// The numbers behind the selected point of `result` (the chart's).
 #[component]
-fn Details(selected: RwSignal<Option<String>>) -> impl IntoView {
+fn Details(selected: RwSignal<Option<String>>, result: SharedResult) -> impl IntoView {
     let state = expect_context::<AppState>();
     move || {
-        let name = selected.get()?;
-        let result = state.shared.get().or_else(|| state.result())?;
-        let p = result.professions.iter().find(|p| p.name == name)?.clone();
+        let Some(p) = selected
+            .get()
+            .and_then(|name| result.professions.iter().find(|p| p.name == name).cloned())
+        else {
+            return view! {
+                <aside class="details idle">
+                    <p class="hint">"Point at a profession, or reach it with the Tab key, for its numbers."</p>
+                </aside>
+            }
+            .into_any();
+        };
+        let name = p.name.clone();
         let scores = state
             .before
             .with(|b| b.as_ref().map(|b| score_table(&name, &b.scores)));
-        Some(view! {
+        view! {
             <aside class="details" aria-live="polite">
+                <button class="close" aria-label="Close" on:click=move |_| selected.set(None)>"×"</button>
                 <h3>{p.name.clone()}</h3>
                 <p>{format!("{} · P(female) {}", group_title(p.group), percent(p.p_female))}
                     {p.p_female_after.map(|a| format!(" → {} after tuning", percent(a)))}
@@ -152,7 +164,8 @@ fn Details(selected: RwSignal<Option<String>>) -> impl IntoView {
                     </table>
                 })}
             </aside>
-        })
+        }
+        .into_any()
     }
 }
 
@@ -205,6 +218,7 @@ fn BenchmarkEditor() -> impl IntoView {
 #[component]
 pub fn ProbeView() -> impl IntoView {
     let state = expect_context::<AppState>();
+    let narrow = use_context::<NarrowWindow>().map(|n| n.0);
     let order = RwSignal::new(SortOrder::PFemale);
     let selected = RwSignal::new(None::<String>);
     // rows (the paper's view, one line a profession) or the scatter against the statistics
@@ -213,7 +227,7 @@ pub fn ProbeView() -> impl IntoView {
         let name = state
             .shared
             .get_untracked()
-            .or_else(|| state.result())
+            .or_else(|| state.chart_result())
             .map(|r| {
                 format!(
                     "walf-{}-{}-scatter",
@@ -230,7 +244,7 @@ pub fn ProbeView() -> impl IntoView {
             crate::download::download_text(&format!("{name}.svg"), &svg, "image/svg+xml");
         }
     };
-    let result = move || state.shared.get().or_else(|| state.result());
+    let result = move || state.shared.get().or_else(|| state.chart_result());
     view! {
         <section class="view" aria-label="Probe">
             <div class="controls">
@@ -260,13 +274,39 @@ pub fn ProbeView() -> impl IntoView {
                     )).unwrap_or_default()
                 )}</p>
             })}
-            {move || match result() {
-                Some(r) => view! {
-                    <h3 id="chart-heading" data-split=r.split.clone()>{format!(
+            {move || {
+                // During a run the valid split's dots move epoch by epoch; the chosen split is
+                // measured again when the run ends.
+                let live = state.live();
+                let r = match &live {
+                    Some(l) => Some(l.result.clone()),
+                    None => result(),
+                };
+                let heading = |r: &SharedResult| match &live {
+                    Some(l) => match l.epoch {
+                        Some(e) => format!(
+                            "{}, during WALF: the {} professions of the valid split after epoch {} \
+                             (the {} split is measured again when the run ends)",
+                            r.model, r.professions.len(), e + 1, state.split.get().label()
+                        ),
+                        None => format!(
+                            "{}, during WALF: the {} professions of the valid split before tuning \
+                             (their dots after each epoch appear here as it is validated)",
+                            r.model, r.professions.len()
+                        ),
+                    },
+                    None => format!(
                         "{}: the {} professions of the {} split", r.model, r.professions.len(), r.split
-                    )}</h3>
+                    ),
+                };
+                match r {
+                Some(r) => view! {
+                    <h3 id="chart-heading" data-split=r.split.clone()
+                        data-live=live.as_ref().map(|_| "true")
+                        data-epoch=live.as_ref().and_then(|l| l.epoch).map(|e| (e + 1).to_string())>
+                        {heading(&r)}</h3>
                     <div class="probe-result">
-                        {if scatter.get() {
+                        <div class="chart-area">{if scatter.get() {
                             view! {
                                 <div class="chart-scroll"><ScatterChart result=r.clone() /></div>
                                 <div class="controls">
@@ -275,14 +315,21 @@ pub fn ProbeView() -> impl IntoView {
                                 </div>
                             }.into_any()
                         } else {
-                            view! { <div class="chart-scroll"><ProbeChart result=r.clone() order=order.get() selected=selected /></div> }.into_any()
-                        }}
-                        <Details selected=selected />
-                        <GroupTable result=r />
+                            // a long split scrolls inside its box, the tables stay in reach
+                            let tall = r.professions.len() > 60;
+                            let compact = narrow.is_some_and(|n| n.get());
+                            view! {
+                                <div class="chart-scroll" class:tall=tall>
+                                    <ProbeChart result=r.clone() order=order.get() selected=selected compact=compact />
+                                </div>
+                            }.into_any()
+                        }}</div>
+                        <Details selected=selected result=r.clone() />
+                        <div class="group-tables"><GroupTable result=r /></div>
                     </div>
                 }.into_any(),
                 None => view! { <p class="empty">"The chart appears once the model is measured."</p> }.into_any(),
-            }}
+            }}}
             {move || state.before.get().map(|b| view! {
                 <p class="hint" id="probe-timing" data-seconds=b.seconds.to_string()
                     data-sentences=b.forward_sentences.to_string()

@@ -10,7 +10,7 @@ use walf_lab::data::Split;
 use walf_lab::lm_loss::LossRule;
 use walf_lab::protocol::*;
 use walf_lab::share::{CurvePoint, SharedResult, SharedTuning};
-use walf_lab::view::shared_result;
+use walf_lab::view::{LiveValidation, live_validation, shared_result};
 
 use crate::download::download_bytes;
 use crate::engine::Engine;
@@ -101,6 +101,8 @@ pub struct AppState {
     pub tune_run: RwSignal<Option<TuneSettings>>,
     pub steps: RwSignal<Vec<TuneStepReply>>,
     pub epochs: RwSignal<Vec<TuneEpochReply>>,
+    /// The valid split before the run: the live chart's "before" and the valid-KL curve's start.
+    pub baseline: RwSignal<Option<TuneBaselineReply>>,
     /// Before, after, masked tokens and the rule scored by.
     pub lm_loss: RwSignal<Option<(f64, f64, usize, LossRule)>>,
     /// Why the last fill-mask failed, shown beside its input (a later success clears it).
@@ -140,6 +142,7 @@ impl AppState {
             tune_run: RwSignal::new(None),
             steps: RwSignal::new(Vec::new()),
             epochs: RwSignal::new(Vec::new()),
+            baseline: RwSignal::new(None),
             lm_loss: RwSignal::new(None),
             fill_error: RwSignal::new(None),
             lm_loss_error: RwSignal::new(None),
@@ -249,22 +252,58 @@ impl AppState {
 
     /// The result the probe view and the share link show.
     pub fn result(&self) -> Option<SharedResult> {
+        self.result_with(true)
+    }
+
+    /// What the probe chart draws: the result without the training curves, so that a training
+    /// step does not redraw the chart (and lose its focused point).
+    pub fn chart_result(&self) -> Option<SharedResult> {
+        self.result_with(false)
+    }
+
+    fn result_with(&self, curve: bool) -> Option<SharedResult> {
         let before = self.before.get()?;
         let name = match self.model.get() {
             ModelStatus::Ready { name, .. } => name,
             _ => "model".into(),
         };
         let after = self.after.get();
-        let tuning = self.tune_run.get().map(|s| SharedTuning {
+        let tuning = self.tune_run.get().map(|s| self.tuning(&s, curve));
+        Some(shared_result(&name, &before, after.as_ref(), tuning))
+    }
+
+    /// While a run goes on (or is paused): the valid split before it and after its last
+    /// validated epoch, with that epoch (None before the first one ends).
+    pub fn live(&self) -> Option<LiveValidation> {
+        if !matches!(
+            self.tune.get(),
+            TuneStatus::Running | TuneStatus::Pausing | TuneStatus::Paused
+        ) {
+            return None;
+        }
+        let name = match self.model.get() {
+            ModelStatus::Ready { name, .. } => name,
+            _ => "model".into(),
+        };
+        let settings = self.tune_run.get()?;
+        let baseline = self.baseline.get()?;
+        let tuning = self.tuning(&settings, false);
+        Some(
+            self.epochs
+                .with(|epochs| live_validation(&name, &baseline, epochs, tuning)),
+        )
+    }
+
+    fn tuning(&self, s: &TuneSettings, curve: bool) -> SharedTuning {
+        SharedTuning {
             target: s.target,
             lr: s.lr,
             gamma: s.gamma,
             beta: s.beta,
             batch_size: s.batch_size as u32,
             epochs: self.epochs.with(|e| e.len() as u32),
-            curve: self.curve(),
-        });
-        Some(shared_result(&name, &before, after.as_ref(), tuning))
+            curve: if curve { self.curve() } else { Vec::new() },
+        }
     }
 
     /// The curves as a link carries them: one point per step, the epoch's valid KL on its
@@ -343,6 +382,7 @@ pub fn on_reply(state: AppState, reply: Reply, files: Vec<Vec<u8>>) {
             state.fills.set(None);
             state.steps.set(Vec::new());
             state.epochs.set(Vec::new());
+            state.baseline.set(None);
             state.tune.set(TuneStatus::Idle);
             state.tune_run.set(None);
             state.lm_loss.set(None);
@@ -389,6 +429,7 @@ pub fn on_reply(state: AppState, reply: Reply, files: Vec<Vec<u8>>) {
             }));
             state.steps.update(|s| s.push(step));
         }
+        Reply::TuneBaseline { job: _, baseline } => state.baseline.set(Some(baseline)),
         Reply::TuneEpoch { job: _, epoch } => state.epochs.update(|e| e.push(epoch)),
         Reply::TunePaused { job: _, paused } => state.tune.set(if paused {
             TuneStatus::Paused
@@ -539,6 +580,7 @@ pub fn resume_saved_run(state: AppState) {
     state.edits.set(run.benchmark);
     state.steps.set(run.steps);
     state.epochs.set(run.epochs);
+    state.baseline.set(run.baseline);
     state.after.set(None);
     state.lm_loss.set(None);
     state.kept_epochs.set(Some(run.epochs_done));
@@ -553,6 +595,7 @@ pub fn start_tuning(state: AppState) {
     let benchmark = state.edits.get_untracked();
     state.steps.set(Vec::new());
     state.epochs.set(Vec::new());
+    state.baseline.set(None);
     state.after.set(None);
     state.lm_loss.set(None);
     state.tune_run.set(Some(settings.clone()));

@@ -142,6 +142,7 @@ pub fn TuneView() -> impl IntoView {
     let curves = move || {
         let steps = state.steps.get();
         let epochs = state.epochs.get();
+        let baseline = state.baseline.get();
         let real = state.tune_run.get().map(|s| s.target) == Some(Target::RealWorld);
         let kl = Series {
             label: "batch KL".into(),
@@ -176,9 +177,11 @@ pub fn TuneView() -> impl IntoView {
         let valid = Series {
             label: "valid KL".into(),
             colour: VERMILION,
-            points: epochs
-                .iter()
-                .map(|e| ((e.epoch + 1) as f64, e.valid_kl))
+            // epoch 0: before tuning
+            points: baseline
+                .map(|b| (0.0, b.valid_kl))
+                .into_iter()
+                .chain(epochs.iter().map(|e| ((e.epoch + 1) as f64, e.valid_kl)))
                 .collect(),
         };
         view! {
@@ -193,7 +196,7 @@ pub fn TuneView() -> impl IntoView {
                     <LineChart id="curve-scale" title="How hard each group is pushed: λ / (its mean KL + α)".into()
                         x_label="step" y_label="scale" series=scales />
                 })}
-                <LineChart id="curve-valid" title="Validation KL per epoch".into() x_label="epoch"
+                <LineChart id="curve-valid" title="Validation KL per epoch (0: before tuning)".into() x_label="epoch"
                     y_label="KL" series=vec![valid] />
             </div>
         }

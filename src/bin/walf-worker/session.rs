@@ -604,16 +604,7 @@ async fn probe(
     };
     let reply = ProbeReply {
         split,
-        professions: result
-            .professions
-            .iter()
-            .map(|p| ProfessionRow {
-                profession: p.profession.clone(),
-                group: p.group,
-                p_female: p.p_female,
-                female_share: p.female_share,
-            })
-            .collect(),
+        professions: result.professions.iter().map(ProfessionRow::from).collect(),
         scores: result
             .raw
             .iter()
@@ -666,6 +657,7 @@ async fn fill(s: &Session, job: u64, text: &str, top: usize) -> Result<(), Error
 struct History {
     steps: Vec<TuneStepReply>,
     epochs: Vec<TuneEpochReply>,
+    baseline: Option<TuneBaselineReply>,
 }
 
 async fn tune(
@@ -688,7 +680,26 @@ async fn tune(
         trainable.model.set_dropout(0.0, 0.0);
     }
     let trainer = WalfTrainer::new(trainable, &bench, WalfConfig::from_settings(&settings))?;
-    train(s, job, trainer, settings, edits, History::default()).await
+    // Where the valid-KL curve and the live chart start.
+    progress(Some(job), "measuring the valid split before tuning", 0, 1);
+    let validation = trainer.validation().await?;
+    let baseline = TuneBaselineReply {
+        valid_kl: validation.kl,
+        professions: validation
+            .professions
+            .iter()
+            .map(ProfessionRow::from)
+            .collect(),
+    };
+    post(&Reply::TuneBaseline {
+        job,
+        baseline: baseline.clone(),
+    });
+    let history = History {
+        baseline: Some(baseline),
+        ..History::default()
+    };
+    train(s, job, trainer, settings, edits, history).await
 }
 
 /// Goes on with the run kept in the browser's storage.
@@ -746,6 +757,7 @@ async fn restore(s: &Session, job: u64) -> Result<(), Error> {
     let history = History {
         steps: record.run.steps,
         epochs: record.run.epochs,
+        baseline: record.run.baseline,
     };
     train(s, job, trainer, settings, &edits, history).await
 }
@@ -781,6 +793,7 @@ async fn keep(
             best: state.best,
             steps: history.steps.clone(),
             epochs: history.epochs.clone(),
+            baseline: history.baseline.clone(),
             saved_at: js_sys::Date::now(),
         },
         state,
@@ -847,6 +860,11 @@ async fn train(
                         valid_kl: epoch.valid_kl,
                         improved: epoch.improved,
                         best_epoch: epoch.best_epoch,
+                        valid_professions: epoch
+                            .valid_professions
+                            .iter()
+                            .map(ProfessionRow::from)
+                            .collect(),
                     };
                     post(&Reply::TuneEpoch {
                         job,
