@@ -437,6 +437,17 @@ test('local files, an edited benchmark, the masked-LM loss, pause and resume, an
   await page.fill('#edit-professions', professions);
   await measured(page, () => page.click('button:has-text("Measure with these")'));
   assertClose(await chartValues(page), edited, 1e-4, 'edited benchmark');
+  // A malformed row is named above the chart it did not replace, not in the banner; a later
+  // measurement clears it.
+  await page.fill('#edit-professions', `${professions}Broken\tbroken\ta\tmany\t0.5\tbalanced\ttest\n`);
+  await page.click('button:has-text("Measure with these")');
+  await page.waitForSelector('#probe-error', { timeout: LONG });
+  assert.match(await page.textContent('#probe-error'), /`many` is not a number.*last one measured/);
+  assert.equal(await page.$('.notice.error'), null, 'said above the chart');
+  assertClose(await chartValues(page), edited, 1e-4, 'the chart before the malformed row');
+  await page.fill('#edit-professions', professions);
+  await measured(page, () => page.click('button:has-text("Measure with these")'));
+  assert.equal(await page.$('#probe-error'), null, 'a measurement clears the error');
 
   // The masked-LM loss of the held-out text is `walf lm-loss`'s (same masks, seed 42).
   const native = walf(['lm-loss', '--model', FIXTURE, '--text', join(ROOT, 'public/data/heldout.txt')]);

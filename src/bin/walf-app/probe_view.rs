@@ -265,6 +265,12 @@ pub fn ProbeView() -> impl IntoView {
                         on:click=move |_| scatter.set(true)>"Scatter against the statistics"</button>
                 </span>
             </div>
+            {move || state.probe_error.get().map(|e| view! {
+                <p id="probe-error" class="field-error" role="alert">{format!(
+                    "This could not be measured: {e}. {}",
+                    if state.before.with(|b| b.is_some()) { "The chart below is the last one measured." } else { "" }
+                )}</p>
+            })}
             {move || state.shared.get().map(|s| view! {
                 <p class="shared-banner">{format!(
                     "Opened from a link: {} on the {} split{}. Measure to replace it with this page's own result.",

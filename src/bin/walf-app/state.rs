@@ -109,6 +109,9 @@ pub struct AppState {
     pub fill_error: RwSignal<Option<String>>,
     /// The same for the masked-LM loss on held-out text.
     pub lm_loss_error: RwSignal<Option<String>>,
+    /// Why the last measurement failed (a malformed edited benchmark, say), shown above the
+    /// chart it did not replace.
+    pub probe_error: RwSignal<Option<String>>,
     pub edits: RwSignal<BenchmarkEdits>,
     pub notice: RwSignal<Option<Notice>>,
     pub tab: RwSignal<Tab>,
@@ -146,6 +149,7 @@ impl AppState {
             lm_loss: RwSignal::new(None),
             fill_error: RwSignal::new(None),
             lm_loss_error: RwSignal::new(None),
+            probe_error: RwSignal::new(None),
             edits: RwSignal::new(BenchmarkEdits::default()),
             notice: RwSignal::new(None),
             tab: RwSignal::new(Tab::Probe),
@@ -397,6 +401,7 @@ pub fn on_reply(state: AppState, reply: Reply, files: Vec<Vec<u8>>) {
         }
         Reply::Probed { job, result } => {
             state.job.set(None);
+            state.probe_error.set(None);
             state.shared.set(None);
             // After-values stand beside before-values of the same split only.
             let same_split = state.before.get_untracked().map(|b| b.split) == Some(result.split);
@@ -525,6 +530,16 @@ pub fn on_reply(state: AppState, reply: Reply, files: Vec<Vec<u8>>) {
                     Some(JobKind::LmLoss) => {
                         state.lm_loss.set(None);
                         state.lm_loss_error.set(Some(message));
+                        return;
+                    }
+                    Some(JobKind::Probe { .. }) => {
+                        state.probe_error.set(Some(message));
+                        return;
+                    }
+                    // beside the run's buttons, in its status
+                    Some(JobKind::Tune)
+                        if matches!(state.tune.get_untracked(), TuneStatus::Finished(_)) =>
+                    {
                         return;
                     }
                     _ => {}
