@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up what the tests need on a fresh Debian machine (as root, or with the packages already
-# there) and runs them: formatting, lints (native and WASM), every Rust test, and the web app's
-# end-to-end tests in headless Chromium.
+# there) and runs them: formatting, lints (native and WASM, within the builds), every Rust test,
+# the web app's end-to-end tests in headless Chromium, and a short fuzz run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,18 +46,25 @@ fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
 
-stage "format and lints"
+stage "format"
 cargo fmt --all -- --check
-cargo clippy --all-targets -- -D warnings
-# The web app and its worker exist only for wasm32: lint them there.
-cargo clippy --target wasm32-unknown-unknown --lib --bins -- -D warnings
-# The page is built without the engine (index.html): that half of the library must stand alone.
-cargo clippy --target wasm32-unknown-unknown --no-default-features --lib --bin walf-app -- -D warnings
-stage "native build and tests"
+
+# Clippy's lints, as errors, run inside the builds the tests need: clippy-driver compiles this
+# crate in every build below (`cargo clippy` does the same in check mode, which would compile
+# every dependency a second time, natively and for wasm32). So `cargo test` lints every native
+# target (library, binaries, tests, examples) and Trunk's builds lint the web app and its worker
+# for wasm32, the page without the engine as index.html builds it.
+RUSTC_WORKSPACE_WRAPPER=$(rustup which clippy-driver)
+CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+export RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
+
+stage "native build, lints and tests"
 cargo test
-stage "web build and end-to-end tests"
+stage "web build, lints and end-to-end tests"
 # The web app in headless Chromium (installs Trunk, wasm-bindgen, wasm-opt, chromium if missing).
 ./scripts/e2e.sh
 stage "fuzz smoke"
+# on the nightly toolchain, which the stable clippy-driver cannot wrap
+unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
 # A short fuzz run of the link, table, request and config parsers (nightly and cargo-fuzz).
 ./scripts/fuzz-smoke.sh 10
