@@ -51,6 +51,48 @@ pub fn resolve_url(base: &str, id: &str, file: &str) -> String {
     format!("{base}/{id}/resolve/main/{file}")
 }
 
+/// The browser's Cache Storage that keeps downloaded model files: the worker writes it, the
+/// page lists what it keeps and deletes on request.
+pub const MODEL_CACHE: &str = "walf-lab-models-v1";
+
+/// A model the browser keeps: the folder its files came from, their addresses and total size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeptModel {
+    /// The folder without its scheme: the Hub (or mirror) and the model id,
+    /// `huggingface.co/bert-base-uncased`.
+    pub label: String,
+    pub urls: Vec<String>,
+    pub bytes: u64,
+}
+
+/// The cache's entries (address, size) grouped by the model folder they belong to, largest
+/// first. An address that is not a Hub file (`…/resolve/<revision>/<file>`) is its own entry.
+pub fn kept_models(entries: &[(String, u64)]) -> Vec<KeptModel> {
+    let mut models: Vec<KeptModel> = Vec::new();
+    for (url, bytes) in entries {
+        let folder = url
+            .rsplit_once("/resolve/")
+            .map_or(url.as_str(), |(f, _)| f);
+        let label = folder
+            .split_once("://")
+            .map_or(folder, |(_, rest)| rest)
+            .to_string();
+        match models.iter_mut().find(|m| m.label == label) {
+            Some(m) => {
+                m.urls.push(url.clone());
+                m.bytes += bytes;
+            }
+            None => models.push(KeptModel {
+                label,
+                urls: vec![url.clone()],
+                bytes: *bytes,
+            }),
+        }
+    }
+    models.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.label.cmp(&b.label)));
+    models
+}
+
 /// The repository answered 404 for `file`.
 pub fn missing_file_message(id: &str, file: &str) -> String {
     match file {
@@ -108,5 +150,44 @@ mod tests {
         );
         assert!(missing_file_message("x", "model.safetensors").contains("safetensors"));
         assert!(status_message("x", "config.json", 401, "").contains("private"));
+    }
+
+    #[test]
+    fn kept_files_are_grouped_by_model() {
+        let url = |base: &str, id: &str, file: &str| resolve_url(base, id, file);
+        let entries = vec![
+            (url(DEFAULT_HUB, "bert-base-uncased", "config.json"), 570),
+            (
+                url("http://127.0.0.1:9000/mirror", "org/tiny", "config.json"),
+                100,
+            ),
+            (
+                url(DEFAULT_HUB, "bert-base-uncased", "model.safetensors"),
+                440_000_000,
+            ),
+            (
+                url(
+                    "http://127.0.0.1:9000/mirror",
+                    "org/tiny",
+                    "model.safetensors",
+                ),
+                5_000,
+            ),
+            ("https://example.org/other.bin".to_string(), 7),
+        ];
+        let kept = kept_models(&entries);
+        let labels: Vec<&str> = kept.iter().map(|m| m.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "huggingface.co/bert-base-uncased",
+                "127.0.0.1:9000/mirror/org/tiny",
+                "example.org/other.bin"
+            ]
+        );
+        assert_eq!(kept[0].bytes, 440_000_570);
+        assert_eq!(kept[0].urls.len(), 2);
+        assert_eq!(kept[1].bytes, 5_100);
+        assert!(kept_models(&[]).is_empty());
     }
 }

@@ -12,6 +12,8 @@ mod engine;
 #[cfg(target_arch = "wasm32")]
 mod fill_view;
 #[cfg(target_arch = "wasm32")]
+mod kept;
+#[cfg(target_arch = "wasm32")]
 mod model_panel;
 #[cfg(target_arch = "wasm32")]
 mod probe_view;

@@ -6,7 +6,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Cache, ReadableStreamDefaultReader, Response, WorkerGlobalScope};
 
-const CACHE_NAME: &str = "walf-lab-models-v1";
+use walf_lab::hub::MODEL_CACHE;
 
 pub fn scope() -> WorkerGlobalScope {
     js_sys::global().unchecked_into()
@@ -62,7 +62,7 @@ impl FetchError {
 
 async fn open_cache() -> Option<Cache> {
     let caches = scope().caches().ok()?;
-    JsFuture::from(caches.open(CACHE_NAME))
+    JsFuture::from(caches.open(MODEL_CACHE))
         .await
         .ok()?
         .dyn_into()
