@@ -9,6 +9,7 @@ use walf_lab::hub::DEFAULT_HUB;
 use walf_lab::protocol::{BUNDLED_MODELS, BackendChoice, ModelSource};
 
 use crate::app::base_url;
+use crate::kept::KeptModels;
 use crate::state::{AppState, ModelStatus};
 
 /// Orders picked files as config.json, tokenizer.json, weights; or says what is missing.
@@ -147,7 +148,8 @@ pub fn ModelPanel() -> impl IntoView {
             </div>
             <div class="model-sources">
                 {BUNDLED_MODELS.map(|(id, about)| view! {
-                    <button class="bundled-model" data-model=id title=about on:click=move |_| state.load(
+                    <button class="bundled-model" data-model=id title=about
+                        disabled=move || state.tuning_now() on:click=move |_| state.load(
                         ModelSource::bundled(&base_url(), id),
                         Vec::new(),
                     )>{format!("Bundled: {id}")}</button>
@@ -161,17 +163,22 @@ pub fn ModelPanel() -> impl IntoView {
                     <input id="hub-base" type="url" prop:value=move || hub_base.get()
                         on:input=move |ev| hub_base.set(event_target_value(&ev)) />
                 </label>
-                <button on:click=move |_| load_hub()>"Load"</button>
+                <button id="hub-load" disabled=move || state.tuning_now() on:click=move |_| load_hub()>"Load"</button>
                 <label class="file-pick">"Your files "
                     <input id="local-files" type="file" multiple accept=".json,.safetensors"
+                        disabled=move || state.tuning_now()
                         on:change=move |ev| {
                             let input: web_sys::HtmlInputElement = event_target(&ev);
                             load_files(state, list(input.files()));
                         } />
                 </label>
-                <span class="hint">"(or drop config.json, tokenizer.json and model.safetensors here)"</span>
+                <span class="hint">{move || if state.tuning_now() {
+                    "(another model can be loaded when the WALF run is stopped)"
+                } else {
+                    "(or drop config.json, tokenizer.json and model.safetensors here)"
+                }}</span>
                 <label>"Backend "
-                    <select id="backend" on:change=move |ev| {
+                    <select id="backend" disabled=move || state.tuning_now() on:change=move |ev| {
                         if let Some(b) = BackendChoice::parse(&event_target_value(&ev)) {
                             state.backend.set(b);
                             state.reload();
@@ -186,6 +193,7 @@ pub fn ModelPanel() -> impl IntoView {
                     </select>
                 </label>
             </div>
+            <KeptModels />
         </section>
     }
 }

@@ -10,7 +10,7 @@ use walf_lab::data::Split;
 use walf_lab::lm_loss::LossRule;
 use walf_lab::protocol::*;
 use walf_lab::share::{CurvePoint, SharedResult, SharedTuning};
-use walf_lab::view::{LiveValidation, live_validation, shared_result};
+use walf_lab::view::{LiveValidation, live_validation, shared_result, shared_run_settings};
 
 use crate::download::download_bytes;
 use crate::engine::Engine;
@@ -205,7 +205,20 @@ impl AppState {
         }));
     }
 
+    /// A WALF run is going (or paused): the model cannot change under it.
+    pub fn tuning_now(&self) -> bool {
+        matches!(
+            self.tune.get(),
+            TuneStatus::Running | TuneStatus::Pausing | TuneStatus::Paused
+        )
+    }
+
     pub fn load(&self, source: ModelSource, files: Vec<Vec<u8>>) {
+        if self.tuning_now() {
+            // The worker would refuse it; the run and its model stay as they are.
+            self.error("a WALF run is going: stop it before loading another model");
+            return;
+        }
         self.last_source.set_value(Some(LastSource {
             source: source.clone(),
             files: files.clone(),
@@ -273,16 +286,15 @@ impl AppState {
         };
         let after = self.after.get();
         let tuning = self.tune_run.get().map(|s| self.tuning(&s, curve));
-        Some(shared_result(&name, &before, after.as_ref(), tuning))
+        let mut result = shared_result(&name, &before, after.as_ref(), tuning);
+        result.edited_benchmark = self.edits.with(|e| *e != BenchmarkEdits::default());
+        Some(result)
     }
 
     /// While a run goes on (or is paused): the valid split before it and after its last
     /// validated epoch, with that epoch (None before the first one ends).
     pub fn live(&self) -> Option<LiveValidation> {
-        if !matches!(
-            self.tune.get(),
-            TuneStatus::Running | TuneStatus::Pausing | TuneStatus::Paused
-        ) {
+        if !self.tuning_now() {
             return None;
         }
         let name = match self.model.get() {
@@ -307,6 +319,7 @@ impl AppState {
             batch_size: s.batch_size as u32,
             epochs: self.epochs.with(|e| e.len() as u32),
             curve: if curve { self.curve() } else { Vec::new() },
+            run: Some(shared_run_settings(s)),
         }
     }
 
