@@ -57,6 +57,22 @@ pub struct SharedTuning {
     pub batch_size: u32,
     pub epochs: u32,
     pub curve: Vec<CurvePoint>,
+    /// The rest of the run's settings, so that the link says how to repeat it with `walf tune`
+    /// (links written before these were carried lack them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<SharedRunSettings>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedRunSettings {
+    pub max_epochs: u32,
+    pub patience: u32,
+    pub dropout: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mlm_positions: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_steps: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,6 +84,13 @@ pub struct SharedResult {
     pub professions: Vec<SharedProfession>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tuning: Option<SharedTuning>,
+    /// The version of walf-lab that measured it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_version: Option<String>,
+    /// The benchmark was edited in the page (the link carries the professions it measured, not
+    /// the edited templates or phrases).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub edited_benchmark: bool,
 }
 
 fn bad(problem: impl Into<String>) -> Error {
@@ -94,6 +117,9 @@ impl SharedResult {
     fn check(&self) -> Result<()> {
         check_text("model name", &self.model)?;
         check_text("split", &self.split)?;
+        if let Some(v) = &self.app_version {
+            check_text("app version", v)?;
+        }
         if self.professions.is_empty() || self.professions.len() > MAX_PROFESSIONS {
             return Err(bad(format!(
                 "it holds {} professions (1 to {MAX_PROFESSIONS} expected)",
@@ -236,7 +262,16 @@ mod tests {
                         valid_kl: None,
                     })
                     .collect(),
+                run: Some(SharedRunSettings {
+                    max_epochs: 8,
+                    patience: 5,
+                    dropout: false,
+                    mlm_positions: Some(1),
+                    max_steps: None,
+                }),
             }),
+            app_version: Some("0.1.0".into()),
+            edited_benchmark: tuned,
         }
     }
 
@@ -260,6 +295,17 @@ mod tests {
         let after = r.report(Target::Equal, true).unwrap();
         assert!(after.summary[0].kl_mean < before.summary[0].kl_mean);
         assert!(sample(false).report(Target::Equal, true).is_none());
+        // A link written before the run's settings and the version were carried still opens.
+        let mut older = sample(true);
+        older.tuning.as_mut().unwrap().run = None;
+        older.app_version = None;
+        older.edited_benchmark = false;
+        let json = serde_json::to_string(&older).unwrap();
+        assert!(!json.contains("run") && !json.contains("app_version") && !json.contains("edited"));
+        assert_eq!(
+            SharedResult::from_link(&older.to_link().unwrap()).unwrap(),
+            older
+        );
     }
 
     fn message(link: &str) -> String {

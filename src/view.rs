@@ -6,8 +6,9 @@ use crate::bias::{Correlation, Target};
 use crate::data::{Gender, Group, Split};
 use crate::protocol::{
     BackendChoice, ProbeReply, ProfessionRow, ScoreRow, TuneBaselineReply, TuneEpochReply,
+    TuneSettings,
 };
-use crate::share::{SharedProfession, SharedResult, SharedTuning};
+use crate::share::{SharedProfession, SharedResult, SharedRunSettings, SharedTuning};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortOrder {
@@ -178,7 +179,28 @@ pub fn shared_result(
         split: before.split.label().to_string(),
         professions,
         tuning,
+        app_version: Some(env!("CARGO_PKG_VERSION").to_string()),
+        edited_benchmark: false,
     }
+}
+
+/// What to say about the browser's storage for this page: its use against the quota, and a
+/// warning when little is left (a model download that does not fit is not kept, so every visit
+/// downloads it again).
+pub fn storage_sentence(usage: f64, quota: f64) -> (String, bool) {
+    let near = quota > 0.0 && usage / quota >= 0.8;
+    let text = format!(
+        "This page keeps {} of the {} the browser allows it.{}",
+        bytes_label(usage as u64),
+        bytes_label(quota as u64),
+        if near {
+            " That is nearly all: delete a kept model to make room, or the next download is \
+             not kept."
+        } else {
+            ""
+        }
+    );
+    (text, near)
 }
 
 /// A label cut to `max` characters with an ellipsis, at a word boundary where one is near: a
@@ -231,6 +253,83 @@ pub fn live_validation(
     // within a run, so this is a kept run of an older page) draws no after dots.
     let epoch = last.map(|e| e.epoch).filter(|_| result.tuning.is_some());
     LiveValidation { result, epoch }
+}
+
+/// The settings of a run beyond the ones every link carries.
+pub fn shared_run_settings(s: &TuneSettings) -> SharedRunSettings {
+    let small = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    SharedRunSettings {
+        max_epochs: small(s.max_epochs),
+        patience: small(s.patience),
+        dropout: s.dropout,
+        mlm_positions: s.mlm_positions.map(small),
+        max_steps: s.max_steps.map(small),
+    }
+}
+
+/// The `walf` commands that measure (and tune) as this result did, one per line, a comment
+/// first where the model must be fetched into a folder. Numbers are written as Rust prints
+/// them, which the command line reads back to the same value.
+pub fn walf_commands(result: &SharedResult) -> Vec<String> {
+    let bundled = crate::protocol::BUNDLED_MODELS
+        .iter()
+        .map(|(id, _)| *id)
+        .find(|id| result.model == *id || result.model.starts_with(&format!("{id} (")));
+    let mut lines = Vec::new();
+    let model = match bundled {
+        Some(id) => id.to_string(),
+        None => {
+            let folder = format!("./{}", file_stem(&result.model));
+            lines.push(format!(
+                "# {folder}: a folder with {}'s config.json, tokenizer.json and model.safetensors",
+                result.model
+            ));
+            folder
+        }
+    };
+    if result.edited_benchmark {
+        lines.push(
+            "# the benchmark was edited in the page: add --data with a folder of the edited \
+             professions.tsv, templates.tsv and gendered_phrases.tsv"
+                .into(),
+        );
+    }
+    lines.push(format!(
+        "walf probe --model {model} --split {} --target both",
+        result.split
+    ));
+    if let Some(t) = &result.tuning {
+        let mut tune = format!(
+            "walf tune --model {model} --target {} --lr {} --gamma {} --beta {} --batch-size {}",
+            match t.target {
+                Target::Equal => "equal",
+                Target::RealWorld => "real-world",
+            },
+            t.lr,
+            t.gamma,
+            t.beta,
+            t.batch_size
+        );
+        if let Some(run) = &t.run {
+            tune += &format!(
+                " --max-epochs {} --patience {}",
+                run.max_epochs, run.patience
+            );
+            if !run.dropout {
+                tune += " --no-dropout";
+            }
+            if let Some(k) = run.mlm_positions {
+                tune += &format!(" --mlm-positions {k}");
+            }
+            if let Some(steps) = run.max_steps {
+                lines.push(format!(
+                    "# the page stopped this run after {steps} steps; walf tune runs its epochs"
+                ));
+            }
+        }
+        lines.push(format!("{tune} --out walf-tuned"));
+    }
+    lines
 }
 
 /// The page's address parameters (`?model=…&hub=…&split=…&target=…&backend=…`).
@@ -395,6 +494,53 @@ mod tests {
     }
 
     #[test]
+    fn a_result_names_the_walf_commands_that_repeat_it() {
+        let before = reply(&[("nurse", Group::FemaleDominated, 0.7, 0.87)]);
+        let mut r = shared_result("minilm-brown (bundled)", &before, None, None);
+        assert_eq!(
+            walf_commands(&r),
+            ["walf probe --model minilm-brown --split test --target both"]
+        );
+        let mut settings = TuneSettings::classroom(Target::RealWorld);
+        settings.max_steps = Some(40);
+        r.tuning = Some(SharedTuning {
+            target: settings.target,
+            lr: settings.lr,
+            gamma: settings.gamma,
+            beta: settings.beta,
+            batch_size: settings.batch_size as u32,
+            epochs: 2,
+            curve: Vec::new(),
+            run: Some(shared_run_settings(&settings)),
+        });
+        r.model = "org/some model".into();
+        r.edited_benchmark = true;
+        let lines = walf_commands(&r);
+        assert!(lines[0].starts_with("# ./org-some-model: a folder with org/some model's"));
+        assert!(lines[1].contains("--data"));
+        assert_eq!(
+            lines[2],
+            "walf probe --model ./org-some-model --split test --target both"
+        );
+        assert!(lines[3].contains("after 40 steps"));
+        assert_eq!(
+            lines[4],
+            "walf tune --model ./org-some-model --target real-world --lr 0.00002 --gamma 0.1 \
+             --beta 0.95 --batch-size 8 --max-epochs 8 --patience 5 --no-dropout \
+             --mlm-positions 1 --out walf-tuned"
+        );
+    }
+
+    #[test]
+    fn the_storage_sentence_warns_when_little_is_left() {
+        let (text, near) = storage_sentence(12e6, 1e9);
+        assert!(!near && text.starts_with("This page keeps 12"), "{text}");
+        let (text, near) = storage_sentence(850e6, 1e9);
+        assert!(near && text.contains("nearly all"), "{text}");
+        assert!(!storage_sentence(0.0, 0.0).1);
+    }
+
+    #[test]
     fn long_labels_are_cut_with_an_ellipsis() {
         assert_eq!(fit_label("nurse", 34), "nurse");
         let exact = "computer controlled tool operator";
@@ -468,6 +614,7 @@ mod tests {
             batch_size: 8,
             epochs: 0,
             curve: Vec::new(),
+            run: None,
         };
         let baseline = TuneBaselineReply {
             valid_kl: 0.2,
@@ -563,6 +710,7 @@ mod tests {
             batch_size: 8,
             epochs: 1,
             curve: Vec::new(),
+            run: None,
         };
         let r = shared_result("m", &before, Some(&after), Some(tuning.clone()));
         assert_eq!(r.professions[1].p_female_after, Some(0.4));

@@ -344,3 +344,64 @@ fn without_model_the_bundled_model_is_used() {
     assert_eq!(brown["professions"], brown_from_folder["professions"]);
     assert_ne!(brown["professions"], bundled["professions"]);
 }
+
+/// The command the page offers for repeating a run (Share & export) gives `walf tune` the
+/// settings the page's run had: the trainer's whole configuration is the same.
+#[test]
+fn the_pages_walf_command_repeats_its_run() {
+    use walf_lab::bias::Target;
+    use walf_lab::protocol::TuneSettings;
+    use walf_lab::share::{SharedResult, SharedTuning};
+    use walf_lab::view::{shared_run_settings, walf_commands};
+    use walf_lab::walf::WalfConfig;
+
+    let mut settings = TuneSettings::classroom(Target::RealWorld);
+    settings.max_epochs = 1;
+    settings.batch_size = 40;
+    settings.lr = 3.5e-5;
+    let result = SharedResult {
+        model: "some/hub-model".into(),
+        split: "test".into(),
+        professions: Vec::new(),
+        tuning: Some(SharedTuning {
+            target: settings.target,
+            lr: settings.lr,
+            gamma: settings.gamma,
+            beta: settings.beta,
+            batch_size: settings.batch_size as u32,
+            epochs: 1,
+            curve: Vec::new(),
+            run: Some(shared_run_settings(&settings)),
+        }),
+        app_version: None,
+        edited_benchmark: false,
+    };
+    let lines = walf_commands(&result);
+    let tune = lines
+        .iter()
+        .find(|l| l.starts_with("walf tune "))
+        .expect("a tune command");
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("tuned");
+    let model = fixture_model("bert");
+    let mut args: Vec<String> = tune.split_whitespace().skip(1).map(String::from).collect();
+    for (flag, value) in [
+        ("--model", model.to_str().unwrap()),
+        ("--out", dir.to_str().unwrap()),
+    ] {
+        let i = args.iter().position(|a| a == flag).expect(flag) + 1;
+        args[i] = value.to_string();
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = walf(&args);
+    assert!(o.status.success(), "{tune}: {}", stderr(&o));
+    let log = std::fs::read_to_string(dir.join("training.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        first["config"],
+        serde_json::to_value(WalfConfig::from_settings(&settings)).unwrap(),
+        "{tune}"
+    );
+    // dropout is the model's, not the trainer's: the command turns it off as the run had it
+    assert!(tune.contains(" --no-dropout"), "{tune}");
+}

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use walf_lab::bias::Target;
 
-use walf_lab::view::SortOrder;
+use walf_lab::view::{SortOrder, walf_commands};
 
 use crate::chart::ProbeChart;
 use crate::download::{download_png, download_text, svg_markup};
@@ -54,7 +54,17 @@ pub fn ShareView() -> impl IntoView {
             "before": r.correlation(false),
             "after": r.correlation(true),
         });
-        let value = json!({ "result": r, "reports": reports, "correlation": correlation });
+        // enough to repeat the numbers with `walf`
+        let manifest = json!({
+            "app_version": r.app_version,
+            "model": r.model,
+            "split": r.split,
+            "edited_benchmark": r.edited_benchmark,
+            "walf_commands": walf_commands(&r),
+        });
+        let value = json!({
+            "result": r, "reports": reports, "correlation": correlation, "manifest": manifest,
+        });
         let text = serde_json::to_string_pretty(&value).unwrap_or_default();
         download_text(&format!("{}.json", stem()), &text, "application/json");
     };
@@ -110,6 +120,10 @@ pub fn ShareView() -> impl IntoView {
                 <button on:click=save_png>"Chart (PNG)"</button>
             </div>
             <p class="hint">"The tuned model itself is downloaded from the Tune view."</p>
+            {move || result().map(|r| view! {
+                <h3>"Repeat it with the walf command"</h3>
+                <pre id="walf-commands" class="commands">{walf_commands(&r).join("\n")}</pre>
+            })}
             {move || result().map(|r| view! {
                 <div class="chart-scroll">
                     <ProbeChart result=r order=SortOrder::PFemale selected=RwSignal::new(None) />
