@@ -14,12 +14,16 @@ tools="${WALF_CACHE:-.cache}/web-tools"
 
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
 
+# The tools' speed hardly matters (they copy files and rewrite one wasm), their build time does.
+light_build=(env CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_LTO=false
+  CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16)
+
 if ! trunk --version 2>/dev/null | grep -q "$TRUNK_VERSION"; then
   echo "installing trunk $TRUNK_VERSION (a few minutes)" >&2
   # Trunk's own release profile links with fat LTO in one codegen unit: minutes of every fresh
-  # setup (and CI run) for a tool whose speed does not matter here.
-  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-    cargo install trunk --version "=$TRUNK_VERSION" --locked >&2
+  # setup (and CI run) for a tool whose speed does not matter here; light optimisation halves
+  # the rest.
+  "${light_build[@]}" cargo install trunk --version "=$TRUNK_VERSION" --locked >&2
 fi
 
 bindgen=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
@@ -29,7 +33,7 @@ if [ -z "$bindgen" ]; then
 fi
 if ! wasm-bindgen --version 2>/dev/null | grep -q " $bindgen\$"; then
   echo "installing wasm-bindgen-cli $bindgen" >&2
-  cargo install wasm-bindgen-cli --version "=$bindgen" >&2
+  "${light_build[@]}" cargo install wasm-bindgen-cli --version "=$bindgen" >&2
 fi
 # Trunk.toml pins the same version, so that Trunk never looks for another one.
 if ! grep -q "^wasm_bindgen = \"$bindgen\"" Trunk.toml; then

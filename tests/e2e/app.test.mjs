@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { deflateRawSync } from 'node:zlib';
@@ -337,6 +337,28 @@ test('a Hub model downloads with progress, probes the same on WebGPU as on the C
   const tunedWant = nativeProbe(['--model', exported, '--split', 'test', '--target', 'equal']);
   const worstTuned = assertClose(tunedShown, tunedWant, 1e-4, 'tuned weights, CPU');
   console.log(`tuned weights: largest |ΔP(female)| vs walf probe of the export ${worstTuned.toExponential(2)}`);
+
+  // The page lists what the browser keeps: the fixture's three files with their size, and the
+  // storage estimate; deleting the model frees what it took, and the cache holds nothing of it.
+  await cpu.click('#kept-models summary');
+  const kept = cpu.locator('.kept-model[data-model$="/fixtures/tiny-bert"]');
+  await kept.waitFor({ timeout: LONG });
+  const bytes = ['config.json', 'tokenizer.json', 'model.safetensors']
+    .reduce((n, f) => n + statSync(join(FIXTURE, f)).size, 0);
+  assert.equal(Number(await kept.getAttribute('data-bytes')), bytes);
+  const reported = Number(await cpu.getAttribute('#storage-estimate', 'data-usage'));
+  assert.ok(reported >= bytes, `the estimate (${reported} bytes) counts the kept model (${bytes})`);
+  await shot(cpu, 'kept-models');
+  await kept.locator('.delete-kept').click();
+  await kept.waitFor({ state: 'detached', timeout: LONG });
+  const freed = await (await cpu.waitForFunction(async ([reported, bytes]) => {
+    const { usage } = await navigator.storage.estimate();
+    return reported - usage >= 0.9 * bytes ? reported - usage : null;
+  }, [reported, bytes], { timeout: 30_000, polling: 500 })).jsonValue();
+  console.log(`kept model: ${bytes} bytes listed, ${freed} bytes freed by deleting it`);
+  const left = await cpu.evaluate(async () => (await (await caches.open('walf-lab-models-v1')).keys())
+    .map((r) => r.url).filter((u) => u.includes('/fixtures/tiny-bert/')));
+  assert.deepEqual(left, [], 'none of its files stays in the cache');
   await cpu.close();
 });
 
@@ -532,6 +554,21 @@ test('local files, an edited benchmark, the masked-LM loss, pause and resume, an
   // the table shows the last few steps; it counts them all
   const stepCount = async () => Number(await page.getAttribute('#tune-steps-table', 'data-steps'));
   await page.waitForSelector('.step-row', { timeout: LONG });
+  // No other model during a run: its buttons are off, and a Hub id sent with Enter is refused
+  // while the run goes on, shown as running.
+  for (const control of ['button.bundled-model[data-model="brown-bert"]', '#hub-load', '#local-files', '#backend']) {
+    assert.ok(await page.isDisabled(control), `${control} is disabled during a run`);
+  }
+  const beforeRefusal = await stepCount();
+  await page.fill('#hub-id', 'fixtures/tiny-bert');
+  await page.press('#hub-id', 'Enter');
+  await page.waitForSelector('.notice.error', { timeout: LONG });
+  assert.match(await page.textContent('.notice.error'), /stop it before loading another model/);
+  await page.click('.notice .close');
+  await page.waitForFunction((n) => Number(document.querySelector('#tune-steps-table')?.dataset.steps) > n,
+    beforeRefusal, { timeout: LONG, polling: 200 });
+  assert.equal(await page.textContent('#tune-status'), 'running');
+  assert.match(await page.textContent('#model-status'), /local model/);
   await page.click('#tune-pause');
   await page.waitForFunction(() => /paused/i.test(document.querySelector('#tune-status')?.textContent ?? ''),
     null, { timeout: LONG, polling: 200 });
