@@ -15,4 +15,20 @@ for ((i = 0; i < ${#args[@]}; i++)); do
   esac
 done
 echo "walf-lab will be served at http://127.0.0.1:$port once built" >&2
-exec trunk serve "$@"
+# Not exec'd: when Trunk ends (a failed build, a killed process), say so and why, rather than
+# leave a silent prompt.
+status=0
+trunk serve "$@" || status=$?
+if [ "$status" -eq 130 ]; then
+  echo "stopped" >&2
+elif [ "$status" -gt 128 ]; then
+  signal=$((status - 128))
+  hint=""
+  [ "$signal" -eq 9 ] && hint=" (killed: often the system running out of memory during the build)"
+  echo "trunk serve was stopped by signal $signal$hint" >&2
+elif [ "$status" -ne 0 ]; then
+  echo "trunk serve failed with exit status $status; its messages are above" >&2
+else
+  echo "trunk serve ended" >&2
+fi
+exit "$status"

@@ -19,7 +19,7 @@ light_build=(env CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_LTO=fal
   CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16)
 
 if ! trunk --version 2>/dev/null | grep -q "$TRUNK_VERSION"; then
-  echo "installing trunk $TRUNK_VERSION (a few minutes)" >&2
+  echo "installing trunk $TRUNK_VERSION (it compiles: several minutes on two cores)" >&2
   # Trunk's own release profile links with fat LTO in one codegen unit: minutes of every fresh
   # setup (and CI run) for a tool whose speed does not matter here; light optimisation halves
   # the rest.
