@@ -8,7 +8,7 @@ use crate::protocol::{
     BackendChoice, ProbeReply, ProfessionRow, ScoreRow, TuneBaselineReply, TuneEpochReply,
     TuneSettings,
 };
-use crate::share::{SharedProfession, SharedResult, SharedRunSettings, SharedTuning};
+use crate::share::{CurvePoint, SharedProfession, SharedResult, SharedRunSettings, SharedTuning};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortOrder {
@@ -253,6 +253,20 @@ pub fn live_validation(
     // within a run, so this is a kept run of an older page) draws no after dots.
     let epoch = last.map(|e| e.epoch).filter(|_| result.tuning.is_some());
     LiveValidation { result, epoch }
+}
+
+/// A run as a link carries it: its settings (those every link has and the rest) and its curves.
+pub fn shared_tuning(s: &TuneSettings, epochs: u32, curve: Vec<CurvePoint>) -> SharedTuning {
+    SharedTuning {
+        target: s.target,
+        lr: s.lr,
+        gamma: s.gamma,
+        beta: s.beta,
+        batch_size: u32::try_from(s.batch_size).unwrap_or(u32::MAX),
+        epochs,
+        curve,
+        run: Some(shared_run_settings(s)),
+    }
 }
 
 /// The settings of a run beyond the ones every link carries.
@@ -503,16 +517,7 @@ mod tests {
         );
         let mut settings = TuneSettings::classroom(Target::RealWorld);
         settings.max_steps = Some(40);
-        r.tuning = Some(SharedTuning {
-            target: settings.target,
-            lr: settings.lr,
-            gamma: settings.gamma,
-            beta: settings.beta,
-            batch_size: settings.batch_size as u32,
-            epochs: 2,
-            curve: Vec::new(),
-            run: Some(shared_run_settings(&settings)),
-        });
+        r.tuning = Some(shared_tuning(&settings, 2, Vec::new()));
         r.model = "org/some model".into();
         r.edited_benchmark = true;
         let lines = walf_commands(&r);

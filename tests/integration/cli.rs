@@ -351,8 +351,8 @@ fn without_model_the_bundled_model_is_used() {
 fn the_pages_walf_command_repeats_its_run() {
     use walf_lab::bias::Target;
     use walf_lab::protocol::TuneSettings;
-    use walf_lab::share::{SharedResult, SharedTuning};
-    use walf_lab::view::{shared_run_settings, walf_commands};
+    use walf_lab::share::SharedResult;
+    use walf_lab::view::{shared_tuning, walf_commands};
     use walf_lab::walf::WalfConfig;
 
     let mut settings = TuneSettings::classroom(Target::RealWorld);
@@ -363,16 +363,7 @@ fn the_pages_walf_command_repeats_its_run() {
         model: "some/hub-model".into(),
         split: "test".into(),
         professions: Vec::new(),
-        tuning: Some(SharedTuning {
-            target: settings.target,
-            lr: settings.lr,
-            gamma: settings.gamma,
-            beta: settings.beta,
-            batch_size: settings.batch_size as u32,
-            epochs: 1,
-            curve: Vec::new(),
-            run: Some(shared_run_settings(&settings)),
-        }),
+        tuning: Some(shared_tuning(&settings, 1, Vec::new())),
         app_version: None,
         edited_benchmark: false,
     };

@@ -10,7 +10,7 @@ use walf_lab::data::Split;
 use walf_lab::lm_loss::LossRule;
 use walf_lab::protocol::*;
 use walf_lab::share::{CurvePoint, SharedResult, SharedTuning};
-use walf_lab::view::{LiveValidation, live_validation, shared_result, shared_run_settings};
+use walf_lab::view::{LiveValidation, live_validation, shared_result, shared_tuning};
 
 use crate::download::download_bytes;
 use crate::engine::Engine;
@@ -311,16 +311,8 @@ impl AppState {
     }
 
     fn tuning(&self, s: &TuneSettings, curve: bool) -> SharedTuning {
-        SharedTuning {
-            target: s.target,
-            lr: s.lr,
-            gamma: s.gamma,
-            beta: s.beta,
-            batch_size: s.batch_size as u32,
-            epochs: self.epochs.with(|e| e.len() as u32),
-            curve: if curve { self.curve() } else { Vec::new() },
-            run: Some(shared_run_settings(s)),
-        }
+        let epochs = self.epochs.with(|e| e.len() as u32);
+        shared_tuning(s, epochs, if curve { self.curve() } else { Vec::new() })
     }
 
     /// The curves as a link carries them: one point per step, the epoch's valid KL on its
