@@ -123,6 +123,8 @@ impl LanguageModel {
         let mut order: Vec<usize> = (0..masked.len()).collect();
         order.sort_by_key(|&i| masked[i].ids.len());
         let device = model.device();
+        // packed once for every batch (where a host's kernel runs inference)
+        let model = model.for_inference();
         // sum: of the cross-entropies (masked rule), or of each passage's mean times its masked
         // count (the paper's); count: what the sum is divided by, the masked tokens in both.
         let (mut sum, mut count) = (0f64, 0usize);

@@ -22,7 +22,7 @@ use crate::config::{Activation, Architecture, ModelConfig};
 use crate::error::Result;
 use crate::weights::Weights;
 use packed::PackedModel;
-use product::{ProductKernel, linear};
+use product::ProductKernel;
 use safetensors::Dtype;
 
 /// Where a parameter came from in the checkpoint, so that it can be written back under its own
@@ -133,13 +133,14 @@ fn on_cpu_outside_training(device: &Device) -> bool {
 /// GELU for the CPU backend outside training. burn's CPU GELU evaluates a scalar `erf` per
 /// element, a quarter of a CPU forward pass; this one is branch-free, so the compiler turns it
 /// into vector code (AVX natively, SIMD128 in the browser).
+///
+/// The model is f32 throughout (`weights` widens f16 and bf16 files as it reads them), so the
+/// conversion below changes nothing; it only makes the slice's type certain.
 fn gelu_on_cpu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let device = x.device();
-    let mut data = x.into_data();
-    match data.as_mut_slice::<f32>() {
-        Ok(values) => gelu_in_place(values),
-        // Half precision: burn's own.
-        Err(_) => return gelu(Tensor::from_data(data, &device)),
+    let mut data = x.into_data().convert::<f32>();
+    if let Ok(values) = data.as_mut_slice::<f32>() {
+        gelu_in_place(values);
     }
     Tensor::from_data(data, &device)
 }
@@ -239,9 +240,9 @@ impl SelfAttention {
             t.reshape([batch, len, self.heads, head_dim])
                 .swap_dims(1, 2)
         };
-        let q = split(linear(&self.query, queries), q_len);
-        let k = split(linear(&self.key, x.clone()), seq_len);
-        let v = split(linear(&self.value, x), seq_len);
+        let q = split(self.query.forward(queries), q_len);
+        let k = split(self.key.forward(x.clone()), seq_len);
+        let v = split(self.value.forward(x), seq_len);
         let scores = q
             .matmul(k.swap_dims(2, 3))
             .mul_scalar(1.0 / (head_dim as f64).sqrt());
@@ -250,7 +251,7 @@ impl SelfAttention {
             .matmul(v)
             .swap_dims(1, 2)
             .reshape([batch, q_len, hidden]);
-        linear(&self.output, context)
+        self.output.forward(context)
     }
 }
 
@@ -279,8 +280,8 @@ impl EncoderLayer {
             .dropout
             .forward(self.attention.forward(queries.clone(), x, key_bias));
         let x = self.attention_norm.forward(queries + attended);
-        let inner = activate(self.activation, linear(&self.intermediate, x.clone()));
-        let out = self.dropout.forward(linear(&self.output, inner));
+        let inner = activate(self.activation, self.intermediate.forward(x.clone()));
+        let out = self.dropout.forward(self.output.forward(inner));
         self.output_norm.forward(x + out)
     }
 }
@@ -437,32 +438,12 @@ impl MaskedLm {
     }
 
     /// Vocabulary logits at the given `(row, position)` pairs only, `[positions, vocab]`, in the
-    /// order given. Callers need a few masked positions per sentence, so the projection onto the
-    /// vocabulary runs only there, and so does the last layer after its keys and values (its
-    /// other tokens' outputs feed nothing): about a fifth of a four-layer model's work.
-    ///
-    /// Packs the weights for a host's kernel on every call where one is set: callers running
-    /// many batches through the same weights prepare them once with [`Self::for_inference`].
+    /// order given, by burn's forward pass (training, the GPU, native runs). Callers need a few
+    /// masked positions per sentence, so the projection onto the vocabulary runs only there, and
+    /// so does the last layer after its keys and values (its other tokens' outputs feed
+    /// nothing): about a fifth of a four-layer model's work. Inference that may run on a host's
+    /// kernel goes through [`Self::for_inference`], which packs the weights once.
     pub fn logits_at(&self, batch: &TokenBatch, positions: &[(usize, usize)]) -> Tensor<2> {
-        if product::kernel_for(&self.device()).is_none() {
-            // Training, the GPU, native runs: nothing to pack, no copy of the model to make.
-            return self.burn_logits_at(batch, positions);
-        }
-        self.for_inference().logits_at(batch, positions)
-    }
-
-    /// The model made ready for many forward passes outside training (a cheap clone of its
-    /// tensors, plus its weights packed where the host's kernel will run them).
-    pub fn for_inference(&self) -> Inference {
-        let packed = product::kernel_for(&self.device())
-            .and_then(|kernel| Some((kernel, Rc::new(self.packed()?))));
-        Inference {
-            model: self.clone(),
-            packed,
-        }
-    }
-
-    fn burn_logits_at(&self, batch: &TokenBatch, positions: &[(usize, usize)]) -> Tensor<2> {
         let device = self.device();
         let (ids, key_bias) = batch.tensors(&device);
         let [rows, seq_len] = ids.dims();
@@ -489,13 +470,24 @@ impl MaskedLm {
 
     fn project(&self, hidden: Tensor<2>) -> Tensor<2> {
         let head = &self.head;
-        let x = activate(head.activation, linear(&head.dense, hidden));
+        let x = activate(head.activation, head.dense.forward(hidden));
         let x = head.norm.forward(x);
         let decoder = match &head.decoder {
             Some(decoder) => decoder.val(),
             None => self.embeddings.word.val(),
         };
-        product::project(x, decoder, head.bias.val())
+        x.matmul(decoder.transpose()) + head.bias.val().unsqueeze::<2>()
+    }
+
+    /// The model made ready for many forward passes outside training (a cheap clone of its
+    /// tensors, plus its weights packed where the host's kernel will run them).
+    pub fn for_inference(&self) -> Inference {
+        let packed = product::kernel_for(&self.device())
+            .and_then(|kernel| Some((kernel, Rc::new(self.packed()?))));
+        Inference {
+            model: self.clone(),
+            packed,
+        }
     }
 }
 
@@ -535,7 +527,7 @@ impl Inference {
                 let shape = [positions.len(), packed.vocab_size()];
                 Tensor::from_data(TensorData::new(logits, shape), &self.device())
             }
-            None => self.model.burn_logits_at(batch, positions),
+            None => self.model.logits_at(batch, positions),
         }
     }
 
@@ -557,7 +549,7 @@ impl Inference {
             }
             _ => {
                 let ids = candidates.iter().map(|&c| c as usize).collect();
-                log_softmax(self.model.burn_logits_at(batch, positions), 1)
+                log_softmax(self.model.logits_at(batch, positions), 1)
                     .select(1, index_tensor(ids, &device))
             }
         }

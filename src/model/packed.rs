@@ -10,7 +10,7 @@
 
 use burn::module::Param;
 use burn::nn::Linear;
-use burn::tensor::{DType, Tensor};
+use burn::tensor::Tensor;
 
 use super::product::{Layout, ProductKernel, multiply, pack};
 use super::{LayerNorm, MaskedLm, exp_negative, gelu_f32};
@@ -80,6 +80,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 struct PackedLayer {
+    activation: Activation,
     query: PackedLinear,
     /// Keys and values side by side: `2·hidden` outputs.
     key_value: PackedLinear,
@@ -96,7 +97,7 @@ pub struct PackedModel {
     hidden: usize,
     heads: usize,
     vocab: usize,
-    activation: Activation,
+    head_activation: Activation,
     position_offset: usize,
     /// `[vocab, hidden]`.
     word: Vec<f32>,
@@ -110,10 +111,24 @@ pub struct PackedModel {
     decoder: PackedLinear,
 }
 
+fn activate(activation: Activation, x: &mut [f32]) {
+    match activation {
+        Activation::Gelu => x.iter_mut().for_each(|v| *v = gelu_f32(*v)),
+        Activation::GeluTanh => x.iter_mut().for_each(|v| *v = gelu_tanh_f32(*v)),
+        Activation::Relu => x.iter_mut().for_each(|v| *v = v.max(0.0)),
+    }
+}
+
+/// The tanh approximation of GELU, as PyTorch's `gelu(approximate="tanh")` and burn's
+/// `gelu_approximate`: x/2·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+fn gelu_tanh_f32(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)).tanh())
+}
+
+/// The model is f32 throughout (`weights` widens f16 and bf16 files as it reads them).
 fn values<const D: usize>(tensor: Tensor<D>) -> Option<Vec<f32>> {
-    (tensor.dtype() == DType::F32)
-        .then(|| tensor.into_data().try_into_vec::<f32>().ok())
-        .flatten()
+    tensor.into_data().try_into_vec_as::<f32>().ok()
 }
 
 fn param<const D: usize>(param: &Param<Tensor<D>>) -> Option<Vec<f32>> {
@@ -157,16 +172,10 @@ fn side_by_side(a: &Linear, b: &Linear) -> Option<Linear> {
 }
 
 impl MaskedLm {
-    /// The weights laid out for a host's kernel, or `None` where this path does not apply
-    /// (weights not in f32, the tanh GELU, layers activated unlike the head): burn's forward
-    /// pass runs then.
+    /// The weights laid out for a host's kernel. Every configuration the loader accepts packs
+    /// (each activation, in the layers and the head alike); `None` only where a tensor cannot
+    /// be read back from the device.
     pub(super) fn packed(&self) -> Option<PackedModel> {
-        let activation = self.head.activation;
-        if !matches!(activation, Activation::Gelu | Activation::Relu)
-            || self.layers.iter().any(|l| l.activation != activation)
-        {
-            return None;
-        }
         let embeddings = &self.embeddings;
         let [vocab, hidden] = embeddings.word.val().dims();
         let mut position = embeddings.position.val();
@@ -179,6 +188,7 @@ impl MaskedLm {
             .map(|l| {
                 let a = &l.attention;
                 Some(PackedLayer {
+                    activation: l.activation,
                     query: linear(&a.query)?,
                     key_value: linear(&side_by_side(&a.key, &a.value)?)?,
                     attention_output: linear(&a.output)?,
@@ -199,7 +209,7 @@ impl MaskedLm {
             hidden,
             heads,
             vocab,
-            activation,
+            head_activation: self.head.activation,
             position_offset: embeddings.position_offset,
             word,
             position: values(position)?,
@@ -256,13 +266,6 @@ impl PackedModel {
             );
         }
         out
-    }
-
-    fn activate(&self, x: &mut [f32]) {
-        match self.activation {
-            Activation::Relu => x.iter_mut().for_each(|v| *v = v.max(0.0)),
-            _ => x.iter_mut().for_each(|v| *v = gelu_f32(*v)),
-        }
     }
 
     /// Vocabulary logits at the `(sentence, position)` pairs, in the order given:
@@ -335,7 +338,7 @@ impl PackedModel {
         let mut y: Vec<f32> = queries.iter().zip(&attended).map(|(a, b)| a + b).collect();
         layer.attention_norm.apply(&mut y);
         let mut inner = layer.intermediate.apply(kernel, &y, m);
-        self.activate(&mut inner);
+        activate(layer.activation, &mut inner);
         let out = layer.output.apply(kernel, &inner, m);
         for (v, o) in y.iter_mut().zip(&out) {
             *v += o;
@@ -380,7 +383,7 @@ impl PackedModel {
     fn project(&self, kernel: ProductKernel, hidden: &[f32]) -> Vec<f32> {
         let m = hidden.len() / self.hidden.max(1);
         let mut x = self.head_dense.apply(kernel, hidden, m);
-        self.activate(&mut x);
+        activate(self.head_activation, &mut x);
         self.head_norm.apply(&mut x);
         self.decoder.apply(kernel, &x, m)
     }
@@ -391,4 +394,120 @@ fn gather(x: &[f32], rows: &[usize], width: usize) -> Vec<f32> {
         .flat_map(|&r| &x[r * width..(r + 1) * width])
         .copied()
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::Device;
+    use safetensors::Dtype;
+
+    use super::super::product::{reference_kernel, set_product_kernel};
+    use super::super::{MaskedLm, TokenBatch};
+    use crate::config::ModelConfig;
+    use crate::error::Error;
+    use crate::rng::SplitMix64;
+    use crate::weights::{StoredTensor, Weights, serialize};
+
+    fn uniform(rng: &mut SplitMix64, n: usize, scale: f32) -> Vec<f32> {
+        (0..n)
+            .map(|_| ((rng.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0) * scale)
+            .collect()
+    }
+
+    /// A model of `config` with random weights, its tensors found as the loader asks for them
+    /// (so every architecture's names come from its own loading code, not from a list here).
+    fn random_model(config: &ModelConfig, seed: u64, device: &Device) -> MaskedLm {
+        let mut rng = SplitMix64::new(seed);
+        let mut tensors: Vec<StoredTensor> = Vec::new();
+        loop {
+            let bytes = serialize(&tensors).unwrap();
+            let weights = Weights::parse("model.safetensors", &bytes).unwrap();
+            match MaskedLm::load(config, &weights, device) {
+                Ok(model) => return model,
+                Err(Error::MissingTensor {
+                    tensor, expected, ..
+                }) => {
+                    let n = expected.iter().product();
+                    let values = if tensor.contains("LayerNorm.weight")
+                        || tensor.contains("layer_norm.weight")
+                    {
+                        uniform(&mut rng, n, 0.2).iter().map(|v| 1.0 + v).collect()
+                    } else {
+                        uniform(&mut rng, n, 0.5)
+                    };
+                    let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                    tensors.push((tensor, Dtype::F32, expected, bytes));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    fn config(architecture: &str, activation: &str, layers: usize) -> ModelConfig {
+        let json = match architecture {
+            "DistilBertForMaskedLM" => serde_json::json!({
+                "architectures": [architecture], "vocab_size": 53, "dim": 16, "n_layers": layers,
+                "n_heads": 2, "hidden_dim": 24, "activation": activation,
+                "max_position_embeddings": 20, "pad_token_id": 0,
+            }),
+            _ => serde_json::json!({
+                "architectures": [architecture], "vocab_size": 53, "hidden_size": 16,
+                "num_hidden_layers": layers, "num_attention_heads": 2, "intermediate_size": 24,
+                "hidden_act": activation, "max_position_embeddings": 22,
+                "type_vocab_size": if architecture == "RobertaForMaskedLM" { 1 } else { 2 },
+                "layer_norm_eps": 1e-12,
+                "pad_token_id": if architecture == "RobertaForMaskedLM" { 1 } else { 0 },
+            }),
+        };
+        ModelConfig::from_json(json.to_string().as_bytes()).unwrap()
+    }
+
+    /// The two forward passes, burn's (training, the GPU, native runs) and the packed one (the
+    /// browser's CPU), over small random models of every layout, activation and depth: the same
+    /// logits at the same positions, sentences of different lengths in one batch (burn pads
+    /// them, the packed pass does not), positions anywhere, several per sentence.
+    #[test]
+    fn the_packed_forward_pass_is_burns_for_every_configuration() {
+        let device = Device::flex();
+        let mut rng = SplitMix64::new(11);
+        let mut checked = 0;
+        for architecture in [
+            "BertForMaskedLM",
+            "DistilBertForMaskedLM",
+            "RobertaForMaskedLM",
+        ] {
+            for activation in ["gelu", "gelu_new", "relu"] {
+                for layers in 1..=3 {
+                    let config = config(architecture, activation, layers);
+                    let seed = rng.next_u64();
+                    let model = random_model(&config, seed, &device);
+                    let ids: Vec<Vec<u32>> = [9, 4, 12]
+                        .iter()
+                        .map(|&len| (0..len).map(|_| 2 + (rng.next_u64() % 51) as u32).collect())
+                        .collect();
+                    let positions = [(0, 0), (0, 8), (1, 2), (2, 5), (2, 11), (0, 3)];
+                    let batch = TokenBatch { ids, pad_id: 0 };
+                    let burns = model.logits_at(&batch, &positions);
+                    set_product_kernel(Some(reference_kernel));
+                    let inference = model.for_inference();
+                    set_product_kernel(None);
+                    assert!(
+                        inference.packed.is_some(),
+                        "{architecture} {activation} {layers}: packed"
+                    );
+                    let packed = inference.logits_at(&batch, &positions);
+                    assert_eq!(packed.dims(), [positions.len(), 53]);
+                    let largest: f32 = burns.clone().abs().max().into_scalar();
+                    let difference: f32 = (burns - packed).abs().max().into_scalar();
+                    assert!(
+                        largest > 0.1 && difference < 2e-5 * largest.max(1.0),
+                        "{architecture} {activation} {layers} layers: logits differ by \
+                         {difference} (largest {largest})"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 27);
+    }
 }

@@ -1,13 +1,12 @@
-//! The linear layers' matrix products on the CPU backend outside training, by a kernel the host
-//! may bring. Natively burn's own product (the gemm crate, with AVX) runs. In the browser that
-//! product is plain SIMD128 without fused multiply-add, and the products are two thirds of a
-//! probe; the worker brings a kernel of its own that uses fused multiply-add where the browser
-//! has relaxed SIMD. The kernel is chosen once per thread at start-up, like the backend.
+//! The matrix products of the packed forward pass (`packed.rs`), by a kernel the host brings.
+//! In the browser burn's product is plain SIMD128 without fused multiply-add, and the products
+//! are two thirds of a probe; the worker brings a kernel of its own that uses fused multiply-add
+//! where the browser has relaxed SIMD. The kernel is chosen once per thread at start-up, like
+//! the backend; where none is set (natively: burn's product has AVX) burn's forward pass runs.
 
 use std::cell::Cell;
 
-use burn::nn::Linear;
-use burn::tensor::{DType, Device, Tensor, TensorData};
+use burn::tensor::Device;
 
 /// `c = a · b` for `a` `m × k` (row-major), `b` packed by [`pack`], `c` `m × 8·panels`
 /// (row-major, overwritten), where `panels = packed.len() / (8·k)`.
@@ -17,7 +16,8 @@ thread_local! {
     static KERNEL: Cell<Option<ProductKernel>> = const { Cell::new(None) };
 }
 
-/// Makes this thread's CPU linear layers use `kernel` (`None`: burn's product).
+/// Makes this thread's inference on the CPU ([`super::MaskedLm::for_inference`]) run the packed
+/// forward pass with `kernel` (`None`: burn's forward pass).
 pub fn set_product_kernel(kernel: Option<ProductKernel>) {
     KERNEL.with(|k| k.set(kernel));
 }
@@ -109,103 +109,39 @@ pub(super) fn multiply(
     c
 }
 
-/// `x · w + bias` over the last dimension of `x`, with `w` `k × n` stored as `layout` says.
-/// Every tensor holds f32 (see [`all_f32`]).
-fn product<const D: usize>(
-    kernel: ProductKernel,
-    x: Tensor<D>,
-    w: Tensor<2>,
-    layout: Layout,
-    bias: Option<Tensor<1>>,
-) -> Tensor<D> {
-    let device = x.device();
-    let dims = x.dims();
-    let k = dims[D - 1];
-    let n = match layout {
-        Layout::Rows => w.dims()[1],
-        Layout::Transposed => w.dims()[0],
-    };
-    let m = dims[..D - 1].iter().product::<usize>();
-    let f32s = |data: TensorData| data.try_into_vec::<f32>().expect("f32 values");
-    // Packed on every call rather than kept: a layer's weights change while tuning, and packing
-    // is k·n copies against the product's 2·m·k·n operations (m is hundreds of rows in a probe).
-    let a = f32s(x.into_data());
-    let packed = pack(&f32s(w.into_data()), k, n, layout);
-    let bias = bias.map(|b| f32s(b.into_data()));
-    let c = multiply(kernel, &a, m, k, n, &packed, bias.as_deref());
-    let mut shape = dims;
-    shape[D - 1] = n;
-    Tensor::from_data(TensorData::new(c, shape), &device)
-}
-
-/// The kernel takes f32 only (half-precision weights keep burn's product).
-fn all_f32<const D: usize>(x: &Tensor<D>, w: &Tensor<2>, bias: Option<&Tensor<1>>) -> bool {
-    let f32 = |dtype: DType| dtype == DType::F32;
-    f32(x.dtype()) && f32(w.dtype()) && bias.is_none_or(|b| f32(b.dtype()))
-}
-
-/// A linear layer, by the thread's kernel where there is one.
-pub(super) fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
-    let weight = layer.weight.val();
-    let bias = layer.bias.as_ref().map(|b| b.val());
-    match kernel_for(&x.device()) {
-        Some(kernel) if all_f32(&x, &weight, bias.as_ref()) => {
-            product(kernel, x, weight, Layout::Rows, bias)
-        }
-        _ => layer.forward(x),
-    }
-}
-
-/// `x · decoderᵀ + bias` (the vocabulary projection), by the thread's kernel where there is one.
-pub(super) fn project(x: Tensor<2>, decoder: Tensor<2>, bias: Tensor<1>) -> Tensor<2> {
-    match kernel_for(&x.device()) {
-        Some(kernel) if all_f32(&x, &decoder, Some(&bias)) => {
-            product(kernel, x, decoder, Layout::Transposed, Some(bias))
-        }
-        _ => x.matmul(decoder.transpose()) + bias.unsqueeze::<2>(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::nn::LinearConfig;
-    use burn::tensor::Distribution;
 
-    fn max_difference<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
-        assert_eq!(a.dims(), b.dims());
-        (a - b).abs().max().into_scalar()
-    }
-
-    /// Packing, the kernel's padded columns, the bias and the input's leading dimensions, against
-    /// burn's own linear layer and product (the kernel here is the plain reference; the browser's
-    /// kernels are checked against that reference when the worker starts).
+    /// Packing, the kernel's padded columns and the bias, in both layouts, against the plain
+    /// definition of the product (the kernel here is the reference; the browser's kernels are
+    /// checked against that reference when the worker starts).
     #[test]
-    fn kernel_products_agree_with_burns() {
-        let device = Device::flex();
-        set_product_kernel(Some(reference_kernel));
-        for (batch, rows, d_in, d_out) in [(2, 5, 19, 21), (1, 4, 16, 8), (3, 1, 7, 3)] {
-            let layer = LinearConfig::new(d_in, d_out).init(&device);
-            let x =
-                Tensor::<3>::random([batch, rows, d_in], Distribution::Normal(0.0, 1.0), &device);
-            let ours = linear(&layer, x.clone());
-            set_product_kernel(None);
-            let burns = linear(&layer, x);
-            set_product_kernel(Some(reference_kernel));
-            assert!(max_difference(ours, burns) < 1e-5, "linear {d_in}->{d_out}");
-
-            let decoder =
-                Tensor::<2>::random([d_out, d_in], Distribution::Normal(0.0, 1.0), &device);
-            let bias = Tensor::<1>::random([d_out], Distribution::Normal(0.0, 1.0), &device);
-            let h = Tensor::<2>::random([rows, d_in], Distribution::Normal(0.0, 1.0), &device);
-            let ours = project(h.clone(), decoder.clone(), bias.clone());
-            let burns = h.matmul(decoder.transpose()) + bias.unsqueeze::<2>();
-            assert!(
-                max_difference(ours, burns) < 1e-5,
-                "projection {d_in}->{d_out}"
-            );
+    fn kernel_products_agree_with_the_definition() {
+        let mut rng = crate::rng::SplitMix64::new(7);
+        let mut random = |n: usize| -> Vec<f32> {
+            (0..n)
+                .map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
+                .collect()
+        };
+        for (m, k, n) in [(10, 19, 21), (4, 16, 8), (3, 7, 3), (1, 1, 1)] {
+            let (a, b, bias) = (random(m * k), random(k * n), random(n));
+            let want: Vec<f32> = (0..m * n)
+                .map(|at| {
+                    let (i, j) = (at / n, at % n);
+                    bias[j] + (0..k).map(|l| a[i * k + l] * b[l * n + j]).sum::<f32>()
+                })
+                .collect();
+            let rows = pack(&b, k, n, Layout::Rows);
+            let transposed_b: Vec<f32> = (0..n * k).map(|at| b[(at % k) * n + at / k]).collect();
+            let transposed = pack(&transposed_b, k, n, Layout::Transposed);
+            assert_eq!(rows, transposed, "{m}×{k}×{n}");
+            let got = multiply(reference_kernel, &a, m, k, n, &rows, Some(&bias));
+            assert_eq!(got.len(), m * n);
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() < 1e-5, "{m}×{k}×{n}: {g} against {w}");
+            }
         }
-        set_product_kernel(None);
     }
 
     #[test]
