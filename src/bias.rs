@@ -30,10 +30,21 @@ pub enum Target {
 }
 
 impl Target {
+    /// How commands, addresses and links write it.
     pub fn label(self) -> &'static str {
         match self {
             Target::Equal => "equal",
             Target::RealWorld => "real-world",
+        }
+    }
+
+    /// The one reading of a target's name (the page's address and controls, the command line):
+    /// its [`Self::label`], and the spellings people write for the real-world one.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "equal" => Some(Target::Equal),
+            "real-world" | "real_world" | "realworld" | "bls" => Some(Target::RealWorld),
+            _ => None,
         }
     }
 

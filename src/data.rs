@@ -323,6 +323,20 @@ impl Benchmark {
         }
     }
 
+    /// The words a fill-mask shows the probability of: the head word of each gendered phrase
+    /// ("he", "man" of "this man", "brother" of "my brother"), each once, in the file's order.
+    pub fn gendered_words(&self) -> Vec<(String, Gender)> {
+        let mut words: Vec<(String, Gender)> = Vec::new();
+        for p in &self.phrases {
+            if let Some(word) = p.phrase.split_whitespace().last()
+                && !words.iter().any(|(w, _)| w == word)
+            {
+                words.push((word.to_string(), p.gender));
+            }
+        }
+        words
+    }
+
     /// Professions of a split, in file order.
     pub fn professions_of(&self, split: Split) -> Vec<Profession> {
         self.professions

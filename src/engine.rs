@@ -6,6 +6,7 @@ use burn::tensor::activation::softmax;
 use serde::Serialize;
 
 use crate::config::{MemoryBudget, ModelConfig};
+use crate::data::Gender;
 use crate::error::{Error, Result};
 use crate::measure::{MeasureInput, ProbeResult, ProbeSettings, Progress, probe};
 use crate::model::{MaskedLm, TokenBatch};
@@ -117,6 +118,20 @@ impl LanguageModel {
         .await
     }
 
+    /// The words of `words` that the vocabulary holds as one token (as they stand inside a
+    /// sentence), with their ids: those a fill-mask can give one probability for.
+    pub fn single_token_words(&self, words: Vec<(String, Gender)>) -> Vec<(String, Gender, u32)> {
+        words
+            .into_iter()
+            .filter_map(
+                |(word, gender)| match self.tokenizer.word_ids(&word, false).as_deref() {
+                    Ok([id]) => Some((word, gender, *id)),
+                    _ => None,
+                },
+            )
+            .collect()
+    }
+
     /// Predictions at every mask of `text` (`[MASK]` and `<mask>` both accepted).
     pub async fn fill_mask(&self, text: &str, top: usize) -> Result<Vec<MaskPrediction>> {
         self.fill_mask_weights(&self.model, text, top).await
@@ -155,7 +170,8 @@ impl LanguageModel {
             pad_id: self.tokenizer.pad_id(),
         };
         let at: Vec<(usize, usize)> = positions.iter().map(|&p| (0, p)).collect();
-        let probabilities = read_f32(softmax(model.logits_at(&batch, &at), 1)).await?;
+        let logits = model.for_inference().logits_at(&batch, &at);
+        let probabilities = read_f32(softmax(logits, 1)).await?;
         let vocab = self.config.vocab_size;
         Ok(positions
             .iter()

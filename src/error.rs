@@ -53,6 +53,12 @@ pub enum Error {
 
     #[error("backend: {0}")]
     Backend(String),
+
+    /// The device stopped answering (a read-back from the GPU failed): the results so far stand,
+    /// and another backend can take over. Only the device itself raises it, so that a failed
+    /// file write or a wrong shape is never taken for a lost GPU.
+    #[error("the device stopped answering: {0}")]
+    DeviceLost(String),
 }
 
 impl Error {

@@ -110,6 +110,24 @@ pub struct TuneSettings {
     /// every token in turn, as the paper.
     #[serde(default)]
     pub mlm_positions: Option<usize>,
+    /// AdamW's decoupled weight decay.
+    #[serde(default = "paper_weight_decay")]
+    pub weight_decay: f64,
+    /// Seeds the shuffles and the sampled masked positions.
+    #[serde(default = "paper_seed")]
+    pub seed: u64,
+    /// The smallest fall of the valid KL that counts for early stopping; `None`: the paper's
+    /// for the target.
+    #[serde(default)]
+    pub min_delta: Option<f64>,
+}
+
+fn paper_weight_decay() -> f64 {
+    crate::walf::paper::WEIGHT_DECAY
+}
+
+fn paper_seed() -> u64 {
+    crate::walf::paper::SEED
 }
 
 impl TuneSettings {
@@ -126,7 +144,16 @@ impl TuneSettings {
             max_steps: None,
             dropout: true,
             mlm_positions: None,
+            weight_decay: paper::WEIGHT_DECAY,
+            seed: paper::SEED,
+            min_delta: None,
         }
+    }
+
+    /// The early-stopping threshold in force: the user's, or the paper's for the target.
+    pub fn min_delta(&self) -> f64 {
+        self.min_delta
+            .unwrap_or_else(|| crate::walf::paper::min_delta(self.target))
     }
 
     /// The classroom preset ([`crate::walf::classroom`]): the paper's settings with what it lists
@@ -160,10 +187,27 @@ pub struct BenchmarkEdits {
     pub phrases_tsv: Option<String>,
 }
 
+impl BenchmarkEdits {
+    /// The benchmark with these files in place of the bundled ones: the one reading of an
+    /// override, for the page's edits and `walf --data` alike.
+    pub fn benchmark(&self) -> crate::Result<crate::data::Benchmark> {
+        use crate::data::{PHRASES_TSV, PROFESSIONS_TSV, TEMPLATES_TSV};
+        crate::data::Benchmark::from_tsv(
+            self.professions_tsv.as_deref().unwrap_or(PROFESSIONS_TSV),
+            self.templates_tsv.as_deref().unwrap_or(TEMPLATES_TSV),
+            self.phrases_tsv.as_deref().unwrap_or(PHRASES_TSV),
+        )
+    }
+}
+
+/// Every request carries a job id, chosen by the page: the replies to it, and a refusal, name
+/// it, so that an answer never changes the state of a job it does not belong to. Pause, resume
+/// and stop carry the id of the run they act on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Request {
     Load {
+        job: u64,
         source: ModelSource,
         backend: BackendChoice,
     },
@@ -183,10 +227,16 @@ pub enum Request {
         settings: TuneSettings,
         benchmark: BenchmarkEdits,
     },
-    TunePause,
-    TuneResume,
+    TunePause {
+        job: u64,
+    },
+    TuneResume {
+        job: u64,
+    },
     /// Ends the run after the current step; the best weights so far become the model's.
-    TuneStop,
+    TuneStop {
+        job: u64,
+    },
     /// Masked-LM loss of `text` (one passage per line) under the original and current weights.
     LmLoss {
         job: u64,
@@ -200,14 +250,78 @@ pub enum Request {
         job: u64,
     },
     /// Is a WALF run kept in the browser's storage? Answered with `Reply::SavedRun`.
-    SavedRun,
+    SavedRun {
+        job: u64,
+    },
     /// Goes on with the kept run from its last completed epoch, with the loaded model (which
     /// must be the run's own).
     TuneRestore {
         job: u64,
     },
-    /// Deletes the kept run.
-    DiscardSavedRun,
+    /// Deletes the kept run; answered with `Reply::SavedRun`.
+    DiscardSavedRun {
+        job: u64,
+    },
+}
+
+impl Request {
+    /// The job this request starts or, for pause, resume and stop, acts on.
+    pub fn job(&self) -> u64 {
+        match self {
+            Request::Load { job, .. }
+            | Request::Probe { job, .. }
+            | Request::Fill { job, .. }
+            | Request::TuneStart { job, .. }
+            | Request::TunePause { job }
+            | Request::TuneResume { job }
+            | Request::TuneStop { job }
+            | Request::LmLoss { job, .. }
+            | Request::Export { job }
+            | Request::SavedRun { job }
+            | Request::TuneRestore { job }
+            | Request::DiscardSavedRun { job } => *job,
+        }
+    }
+}
+
+/// Why a job failed, which decides what the page does about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// Refused at once because a WALF run holds the model: nothing was changed.
+    Busy,
+    /// What the user gave (files, an address, text, an edited benchmark) cannot be used; the
+    /// message says why. Shown beside the input it is about.
+    Input,
+    /// The GPU stopped answering: the results so far stand, and the CPU can take over.
+    DeviceLost,
+    /// The engine's worker ended (a panic, an error it could not catch): the page starts a
+    /// fresh one and loads the model again.
+    Crashed,
+    /// A fault of the engine itself; the message is for a bug report.
+    Internal,
+}
+
+impl FailureKind {
+    /// The kind of an engine error on a device that is a GPU (`on_gpu`) or not: only a failed
+    /// read-back from a GPU is a lost device.
+    pub fn of(error: &crate::Error, on_gpu: bool) -> Self {
+        use crate::Error;
+        match error {
+            Error::DeviceLost(_) if on_gpu => FailureKind::DeviceLost,
+            Error::DeviceLost(_) | Error::Backend(_) => FailureKind::Internal,
+            Error::InvalidFile { .. }
+            | Error::MissingTensor { .. }
+            | Error::TensorShape { .. }
+            | Error::TensorDtype { .. }
+            | Error::UnsupportedArchitecture { .. }
+            | Error::Tokenizer(_)
+            | Error::Input(_)
+            | Error::Data { .. }
+            | Error::UnknownTokens { .. }
+            | Error::Training(_) => FailureKind::Input,
+        }
+    }
 }
 
 /// A WALF run kept in the browser's storage as it trains (weights at the end of its last
@@ -303,8 +417,16 @@ pub struct TokenProbability {
 pub struct MaskFill {
     pub position: usize,
     pub top: Vec<TokenProbability>,
-    /// Probability of each of he, she, man, woman (where the vocabulary has it as one token).
-    pub gender_words: Vec<(String, f64)>,
+    /// The benchmark's gendered words ([`crate::data::Benchmark::gendered_words`]) that the
+    /// vocabulary holds as one token, with their probability here.
+    pub gender_words: Vec<GenderedWord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenderedWord {
+    pub word: String,
+    pub gender: Gender,
+    pub probability: f64,
 }
 
 /// One WALF training step, as the curves need it.
@@ -416,18 +538,20 @@ pub enum Reply {
     },
     /// The WALF run kept in the browser's storage, if any.
     SavedRun {
-        run: Option<SavedRun>,
+        run: Option<Box<SavedRun>>,
     },
     /// The files travel beside the message.
     Exported {
         job: u64,
         name: String,
     },
+    /// A job failed or was refused. `job` is `None` only where no request is to blame: a
+    /// message the engine could not read, or the worker's end.
     Failed {
         job: Option<u64>,
+        #[serde(rename = "failure")]
+        kind: FailureKind,
         message: String,
-        /// The GPU went away: results so far stand, and the CPU can take over.
-        device_lost: bool,
     },
 }
 
@@ -493,7 +617,9 @@ mod tests {
     #[test]
     fn settings_saved_before_masked_positions_existed_still_read() {
         let mut old = serde_json::to_value(TuneSettings::paper(Target::RealWorld)).unwrap();
-        old.as_object_mut().unwrap().remove("mlm_positions");
+        for field in ["mlm_positions", "weight_decay", "seed", "min_delta"] {
+            old.as_object_mut().unwrap().remove(field);
+        }
         let read: TuneSettings = serde_json::from_value(old).unwrap();
         assert_eq!(read, TuneSettings::paper(Target::RealWorld));
     }
@@ -526,6 +652,7 @@ mod tests {
     fn requests_and_replies_round_trip_as_json() {
         let requests = [
             Request::Load {
+                job: 1,
                 source: ModelSource::Hub {
                     id: "bert-base-uncased".into(),
                     base: "https://huggingface.co".into(),
@@ -537,22 +664,25 @@ mod tests {
                 settings: TuneSettings::paper(Target::RealWorld),
                 benchmark: BenchmarkEdits::default(),
             },
-            Request::TunePause,
+            Request::TunePause { job: 3 },
             Request::TuneRestore { job: 4 },
-            Request::SavedRun,
-            Request::DiscardSavedRun,
+            Request::SavedRun { job: 5 },
+            Request::DiscardSavedRun { job: 6 },
         ];
-        for r in requests {
+        for (r, job) in requests.into_iter().zip([1, 3, 3, 4, 5, 6]) {
+            assert_eq!(r.job(), job);
             assert_eq!(Request::from_json(&r.to_json()).unwrap(), r);
         }
         let reply = Reply::Failed {
             job: Some(2),
+            kind: FailureKind::DeviceLost,
             message: "no adapter".into(),
-            device_lost: true,
         };
         assert_eq!(Reply::from_json(&reply.to_json()).unwrap(), reply);
+        // the reply's own tag is `kind`: the failure's travels beside it
+        assert!(reply.to_json().contains(r#""failure":"device_lost""#));
         let kept = Reply::SavedRun {
-            run: Some(SavedRun {
+            run: Some(Box::new(SavedRun {
                 model: "fixtures/tiny-bert".into(),
                 source: ModelSource::Local {
                     name: "three files".into(),
@@ -581,7 +711,7 @@ mod tests {
                     professions: Vec::new(),
                 }),
                 saved_at: 1.7e12,
-            }),
+            })),
         };
         assert_eq!(Reply::from_json(&kept.to_json()).unwrap(), kept);
         // A run kept by an older page has no baseline and no valid distributions: it still opens.
@@ -598,6 +728,27 @@ mod tests {
             other => panic!("not a kept run: {other:?}"),
         }
         assert!(Reply::from_json("{\"kind\":\"launch_missiles\"}").is_err());
+    }
+
+    #[test]
+    fn only_a_failed_read_back_from_a_gpu_is_a_lost_device() {
+        use crate::Error;
+        let read_back = Error::DeviceLost("mapping the buffer failed".into());
+        assert_eq!(FailureKind::of(&read_back, true), FailureKind::DeviceLost);
+        assert_eq!(FailureKind::of(&read_back, false), FailureKind::Internal);
+        // a failed write of the weights, a wrong batch: the engine's fault, not the device's
+        let write = Error::Backend("cannot write safetensors: too large".into());
+        assert_eq!(FailureKind::of(&write, true), FailureKind::Internal);
+        for input in [
+            Error::Input("no [MASK] in the text".into()),
+            Error::invalid_file("config.json", "not JSON"),
+            Error::Tokenizer("no vocabulary".into()),
+            Error::UnsupportedArchitecture {
+                found: "GPT2".into(),
+            },
+        ] {
+            assert_eq!(FailureKind::of(&input, true), FailureKind::Input, "{input}");
+        }
     }
 
     #[test]

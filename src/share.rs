@@ -73,6 +73,13 @@ pub struct SharedRunSettings {
     pub mlm_positions: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_steps: Option<u32>,
+    /// Where the run's weight decay, seed or early-stopping threshold were not the paper's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_decay: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_delta: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -142,7 +149,10 @@ impl SharedResult {
                 return Err(bad("its curves are too long"));
             }
             let finite = |v: f64| v.is_finite();
+            let run = t.run.as_ref();
             let ok = [t.lr, t.gamma, t.beta].into_iter().all(finite)
+                && run.and_then(|r| r.weight_decay).is_none_or(finite)
+                && run.and_then(|r| r.min_delta).is_none_or(finite)
                 && t.curve.iter().all(|c| {
                     finite(c.kl) && c.mlm_loss.is_none_or(finite) && c.valid_kl.is_none_or(finite)
                 });
@@ -268,6 +278,9 @@ mod tests {
                     dropout: false,
                     mlm_positions: Some(1),
                     max_steps: None,
+                    weight_decay: None,
+                    seed: Some(3),
+                    min_delta: Some(5e-4),
                 }),
             }),
             app_version: Some("0.1.0".into()),

@@ -1,12 +1,15 @@
 //! What the web page shows, computed without a browser: the chart's rows and their order, the
 //! numbers behind a point, the deep-link parameters, the result document behind a share link.
-//! The Leptos components only draw these, so this logic is tested natively.
+//! The Leptos components only draw these, so this logic is tested natively; [`page`] holds the
+//! page's state and the functions that change it.
+
+pub mod page;
 
 use crate::bias::{Correlation, Target};
 use crate::data::{Gender, Group, Split};
 use crate::protocol::{
-    BackendChoice, ProbeReply, ProfessionRow, ScoreRow, TuneBaselineReply, TuneEpochReply,
-    TuneSettings,
+    BackendChoice, GenderedWord, ProbeReply, ProfessionRow, ScoreRow, TuneBaselineReply,
+    TuneEpochReply, TuneSettings,
 };
 use crate::share::{CurvePoint, SharedProfession, SharedResult, SharedRunSettings, SharedTuning};
 
@@ -184,6 +187,43 @@ pub fn shared_result(
     }
 }
 
+/// The benchmark's gendered words at one mask, as the fill-mask view shows them: male and
+/// female words side by side in the benchmark's order (he beside she, man beside woman), and
+/// the probability of each side in all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenderedTable {
+    pub rows: Vec<[Option<(String, f64)>; 2]>,
+    pub male: f64,
+    pub female: f64,
+}
+
+impl GenderedTable {
+    /// The female words' share of the mass the two sides hold (None when both are 0).
+    pub fn female_share(&self) -> Option<f64> {
+        let all = self.male + self.female;
+        (all > 0.0).then(|| self.female / all)
+    }
+}
+
+pub fn gendered_table(words: &[GenderedWord]) -> GenderedTable {
+    let side = |gender: Gender| -> Vec<(String, f64)> {
+        words
+            .iter()
+            .filter(|w| w.gender == gender)
+            .map(|w| (w.word.clone(), w.probability))
+            .collect()
+    };
+    let (male, female) = (side(Gender::Male), side(Gender::Female));
+    let sum = |v: &[(String, f64)]| v.iter().map(|(_, p)| p).sum::<f64>();
+    GenderedTable {
+        rows: (0..male.len().max(female.len()))
+            .map(|i| [male.get(i).cloned(), female.get(i).cloned()])
+            .collect(),
+        male: sum(&male),
+        female: sum(&female),
+    }
+}
+
 /// What to say about the browser's storage for this page: its use against the quota, and a
 /// warning when little is left (a model download that does not fit is not kept, so every visit
 /// downloads it again).
@@ -278,6 +318,10 @@ pub fn shared_run_settings(s: &TuneSettings) -> SharedRunSettings {
         dropout: s.dropout,
         mlm_positions: s.mlm_positions.map(small),
         max_steps: s.max_steps.map(small),
+        weight_decay: (s.weight_decay != crate::walf::paper::WEIGHT_DECAY)
+            .then_some(s.weight_decay),
+        seed: (s.seed != crate::walf::paper::SEED).then_some(s.seed),
+        min_delta: s.min_delta,
     }
 }
 
@@ -315,10 +359,7 @@ pub fn walf_commands(result: &SharedResult) -> Vec<String> {
     if let Some(t) = &result.tuning {
         let mut tune = format!(
             "walf tune --model {model} --target {} --lr {} --gamma {} --beta {} --batch-size {}",
-            match t.target {
-                Target::Equal => "equal",
-                Target::RealWorld => "real-world",
-            },
+            t.target.label(),
             t.lr,
             t.gamma,
             t.beta,
@@ -334,6 +375,15 @@ pub fn walf_commands(result: &SharedResult) -> Vec<String> {
             }
             if let Some(k) = run.mlm_positions {
                 tune += &format!(" --mlm-positions {k}");
+            }
+            if let Some(d) = run.weight_decay {
+                tune += &format!(" --weight-decay {d}");
+            }
+            if let Some(seed) = run.seed {
+                tune += &format!(" --seed {seed}");
+            }
+            if let Some(d) = run.min_delta {
+                tune += &format!(" --min-delta {d}");
             }
             if let Some(steps) = run.max_steps {
                 lines.push(format!(
@@ -356,14 +406,6 @@ pub struct PageQuery {
     pub backend: Option<BackendChoice>,
     /// Parameters that were given but not understood, as messages.
     pub problems: Vec<String>,
-}
-
-pub fn parse_target(s: &str) -> Option<Target> {
-    match s {
-        "equal" => Some(Target::Equal),
-        "real-world" | "real_world" | "realworld" | "bls" => Some(Target::RealWorld),
-        _ => None,
-    }
 }
 
 /// Decodes `%XX` escapes and `+` as in a query string; invalid escapes are kept as written.
@@ -409,7 +451,7 @@ pub fn parse_query(search: &str) -> PageQuery {
                     "split={value} is not a split (train, valid, test or all)"
                 )),
             },
-            "target" => match parse_target(value) {
+            "target" => match Target::parse(value) {
                 Some(t) => q.target = Some(t),
                 None => q.problems.push(format!(
                     "target={value} is not a target (equal or real-world)"
@@ -495,6 +537,42 @@ pub fn file_stem(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_target_reads_back_from_its_label_and_the_usual_spellings() {
+        for t in [Target::Equal, Target::RealWorld] {
+            assert_eq!(Target::parse(t.label()), Some(t));
+        }
+        assert_eq!(Target::parse("bls"), Some(Target::RealWorld));
+        assert_eq!(Target::parse("real_world"), Some(Target::RealWorld));
+        assert_eq!(Target::parse("fair"), None);
+        assert_eq!(parse_query("?target=bls").target, Some(Target::RealWorld));
+    }
+
+    #[test]
+    fn gendered_words_stand_in_pairs_with_each_sides_sum() {
+        let word = |w: &str, gender, probability| GenderedWord {
+            word: w.into(),
+            gender,
+            probability,
+        };
+        let table = gendered_table(&[
+            word("he", Gender::Male, 0.3),
+            word("man", Gender::Male, 0.1),
+            word("son", Gender::Male, 0.05),
+            word("she", Gender::Female, 0.2),
+            word("woman", Gender::Female, 0.05),
+        ]);
+        assert_eq!(table.rows.len(), 3);
+        assert_eq!(
+            table.rows[0],
+            [Some(("he".into(), 0.3)), Some(("she".into(), 0.2))]
+        );
+        assert_eq!(table.rows[2], [Some(("son".into(), 0.05)), None]);
+        assert!((table.male - 0.45).abs() < 1e-12 && (table.female - 0.25).abs() < 1e-12);
+        assert!((table.female_share().unwrap() - 0.25 / 0.7).abs() < 1e-12);
+        assert_eq!(gendered_table(&[]).female_share(), None);
+    }
 
     #[test]
     fn plain_numbers_have_three_significant_digits_in_plain_notation() {

@@ -172,25 +172,27 @@ pub(crate) fn model_name(dir: Option<&Path>) -> String {
     }
 }
 
+/// The bundled benchmark with the files of `data` (those it has) in their place.
 pub(crate) fn benchmark(data: Option<&Path>) -> Result<Benchmark> {
-    use walf_lab::data::{PHRASES_TSV, PROFESSIONS_TSV, TEMPLATES_TSV};
     let Some(dir) = data else {
         return Ok(Benchmark::bundled());
     };
-    let file = |name: &str, bundled: &str| -> Result<String> {
+    let file = |name: &str| -> Result<Option<String>> {
         let path = dir.join(name);
         if path.exists() {
             std::fs::read_to_string(&path)
+                .map(Some)
                 .with_context(|| format!("cannot read {}", path.display()))
         } else {
-            Ok(bundled.to_string())
+            Ok(None)
         }
     };
-    Ok(Benchmark::from_tsv(
-        &file("professions.tsv", PROFESSIONS_TSV)?,
-        &file("templates.tsv", TEMPLATES_TSV)?,
-        &file("gendered_phrases.tsv", PHRASES_TSV)?,
-    )?)
+    let edits = walf_lab::protocol::BenchmarkEdits {
+        professions_tsv: file("professions.tsv")?,
+        templates_tsv: file("templates.tsv")?,
+        phrases_tsv: file("gendered_phrases.tsv")?,
+    };
+    Ok(edits.benchmark()?)
 }
 
 pub(crate) fn progress_bar(total: u64, what: &str) -> ProgressBar {
@@ -356,7 +358,8 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let lm = load_model(model.as_deref(), backend)?;
             let predictions = pollster::block_on(lm.fill_mask(&text, top))?;
-            output::print_fill(&predictions);
+            let words = lm.single_token_words(Benchmark::bundled().gendered_words());
+            output::print_fill(&predictions, &words);
             Ok(())
         }
     }

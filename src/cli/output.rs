@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use walf_lab::bias::{BiasReport, Target, correlation};
-use walf_lab::data::{Split, Template};
+use walf_lab::data::{Gender, Split, Template};
 use walf_lab::engine::MaskPrediction;
 use walf_lab::measure::ProbeResult;
 
@@ -130,11 +130,20 @@ pub fn write_json(
     fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
-pub fn print_fill(predictions: &[MaskPrediction]) {
+/// The top predictions at each mask, then the benchmark's gendered words that are one token
+/// (`words`, with their ids), as the page shows them.
+pub fn print_fill(predictions: &[MaskPrediction], words: &[(String, Gender, u32)]) {
     for p in predictions {
         println!("mask at token {}:", p.position);
         for t in &p.top {
             println!("  {:<20} {:.6}", t.token, t.probability);
+        }
+        if !words.is_empty() {
+            println!("  the benchmark's gendered words here:");
+        }
+        for (word, gender, id) in words {
+            let probability = p.probabilities.get(*id as usize).copied().unwrap_or(0.0);
+            println!("    {word:<18} {probability:.6}  {}", gender.label());
         }
     }
 }

@@ -23,10 +23,9 @@ use walf_lab::walf::{StepRecord, WalfConfig, WalfTrainer, classroom};
 
 use super::backend::BackendChoice;
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TuneTarget {
-    Equal,
-    RealWorld,
+/// `--target`, read as the page reads it (`Target::parse`).
+fn target(s: &str) -> Result<Target, String> {
+    Target::parse(s).ok_or_else(|| format!("`{s}` is not a target: equal or real-world"))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -43,8 +42,9 @@ pub struct TuneArgs {
     /// A model folder, or a bundled model: minilm-brown (the default) or brown-bert.
     #[arg(long)]
     model: Option<PathBuf>,
-    #[arg(long, value_enum)]
-    target: TuneTarget,
+    /// equal or real-world
+    #[arg(long, value_parser = target)]
+    target: Target,
     /// The settings to start from; any option given below overrides the preset's value.
     #[arg(long, value_enum, default_value = "paper")]
     preset: Preset,
@@ -107,24 +107,31 @@ impl TuneArgs {
         }
     }
 
-    fn config(&self) -> WalfConfig {
-        let target = match self.target {
-            TuneTarget::Equal => Target::Equal,
-            TuneTarget::RealWorld => Target::RealWorld,
-        };
-        let d = WalfConfig::from_settings(&self.preset_settings(target));
-        WalfConfig {
+    /// The preset's settings with the options given: what the page would send.
+    fn settings(&self) -> TuneSettings {
+        let d = self.preset_settings(self.target);
+        TuneSettings {
             gamma: self.gamma.unwrap_or(d.gamma),
             beta: self.beta.unwrap_or(d.beta),
             lr: self.lr.unwrap_or(d.lr),
             weight_decay: self.weight_decay.unwrap_or(d.weight_decay),
             batch_size: self.batch_size.unwrap_or(d.batch_size),
-            valid_batch_size: self.valid_batch_size.unwrap_or(d.valid_batch_size),
             patience: self.patience.unwrap_or(d.patience),
-            min_delta: self.min_delta.unwrap_or(d.min_delta),
+            min_delta: self.min_delta.or(d.min_delta),
             max_epochs: self.max_epochs.unwrap_or(d.max_epochs),
             seed: self.seed.unwrap_or(d.seed),
             mlm_positions: self.mlm_positions.or(d.mlm_positions),
+            dropout: d.dropout && !self.no_dropout,
+            ..d
+        }
+    }
+
+    /// The trainer's settings: the page's mapping ([`WalfConfig::from_settings`]) and the two
+    /// options only the command line has.
+    fn config(&self) -> WalfConfig {
+        let d = WalfConfig::from_settings(&self.settings());
+        WalfConfig {
+            valid_batch_size: self.valid_batch_size.unwrap_or(d.valid_batch_size),
             dropout_per_use: self.dropout_per_use,
             ..d
         }
@@ -228,7 +235,7 @@ pub fn run(args: TuneArgs) -> Result<()> {
             eprintln!("  {change}");
         }
     }
-    if args.no_dropout || !args.preset_settings(config.target).dropout {
+    if !args.settings().dropout {
         lm.model.set_dropout(0.0, 0.0);
     }
     fs::create_dir_all(&args.out)

@@ -86,6 +86,9 @@ impl WalfConfig {
             max_epochs: settings.max_epochs,
             patience: settings.patience,
             mlm_positions: settings.mlm_positions,
+            weight_decay: settings.weight_decay,
+            seed: settings.seed,
+            min_delta: settings.min_delta(),
             ..Self::paper(settings.target)
         }
     }

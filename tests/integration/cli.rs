@@ -102,7 +102,37 @@ fn fill_prints_probabilities() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(stdout.lines().count(), 4, "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("mask at token"), "{stdout}");
+    assert_eq!(
+        lines[1..]
+            .iter()
+            .take_while(|l| l.starts_with("  ") && !l.ends_with(':'))
+            .count(),
+        3,
+        "the top three: {stdout}"
+    );
+    // then the benchmark's gendered words that the vocabulary holds as one token, each with a
+    // probability and its gender
+    let words = walf_lab::data::Benchmark::bundled().gendered_words();
+    let gendered: Vec<&str> = lines.iter().skip(5).copied().collect();
+    assert_eq!(
+        lines.get(4),
+        Some(&"  the benchmark's gendered words here:"),
+        "{stdout}"
+    );
+    assert!(
+        !gendered.is_empty() && gendered.len() <= words.len(),
+        "{stdout}"
+    );
+    for line in gendered {
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        let (word, gender) = words.iter().find(|(w, _)| w == cells[0]).expect(line);
+        let p: f64 = cells[1].parse().unwrap();
+        assert!((0.0..=1.0).contains(&p), "{line}");
+        assert_eq!(cells[2], gender.label(), "{line}");
+        assert!(!word.contains(' '));
+    }
 }
 
 #[test]
@@ -359,6 +389,10 @@ fn the_pages_walf_command_repeats_its_run() {
     settings.max_epochs = 1;
     settings.batch_size = 40;
     settings.lr = 3.5e-5;
+    // the page sets these too now: the link and the command carry them
+    settings.weight_decay = 0.02;
+    settings.seed = 7;
+    settings.min_delta = Some(5e-4);
     let result = SharedResult {
         model: "some/hub-model".into(),
         split: "test".into(),
@@ -395,4 +429,7 @@ fn the_pages_walf_command_repeats_its_run() {
     );
     // dropout is the model's, not the trainer's: the command turns it off as the run had it
     assert!(tune.contains(" --no-dropout"), "{tune}");
+    for option in [" --weight-decay 0.02", " --seed 7", " --min-delta 0.0005"] {
+        assert!(tune.contains(option), "{tune}");
+    }
 }

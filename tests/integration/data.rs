@@ -116,3 +116,35 @@ fn malformed_user_data_is_reported_by_line() {
     .unwrap_err();
     assert!(e.to_string().contains("missing column"), "{e}");
 }
+
+#[test]
+fn the_fill_masks_gendered_words_are_the_phrases_head_words() {
+    let bench = Benchmark::bundled();
+    let words = bench.gendered_words();
+    assert_eq!(words.len(), 22, "one per phrase, none repeated");
+    assert_eq!(words[0], ("he".to_string(), Gender::Male));
+    assert!(
+        words.contains(&("man".to_string(), Gender::Male)),
+        "of `this man`"
+    );
+    assert!(words.contains(&("grandmother".to_string(), Gender::Female)));
+    assert_eq!(
+        words.iter().filter(|(_, g)| *g == Gender::Female).count(),
+        11
+    );
+    // an edited list that repeats a head word keeps its first gender once
+    let phrases = "phrase\tgender\nmy man\tmale\nthis man\tmale\nher\tfemale\n";
+    let edited = Benchmark::from_tsv(
+        walf_lab::data::PROFESSIONS_TSV,
+        walf_lab::data::TEMPLATES_TSV,
+        phrases,
+    )
+    .unwrap();
+    assert_eq!(
+        edited.gendered_words(),
+        [
+            ("man".to_string(), Gender::Male),
+            ("her".to_string(), Gender::Female)
+        ]
+    );
+}

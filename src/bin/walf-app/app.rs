@@ -8,21 +8,14 @@ use walf_lab::protocol::{BUNDLED_MODELS, ModelSource};
 use walf_lab::share::SharedResult;
 use walf_lab::view::{bytes_label, parse_query};
 
+use crate::address::{bundled_model, default_model};
 use crate::engine::Engine;
 use crate::fill_view::FillView;
 use crate::model_panel::ModelPanel;
 use crate::probe_view::ProbeView;
 use crate::share_view::ShareView;
-use crate::state::{AppState, JobKind, Notice, Tab, TuneStatus, on_reply, resume_saved_run};
+use crate::state::{AppState, JobKind, Notice, Page, Tab, on_reply};
 use crate::tune_view::TuneView;
-
-/// The page's base address (Trunk's public URL), for files served beside it.
-pub fn base_url() -> String {
-    web_sys::window()
-        .and_then(|w| w.document())
-        .and_then(|d| d.base_uri().ok().flatten())
-        .unwrap_or_else(|| "./".into())
-}
 
 /// Whether the window is as narrow as a phone's: the probe chart then puts each label above
 /// its dots.
@@ -52,26 +45,7 @@ fn open_link(state: AppState, hash: &str) {
         return;
     }
     match SharedResult::from_link(hash) {
-        Ok(result) => {
-            if let Some(split) = walf_lab::data::Split::parse(&result.split) {
-                state.split.set(split);
-            }
-            if let Some(t) = &result.tuning {
-                state.target.set(t.target);
-                // the Tune tab's controls show the run's settings
-                state.tune_settings.update(|s| {
-                    *s = walf_lab::protocol::TuneSettings {
-                        lr: t.lr,
-                        gamma: t.gamma,
-                        beta: t.beta,
-                        batch_size: t.batch_size as usize,
-                        ..walf_lab::protocol::TuneSettings::paper(t.target)
-                    }
-                });
-            }
-            state.tab.set(Tab::Probe);
-            state.shared.set(Some(result));
-        }
+        Ok(result) => state.page.update(|p| p.open_link(result)),
         Err(e) => state.error(e.to_string()),
     }
 }
@@ -95,14 +69,12 @@ pub fn App() -> impl IntoView {
     // The default bundled model loads at once; `?model=` picks another bundled model or a Hub
     // model instead.
     let first_model = match &query.model {
-        Some(id) if BUNDLED_MODELS.iter().any(|(bundled, _)| bundled == id) => {
-            ModelSource::bundled(&base_url(), id)
-        }
+        Some(id) if BUNDLED_MODELS.iter().any(|(bundled, _)| bundled == id) => bundled_model(id),
         Some(id) => ModelSource::Hub {
             id: id.clone(),
             base: query.hub.clone().unwrap_or_else(|| DEFAULT_HUB.to_string()),
         },
-        None => ModelSource::default_bundled(&base_url()),
+        None => default_model(),
     };
     let engine = Engine::new(first_model.early_downloads(), move |reply, files| {
         on_reply(state, reply, files)
@@ -122,11 +94,10 @@ pub fn App() -> impl IntoView {
         state.backend.set(backend);
     }
     if !query.problems.is_empty() {
-        state.notice.set(Some(Notice {
-            error: true,
-            text: format!("ignored in the address: {}", query.problems.join("; ")),
-            offer_cpu: false,
-        }));
+        state.notice.set(Some(Notice::error(format!(
+            "ignored in the address: {}",
+            query.problems.join("; ")
+        ))));
     }
     open_link(state, &hash);
     // A link pasted into an open page changes only the fragment.
@@ -215,11 +186,7 @@ fn NoticeBar() -> impl IntoView {
     let state = expect_context::<AppState>();
     move || {
         state.notice.get().map(|n| {
-            let to_cpu = move |_| {
-                state.notice.set(None);
-                state.backend.set(walf_lab::protocol::BackendChoice::Cpu);
-                state.reload();
-            };
+            let to_cpu = move |_| state.update(Page::continue_on_cpu);
             view! {
                 <div class=if n.error { "notice error" } else { "notice" } role="alert">
                     <span class="notice-text">{n.text.clone()}</span>
@@ -236,10 +203,7 @@ fn NoticeBar() -> impl IntoView {
 fn SavedRunOffer() -> impl IntoView {
     let state = expect_context::<AppState>();
     move || {
-        let running = matches!(
-            state.tune.get(),
-            TuneStatus::Running | TuneStatus::Pausing | TuneStatus::Paused
-        );
+        let running = state.tuning_now();
         let run = state.saved_run.get().filter(|_| !running)?;
         let best = run
             .best
@@ -260,11 +224,8 @@ fn SavedRunOffer() -> impl IntoView {
         Some(view! {
             <div class="notice" id="resume-offer" role="region" aria-label="Interrupted run">
                 <span class="notice-text">{text}</span>
-                <button id="resume-run" on:click=move |_| resume_saved_run(state)>"Go on with it"</button>
-                <button id="discard-run" on:click=move |_| {
-                    state.saved_run.set(None);
-                    state.send(walf_lab::protocol::Request::DiscardSavedRun);
-                }>"Discard"</button>
+                <button id="resume-run" on:click=move |_| state.update(Page::resume_saved_run)>"Go on with it"</button>
+                <button id="discard-run" on:click=move |_| state.update(Page::discard_saved_run)>"Discard"</button>
             </div>
         })
     }

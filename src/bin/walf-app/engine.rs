@@ -4,12 +4,13 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{Array, Uint8Array};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{ErrorEvent, MessageEvent, Worker};
 
-use walf_lab::protocol::{Reply, Request};
+use walf_lab::protocol::{FailureKind, Reply, Request};
+
+use crate::transport::{self, Received};
 
 /// The worker's first script (`web/walf-worker-loader.js`, copied beside the page).
 const WORKER_SCRIPT: &str = "./walf-worker-loader.js";
@@ -23,7 +24,6 @@ struct Inner {
     /// before its WebAssembly has started.
     queued: Vec<(Request, Vec<Vec<u8>>)>,
     on_reply: OnReply,
-    next_job: u64,
     // Kept alive as long as the worker is.
     _closures: Vec<Closure<dyn Fn(MessageEvent)>>,
     _error: Option<Closure<dyn Fn(ErrorEvent)>>,
@@ -50,18 +50,11 @@ impl Engine {
             ready: false,
             queued: Vec::new(),
             on_reply: Rc::new(on_reply),
-            next_job: 1,
             _closures: Vec::new(),
             _error: None,
         })));
         engine.spawn(&early);
         engine
-    }
-
-    pub fn next_job(&self) -> u64 {
-        let mut inner = self.0.borrow_mut();
-        inner.next_job += 1;
-        inner.next_job
     }
 
     fn spawn(&self, early: &[String]) {
@@ -79,8 +72,8 @@ impl Engine {
                 on_reply(
                     Reply::Failed {
                         job: None,
+                        kind: FailureKind::Crashed,
                         message: format!("the engine could not be started: {e:?}"),
-                        device_lost: false,
                     },
                     Vec::new(),
                 );
@@ -89,19 +82,17 @@ impl Engine {
         };
         let me = self.clone();
         let on_message = Closure::<dyn Fn(MessageEvent)>::new(move |event: MessageEvent| {
-            let data = Array::from(&event.data());
-            let Some(text) = data.get(0).as_string() else {
+            let received = Received::new(&event.data());
+            let Some(text) = received.text.as_deref() else {
                 return;
             };
-            let files: Vec<Vec<u8>> = (1..data.length())
-                .map(|i| Uint8Array::new(&data.get(i)).to_vec())
-                .collect();
-            let reply = match Reply::from_json(&text) {
+            let files = received.files();
+            let reply = match Reply::from_json(text) {
                 Ok(r) => r,
                 Err(e) => Reply::Failed {
                     job: None,
+                    kind: FailureKind::Internal,
                     message: e.to_string(),
-                    device_lost: false,
                 },
             };
             match &reply {
@@ -122,8 +113,8 @@ impl Engine {
             on_reply_err(
                 Reply::Failed {
                     job: None,
+                    kind: FailureKind::Crashed,
                     message: format!("the engine stopped: {}", event.message()),
-                    device_lost: false,
                 },
                 Vec::new(),
             );
@@ -148,10 +139,6 @@ impl Engine {
         }
     }
 
-    pub fn send(&self, request: Request) {
-        self.send_with_files(request, Vec::new());
-    }
-
     pub fn send_with_files(&self, request: Request, files: Vec<Vec<u8>>) {
         let mut inner = self.0.borrow_mut();
         if !inner.ready {
@@ -161,13 +148,8 @@ impl Engine {
         let Some(worker) = &inner.worker else {
             return;
         };
-        let message = Array::of1(&JsValue::from_str(&request.to_json()));
-        let transfer = Array::new();
-        for bytes in &files {
-            let array = Uint8Array::from(&bytes[..]);
-            transfer.push(&array.buffer());
-            message.push(&array);
-        }
+        let (message, transfer) =
+            transport::envelope(&request.to_json(), &transport::bytes(&files));
         let _ = worker.post_message_with_transfer(&message, &transfer);
     }
 

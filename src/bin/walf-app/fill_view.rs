@@ -1,10 +1,10 @@
-//! Fill-mask: the model's top predictions for a masked sentence, and the mass it puts on he,
-//! she, man and woman side by side.
+//! Fill-mask: the model's top predictions for a masked sentence, and the mass it puts on the
+//! benchmark's gendered words, male and female side by side.
 
 use leptos::prelude::*;
 
-use walf_lab::protocol::Request;
-use walf_lab::view::percent;
+use walf_lab::protocol::{GenderedWord, Request};
+use walf_lab::view::{gendered_table, percent};
 
 use crate::state::{AppState, JobKind, ModelStatus};
 
@@ -53,17 +53,46 @@ pub fn FillView() -> impl IntoView {
                         }).collect_view()}
                         </tbody>
                     </table>
-                    <table class="fill-gender">
-                        <caption>"Gendered words at this mask"</caption>
-                        <tbody>
-                        {m.gender_words.iter().map(|(w, p)| view! {
-                            <tr><th scope="row">{w.clone()}</th><td class="num">{percent(*p)}</td>
-                                <td class="num">{format!("{p:.6}")}</td></tr>
-                        }).collect_view()}
-                        </tbody>
-                    </table>
+                    {gendered(&m.gender_words)}
                 </div>
             }).collect_view())}
         </section>
+    }
+}
+
+/// The benchmark's gendered words at one mask: he beside she, man beside woman, and each side's
+/// sum with the female words' share of it.
+fn gendered(words: &[GenderedWord]) -> impl IntoView + use<> {
+    let table = gendered_table(words);
+    let cell = |w: &Option<(String, f64)>| match w {
+        Some((word, p)) => view! {
+            <th scope="row">{word.clone()}</th>
+            <td class="num" title=format!("{p:.6}")>{percent(*p)}</td>
+        }
+        .into_any(),
+        None => view! { <td></td><td></td> }.into_any(),
+    };
+    let share = table
+        .female_share()
+        .map(|s| {
+            format!(
+                "female words hold {} of the two sides' probability",
+                percent(s)
+            )
+        })
+        .unwrap_or_default();
+    view! {
+        <table class="fill-gender">
+            <caption>"The benchmark's gendered words at this mask"</caption>
+            <thead><tr><th colspan="2">"male"</th><th colspan="2">"female"</th></tr></thead>
+            <tbody>
+            {table.rows.iter().map(|[m, f]| view! { <tr>{cell(m)}{cell(f)}</tr> }).collect_view()}
+            </tbody>
+            <tfoot>
+                <tr><th scope="row">"all"</th><td class="num">{percent(table.male)}</td>
+                    <th scope="row">"all"</th><td class="num">{percent(table.female)}</td></tr>
+                <tr><td colspan="4" class="fill-share">{share}</td></tr>
+            </tfoot>
+        </table>
     }
 }

@@ -2,6 +2,8 @@
 //! through `walf_lab::protocol`. Built by Trunk (index.html at the repository root).
 
 #[cfg(target_arch = "wasm32")]
+mod address;
+#[cfg(target_arch = "wasm32")]
 mod app;
 #[cfg(target_arch = "wasm32")]
 mod chart;
@@ -23,6 +25,12 @@ mod scatter;
 mod share_view;
 #[cfg(target_arch = "wasm32")]
 mod state;
+#[cfg(target_arch = "wasm32")]
+// The wire format the worker and its helpers speak too (the page sends and receives bytes
+// only: the f32 buffers are the helpers').
+#[allow(dead_code)]
+#[path = "../walf-worker/transport.rs"]
+mod transport;
 #[cfg(target_arch = "wasm32")]
 mod tune_view;
 

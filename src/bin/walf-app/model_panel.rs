@@ -8,7 +8,7 @@ use web_sys::{File, FileList};
 use walf_lab::hub::DEFAULT_HUB;
 use walf_lab::protocol::{BUNDLED_MODELS, BackendChoice, ModelSource};
 
-use crate::app::base_url;
+use crate::address::bundled_model;
 use crate::kept::KeptModels;
 use crate::state::{AppState, ModelStatus};
 
@@ -88,7 +88,7 @@ fn parameters_label(n: usize) -> String {
 pub fn ModelPanel() -> impl IntoView {
     let state = expect_context::<AppState>();
     // A `?model=` address opens on a Hub model: the Hub box shows which.
-    let (first_id, first_base) = match state.last_source.get_value().map(|l| l.source) {
+    let (first_id, first_base) = match state.source.get_untracked() {
         Some(ModelSource::Hub { id, base }) => (id, base),
         _ => (String::new(), DEFAULT_HUB.to_string()),
     };
@@ -150,7 +150,7 @@ pub fn ModelPanel() -> impl IntoView {
                 {BUNDLED_MODELS.map(|(id, about)| view! {
                     <button class="bundled-model" data-model=id title=about
                         disabled=move || state.tuning_now() on:click=move |_| state.load(
-                        ModelSource::bundled(&base_url(), id),
+                        bundled_model(id),
                         Vec::new(),
                     )>{format!("Bundled: {id}")}</button>
                 })}

@@ -8,7 +8,7 @@ use walf_lab::data::{PHRASES_TSV, PROFESSIONS_TSV, Split, TEMPLATES_TSV};
 use walf_lab::protocol::BenchmarkEdits;
 use walf_lab::share::SharedResult;
 use walf_lab::view::{
-    SortOrder, correlation_sentence, group_title, parse_target, percent, plain_number, score_table,
+    SortOrder, correlation_sentence, group_title, percent, plain_number, score_table,
 };
 
 use crate::app::NarrowWindow;
@@ -45,7 +45,7 @@ pub fn TargetSelect(target: RwSignal<Target>) -> impl IntoView {
     view! {
         <label>"Target "
             <select class="target" on:change=move |ev| {
-                if let Some(t) = parse_target(&event_target_value(&ev)) { target.set(t) }
+                if let Some(t) = Target::parse(&event_target_value(&ev)) { target.set(t) }
             }>
                 <option value="equal" selected=move || target.get() == Target::Equal>"equal (50/50)"</option>
                 <option value="real-world" selected=move || target.get() == Target::RealWorld>

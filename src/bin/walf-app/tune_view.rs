@@ -9,17 +9,17 @@ use walf_lab::lm_loss::LossRule;
 use walf_lab::protocol::{Request, TuneSettings, TuneStepReply};
 use walf_lab::view::{SortOrder, group_title};
 
-use crate::app::base_url;
+use crate::address::heldout_text;
 use crate::chart::{BLUE, LineChart, ORANGE, ProbeChart, Series, VERMILION, group_colour};
 use crate::probe_view::{GroupTable, SplitSelect, TargetSelect};
-use crate::state::{AppState, JobKind, TuneStatus, start_tuning};
+use crate::state::{AppState, Field, JobKind, Page, TuneStatus};
 
 fn number_input(
     label: &'static str,
     id: &'static str,
     get: impl Fn(&TuneSettings) -> String + Send + Sync + 'static,
     set: impl Fn(&mut TuneSettings, &str) + Send + Sync + 'static,
-    settings: RwSignal<TuneSettings>,
+    settings: Field<TuneSettings>,
 ) -> impl IntoView {
     view! {
         <label>{label}
@@ -64,7 +64,7 @@ pub fn TuneView() -> impl IntoView {
     // The project's own held-out text, loaded once.
     Effect::new(move |_| {
         if heldout.get_untracked().is_empty() {
-            let url = format!("{}data/heldout.txt", base_url());
+            let url = heldout_text();
             wasm_bindgen_futures::spawn_local(async move {
                 if let Ok(text) = fetch_text(&url).await {
                     heldout.set(text);
@@ -79,15 +79,9 @@ pub fn TuneView() -> impl IntoView {
         )
     };
     let busy_other = move || state.job.get().is_some_and(|j| j.kind != JobKind::Tune);
-    let pause = move |_| {
-        state.send(Request::TunePause);
-        state.tune.set(TuneStatus::Pausing);
-    };
-    let resume = move |_| {
-        state.send(Request::TuneResume);
-        state.tune.set(TuneStatus::Running);
-    };
-    let stop = move |_| state.send(Request::TuneStop);
+    let pause = move |_| state.update(Page::pause_tuning);
+    let resume = move |_| state.update(Page::resume_tuning);
+    let stop = move |_| state.update(Page::stop_tuning);
     // An opened link's run, until this page runs one of its own: what it was tuned towards, with
     // which settings, and its curves.
     let shared_run = move || {
@@ -246,6 +240,11 @@ pub fn TuneView() -> impl IntoView {
                 {number_input("masked tokens per sentence ", "tune-mlm-positions",
                     |s| s.mlm_positions.map(|m| m.to_string()).unwrap_or_else(|| "all".into()),
                     |s, v| s.mlm_positions = v.parse().ok().filter(|&m: &usize| m > 0), settings)}
+                {number_input("weight decay ", "tune-weight-decay", |s| s.weight_decay.to_string(),
+                    |s, v| s.weight_decay = parse_or(v, s.weight_decay), settings)}
+                {number_input("seed ", "tune-seed", |s| s.seed.to_string(), |s, v| s.seed = parse_or(v, s.seed), settings)}
+                {number_input("min-delta ", "tune-min-delta", |s| s.min_delta().to_string(),
+                    |s, v| s.min_delta = v.parse().ok().filter(|d: &f64| d.is_finite() && *d >= 0.0), settings)}
                 {number_input("step limit ", "tune-steps",
                     |s| s.max_steps.map(|m| m.to_string()).unwrap_or_default(),
                     |s, v| s.max_steps = v.parse().ok().filter(|&m: &usize| m > 0), settings)}
@@ -260,7 +259,7 @@ pub fn TuneView() -> impl IntoView {
             </div>
             <div class="controls">
                 <button id="tune-start" disabled=move || !state.ready() || running() || busy_other()
-                    on:click=move |_| start_tuning(state)>"Start"</button>
+                    on:click=move |_| state.update(Page::start_tuning)>"Start"</button>
                 <button id="tune-pause" disabled=move || state.tune.get() != TuneStatus::Running on:click=pause>"Pause"</button>
                 <button id="tune-resume" disabled=move || state.tune.get() != TuneStatus::Paused on:click=resume>"Resume"</button>
                 <button id="tune-stop" disabled=move || !running() on:click=stop>"Stop"</button>

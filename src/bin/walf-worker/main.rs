@@ -3,6 +3,9 @@
 
 #[cfg(target_arch = "wasm32")]
 mod backend;
+// Plain: natively tested (the rest of the worker builds for the browser only).
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod dispatch;
 #[cfg(target_arch = "wasm32")]
 mod net;
 #[cfg(target_arch = "wasm32")]
@@ -13,6 +16,8 @@ mod product;
 mod session;
 #[cfg(target_arch = "wasm32")]
 mod store;
+#[cfg(target_arch = "wasm32")]
+mod transport;
 
 #[cfg(target_arch = "wasm32")]
 fn main() {

@@ -7,11 +7,10 @@
 //! here.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::rc::Rc;
 
 use burn::tensor::Device;
-use js_sys::{Array, Float32Array, Reflect, Uint8Array};
+use js_sys::{Array, Reflect};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
@@ -24,7 +23,9 @@ use walf_lab::measure::{MaskedSentence, SentenceLogProbs, SentencePlan, batch_lo
 use walf_lab::model::{Inference, MaskedLm};
 use walf_lab::weights::Weights;
 
+use crate::dispatch::Dispatch;
 use crate::net::{here, js_error, scope, sleep};
+use crate::transport::{self, Buffer, Received};
 
 /// The name a helper is started under; the script reads it to know what it is.
 const HELPER_NAME: &str = "walf-helper";
@@ -40,9 +41,6 @@ pub const MAX_SHARED_WEIGHTS: usize = 160 << 20;
 /// and for four times the slowest batch computed here, is taken for dead (a worker can end
 /// without an error event) and its batches run here.
 const SILENT_HELPER_MS: f64 = 5_000.0;
-/// Batches handed to a helper at once: one running, one waiting, so that it does not idle while
-/// this worker computes a batch of its own and cannot read the helper's answer.
-const DEPTH: usize = 2;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -98,13 +96,8 @@ thread_local! {
 fn post_to_parent(message: &FromHelper, values: Option<Vec<f32>>) {
     let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
     let text = serde_json::to_string(message).expect("helper messages serialise");
-    let data = Array::of1(&JsValue::from_str(&text));
-    let transfer = Array::new();
-    if let Some(values) = values {
-        let array = Float32Array::from(&values[..]);
-        transfer.push(&array.buffer());
-        data.push(&array);
-    }
+    let buffers: Vec<Buffer> = values.as_deref().map(Buffer::Floats).into_iter().collect();
+    let (data, transfer) = transport::envelope(&text, &buffers);
     let _ = scope.post_message_with_transfer(&data, &transfer);
 }
 
@@ -121,16 +114,13 @@ pub fn serve() {
     }));
     let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
     let take_in = |data: JsValue| {
-        let data = Array::from(&data);
-        let request = data
-            .get(0)
-            .as_string()
-            .and_then(|text| serde_json::from_str::<ToHelper>(&text).ok());
-        let files: Vec<Vec<u8>> = (1..data.length())
-            .map(|i| Uint8Array::new(&data.get(i)).to_vec())
-            .collect();
+        let received = Received::new(&data);
+        let request = received
+            .text
+            .as_deref()
+            .and_then(|text| serde_json::from_str::<ToHelper>(text).ok());
         match request {
-            Some(request) => wasm_bindgen_futures::spawn_local(answer(request, files)),
+            Some(request) => wasm_bindgen_futures::spawn_local(answer(request, received.files())),
             None => post_to_parent(
                 &FromHelper::Failed {
                     id: None,
@@ -246,14 +236,10 @@ async fn run_batch(
 // ---------------------------------------------------------------------------------------------
 // The engine worker's side.
 
+/// A helper's worker. Which weights it holds (it takes messages in order, so batches for them
+/// can follow at once), whether it is alive and which batches it has are `Dispatch`'s.
 struct Helper {
     worker: Worker,
-    /// The weights sent to it. It takes messages in order, so batches for them can follow at
-    /// once: it computes them once it has built its copy.
-    sent: Option<u64>,
-    dead: bool,
-    /// Batch ids sent and not answered.
-    in_flight: Vec<u64>,
     /// When it last answered or was given work (ms since the epoch).
     last_active: f64,
 }
@@ -269,12 +255,14 @@ type Listeners = (Closure<dyn Fn(MessageEvent)>, Closure<dyn Fn(ErrorEvent)>);
 #[derive(Default)]
 struct Shared {
     helpers: Vec<Helper>,
+    dispatch: Dispatch,
+    /// The running probe's first batch id: batch `b` travels as `first + b`, so that an answer
+    /// of an earlier probe is known as such.
+    first: u64,
     /// The weights helpers should hold.
     model: Option<SharedModel>,
-    /// Batch ids of the running probe not yet handed out.
-    queue: VecDeque<u64>,
-    /// Answers not yet taken in: batch id, values, helper.
-    answers: Vec<(u64, Vec<f32>, usize)>,
+    /// Answers not yet taken in: batch, values, helper.
+    answers: Vec<(usize, Vec<f32>, usize)>,
     /// Wakes the probe waiting for an answer.
     wake: Option<js_sys::Function>,
 }
@@ -382,9 +370,6 @@ impl Pool {
             }
             shared.borrow_mut().helpers.push(Helper {
                 worker,
-                sent: None,
-                dead: false,
-                in_flight: Vec::new(),
                 last_active: js_sys::Date::now(),
             });
             closures.push((on_message, on_error));
@@ -394,6 +379,10 @@ impl Pool {
         }
         if closures.is_empty() {
             return None;
+        }
+        {
+            let mut shared = shared.borrow_mut();
+            shared.dispatch = Dispatch::new(shared.helpers.len());
         }
         Some(Self {
             shared,
@@ -430,7 +419,8 @@ impl Pool {
 
     /// Any helper alive to share work.
     pub fn alive(&self) -> bool {
-        self.shared.borrow().helpers.iter().any(|h| !h.dead)
+        let shared = self.shared.borrow();
+        (0..shared.helpers.len()).any(|i| shared.dispatch.alive(i))
     }
 }
 
@@ -449,17 +439,11 @@ impl Claim<'_> {
     ) -> Result<(SentenceLogProbs, usize), Error> {
         let first = self.0.next_id.get();
         self.0.next_id.set(first + batches.len() as u64);
-        let batch_of = |id: u64| {
-            id.checked_sub(first)
-                .map(|i| i as usize)
-                .filter(|&i| i < batches.len())
-        };
-        let message = |id: u64| {
-            let batch = &batches[batch_of(id).expect("a batch id of this probe")];
+        let message = |batch: usize| {
             serde_json::to_string(&ToHelper::Batch {
                 generation,
-                id,
-                sentences: batch
+                id: first + batch as u64,
+                sentences: batches[batch]
                     .iter()
                     .map(|&i| {
                         let s = &plan.sentences[i];
@@ -471,77 +455,67 @@ impl Claim<'_> {
             })
             .expect("helper messages serialise")
         };
-        // Costliest first (rows × padded length), so that the last batches, which may leave a
-        // worker idle, are short.
-        let cost = |b: &Vec<usize>| {
-            b.len()
-                * b.iter()
-                    .map(|&i| plan.sentences[i].ids.len())
-                    .max()
-                    .unwrap_or(0)
-        };
-        let mut order: Vec<usize> = (0..batches.len()).collect();
-        order.sort_by_key(|&b| std::cmp::Reverse(cost(&batches[b])));
+        // A batch's cost: rows × padded length.
+        let costs: Vec<usize> = batches
+            .iter()
+            .map(|b| {
+                b.len()
+                    * b.iter()
+                        .map(|&i| plan.sentences[i].ids.len())
+                        .max()
+                        .unwrap_or(0)
+            })
+            .collect();
         {
             let mut shared = self.0.shared.borrow_mut();
-            shared.queue = order.iter().map(|&b| first + b as u64).collect();
+            shared.first = first;
+            shared.dispatch.start(generation, &costs);
             shared.answers.clear();
             // Before packing the weights here: the helpers start meanwhile.
-            hand_out(&mut shared, generation, &message);
+            hand_out(&mut shared, &message);
         }
         let model = model.for_inference();
         let candidates = &plan.candidate_ids;
-        let mut got = Gathered {
-            log_probs: SentenceLogProbs::new(plan),
-            done: vec![false; batches.len()],
-            finished: 0,
-            sentences: 0,
-        };
+        let mut log_probs = SentenceLogProbs::new(plan);
+        let mut sentences_done = 0;
         let mut helpers_used = vec![false; self.0.shared.borrow().helpers.len()];
         let mut slowest_own = 0f64;
         on_done(0);
-        let mut take_in = |got: &mut Gathered, b: usize, values: &[f32]| -> Result<bool, Error> {
-            // A batch this worker took back from a helper may still be answered by it.
-            if std::mem::replace(&mut got.done[b], true) {
-                return Ok(false);
-            }
-            got.log_probs.insert(plan, &batches[b], values)?;
-            got.finished += 1;
-            got.sentences += batches[b].len();
-            on_done(got.sentences);
-            Ok(true)
+        let mut take_in = |b: usize, values: &[f32]| -> Result<(), Error> {
+            log_probs.insert(plan, &batches[b], values)?;
+            sentences_done += batches[b].len();
+            on_done(sentences_done);
+            Ok(())
         };
-        while got.finished < batches.len() {
-            hand_out(&mut self.0.shared.borrow_mut(), generation, &message);
+        loop {
+            hand_out(&mut self.0.shared.borrow_mut(), &message);
             let answers = std::mem::take(&mut self.0.shared.borrow_mut().answers);
-            for (id, values, helper) in answers {
-                // An answer from an earlier, abandoned probe is not this one's.
-                let Some(b) = batch_of(id) else { continue };
-                if take_in(&mut got, b, &values)? {
+            for (b, values, helper) in answers {
+                // A batch this worker took back from a helper may still be answered by it.
+                if self
+                    .0
+                    .shared
+                    .borrow_mut()
+                    .dispatch
+                    .answered(Some(helper), b)
+                {
+                    take_in(b, &values)?;
                     helpers_used[helper] = true;
                 }
             }
-            if got.finished == batches.len() {
+            if self.0.shared.borrow().dispatch.finished() {
                 break;
             }
-            // The next batch nobody has, else one a busy helper has not started yet (it only
-            // waits there: computing it here is not slower, and ends the probe sooner).
-            let own = self.0.shared.borrow_mut().queue.pop_front();
-            let own = own.and_then(batch_of).or_else(|| {
-                self.0.shared.borrow().helpers.iter().find_map(|h| {
-                    (!h.dead && h.in_flight.len() >= DEPTH)
-                        .then(|| h.in_flight.last().copied().and_then(batch_of))
-                        .flatten()
-                        .filter(|&b| !got.done[b])
-                })
-            });
+            let own = self.0.shared.borrow_mut().dispatch.own_next();
             if let Some(b) = own {
                 let sentences: Vec<&MaskedSentence> =
                     batches[b].iter().map(|&i| &plan.sentences[i]).collect();
                 let started = js_sys::Date::now();
                 let values = batch_log_probs(&model, &sentences, pad_id, candidates).await?;
                 slowest_own = slowest_own.max(js_sys::Date::now() - started);
-                take_in(&mut got, b, &values)?;
+                if self.0.shared.borrow_mut().dispatch.answered(None, b) {
+                    take_in(b, &values)?;
+                }
                 // Lets the helpers' answers in.
                 sleep(0).await;
             } else if self.waiting_on_helpers() {
@@ -555,16 +529,11 @@ impl Claim<'_> {
             }
         }
         let threads = 1 + helpers_used.iter().filter(|&&u| u).count();
-        Ok((got.log_probs, threads))
+        Ok((log_probs, threads))
     }
 
     fn waiting_on_helpers(&self) -> bool {
-        self.0
-            .shared
-            .borrow()
-            .helpers
-            .iter()
-            .any(|h| !h.dead && !h.in_flight.is_empty())
+        !self.0.shared.borrow().dispatch.waiting_on().is_empty()
     }
 
     /// Resolves at the next answer or failure of a helper, or after `ms`.
@@ -584,31 +553,16 @@ impl Claim<'_> {
     fn drop_silent(&self, ms: f64) {
         let mut shared = self.0.shared.borrow_mut();
         let now = js_sys::Date::now();
-        for index in 0..shared.helpers.len() {
-            let h = &shared.helpers[index];
-            if !h.dead && !h.in_flight.is_empty() && now - h.last_active > ms {
+        for index in shared.dispatch.waiting_on() {
+            if now - shared.helpers[index].last_active > ms {
                 drop_helper_in(&mut shared, index, "it stopped answering");
             }
         }
     }
 }
 
-/// What a probe has gathered so far.
-struct Gathered {
-    log_probs: SentenceLogProbs,
-    done: Vec<bool>,
-    finished: usize,
-    sentences: usize,
-}
-
 fn post(worker: &Worker, text: &str, files: &[&[u8]]) -> Result<(), JsValue> {
-    let data = Array::of1(&JsValue::from_str(text));
-    let transfer = Array::new();
-    for bytes in files {
-        let array = Uint8Array::from(*bytes);
-        transfer.push(&array.buffer());
-        data.push(&array);
-    }
+    let (data, transfer) = transport::envelope(text, &transport::bytes(files));
     worker.post_message_with_transfer(&data, &transfer)
 }
 
@@ -620,47 +574,45 @@ fn send_model(shared: &mut Shared, index: usize) {
     let Some(files) = model.files.clone() else {
         return;
     };
-    let helper = &mut shared.helpers[index];
-    if helper.dead || helper.sent == Some(generation) {
+    if !shared.dispatch.alive(index) || shared.dispatch.holds(index) == Some(generation) {
         return;
     }
     let text = serde_json::to_string(&ToHelper::Load { generation }).expect("serialises");
-    helper.sent = Some(generation);
-    if post(&helper.worker, &text, &[&files[0], &files[1]]).is_err() {
+    shared.dispatch.sent_weights(index, generation);
+    if post(
+        &shared.helpers[index].worker,
+        &text,
+        &[&files[0], &files[1]],
+    )
+    .is_err()
+    {
         drop_helper_in(shared, index, "the weights could not be sent");
     }
     // Once every helper has its copy, this worker keeps none.
-    if shared
-        .helpers
-        .iter()
-        .all(|h| h.dead || h.sent == Some(generation))
+    let dispatch = &shared.dispatch;
+    if (0..dispatch.helpers()).all(|i| !dispatch.alive(i) || dispatch.holds(i) == Some(generation))
         && let Some(model) = &mut shared.model
     {
         model.files = None;
     }
 }
 
-/// Gives free helpers holding the right weights their next batches.
-fn hand_out(shared: &mut Shared, generation: u64, message: &dyn Fn(u64) -> String) {
-    for index in 0..shared.helpers.len() {
-        loop {
-            let helper = &shared.helpers[index];
-            if helper.dead || helper.sent != Some(generation) || helper.in_flight.len() >= DEPTH {
-                break;
-            }
-            let Some(id) = shared.queue.pop_front() else {
-                return;
-            };
-            let helper = &mut shared.helpers[index];
-            if post(&helper.worker, &message(id), &[]).is_err() {
-                shared.queue.push_front(id);
-                drop_helper_in(shared, index, "a batch could not be sent");
-                break;
-            }
-            if helper.in_flight.is_empty() {
-                helper.last_active = js_sys::Date::now();
-            }
-            helper.in_flight.push(id);
+/// Gives free helpers holding the probe's weights their next batches.
+fn hand_out(shared: &mut Shared, message: &dyn Fn(usize) -> String) {
+    // A helper given work after a pause has been silent for no fault of its own.
+    let busy = shared.dispatch.waiting_on();
+    for (index, batch) in shared.dispatch.hand_out() {
+        if !shared.dispatch.alive(index) {
+            // dropped below while its batches were being sent: they are back in the queue
+            continue;
+        }
+        if post(&shared.helpers[index].worker, &message(batch), &[]).is_err() {
+            shared.dispatch.unsent(index, batch);
+            drop_helper_in(shared, index, "a batch could not be sent");
+            continue;
+        }
+        if !busy.contains(&index) {
+            shared.helpers[index].last_active = js_sys::Date::now();
         }
     }
 }
@@ -677,25 +629,20 @@ fn drop_helper(shared: &Rc<RefCell<Shared>>, index: usize, why: &str) {
 }
 
 fn drop_helper_in(shared: &mut Shared, index: usize, why: &str) {
-    let helper = &mut shared.helpers[index];
-    if !helper.dead {
+    if shared.dispatch.alive(index) {
         web_sys::console::warn_1(&format!("a helper worker was dropped: {why}").into());
-        helper.dead = true;
-        helper.worker.terminate();
+        shared.helpers[index].worker.terminate();
     }
-    let returned = std::mem::take(&mut helper.in_flight);
-    for id in returned.into_iter().rev() {
-        shared.queue.push_front(id);
-    }
+    shared.dispatch.drop_helper(index);
     wake(shared);
 }
 
 fn heard(shared: &Rc<RefCell<Shared>>, index: usize, data: &JsValue) {
-    let data = Array::from(data);
-    let message = data
-        .get(0)
-        .as_string()
-        .and_then(|text| serde_json::from_str::<FromHelper>(&text).ok());
+    let received = Received::new(data);
+    let message = received
+        .text
+        .as_deref()
+        .and_then(|text| serde_json::from_str::<FromHelper>(text).ok());
     let mut shared = shared.borrow_mut();
     shared.helpers[index].last_active = js_sys::Date::now();
     match message {
@@ -708,11 +655,13 @@ fn heard(shared: &Rc<RefCell<Shared>>, index: usize, data: &JsValue) {
             "it could not build its copy of the model",
         ),
         Some(FromHelper::LogProbs { id }) => {
-            let helper = &mut shared.helpers[index];
-            if let Some(at) = helper.in_flight.iter().position(|&i| i == id) {
-                helper.in_flight.remove(at);
-                let values = Float32Array::new(&data.get(1)).to_vec();
-                shared.answers.push((id, values, index));
+            // An answer of an earlier probe is not this one's.
+            let batch = id
+                .checked_sub(shared.first)
+                .map(|b| b as usize)
+                .filter(|&b| b < shared.dispatch.batches());
+            if let Some(batch) = batch {
+                shared.answers.push((batch, received.floats(), index));
             }
             wake(&mut shared);
         }

@@ -1,0 +1,182 @@
+//! Loading a model: the bundled one beside the page, a Hub repository (cached in the browser),
+//! or files the user picked; the device opened first, helpers started where they help.
+
+use super::*;
+
+async fn fetch_file(
+    job: u64,
+    url: &str,
+    label: &str,
+    use_cache: bool,
+    on_error: &dyn Fn(FetchError) -> String,
+) -> Result<(Vec<u8>, bool), String> {
+    let what = format!("downloading {label}");
+    let mut last = 0u64;
+    let limit = MemoryBudget::default().model_bytes;
+    let fetched = fetch_bytes(url, use_cache, limit, &mut |done, total| {
+        // About a hundred messages per file at most, and always the first and the last.
+        let step = (total / 100).clamp(64 << 10, 1 << 20);
+        if done == 0 || done == total || done >= last + step {
+            last = done;
+            progress(Some(job), &what, done, total);
+        }
+    })
+    .await
+    .map_err(|e| {
+        e.message(&format!("{label} ({url})"))
+            .unwrap_or_else(|| on_error(e))
+    })?;
+    Ok((fetched.bytes, fetched.downloaded))
+}
+
+/// A model that cannot be loaded is the user's choice's fault (an address, a file), unless
+/// building it on the device fails.
+pub(super) async fn load(
+    s: &Session,
+    job: u64,
+    source: ModelSource,
+    choice: BackendChoice,
+    mut files: Vec<Vec<u8>>,
+) -> Result<(), (FailureKind, String)> {
+    let input = |message: String| (FailureKind::Input, message);
+    let (device, info) = open_device(s, job, choice).await;
+    mark("backend open");
+    if !info.gpu && matches!(source, ModelSource::Bundled { .. }) {
+        // The bundled model is small: helpers start now and load their WebAssembly while the
+        // files download.
+        s.pool();
+    } else if info.gpu {
+        pool::end_early_helpers();
+    }
+    let (bytes, downloaded) = match source {
+        ModelSource::Bundled { base } => {
+            let mut got = Vec::new();
+            for (file, url) in hub::MODEL_FILES
+                .into_iter()
+                .zip(ModelSource::bundled_files(&base))
+            {
+                let on_error = |e: FetchError| {
+                    format!("the bundled model's {file} could not be read from {url}: {e:?}")
+                };
+                mark(&format!("fetching {file}"));
+                got.push(
+                    fetch_file(job, &url, file, false, &on_error)
+                        .await
+                        .map_err(input)?
+                        .0,
+                );
+                mark(&format!("fetched {file}"));
+            }
+            let files = <[Vec<u8>; 3]>::try_from(got).expect("three files");
+            let source = ModelSource::Bundled { base: base.clone() };
+            (
+                ModelBytes::new(ModelSource::bundled_name(&base), source, files),
+                false,
+            )
+        }
+        ModelSource::Hub { id, base } => {
+            let id = hub::check_model_id(&id)
+                .map_err(|e| input(e.to_string()))?
+                .to_string();
+            let base = hub::check_base(&base).map_err(|e| input(e.to_string()))?;
+            let mut got = Vec::new();
+            let mut downloaded = false;
+            for file in hub::MODEL_FILES {
+                let url = hub::resolve_url(&base, &id, file);
+                let on_error = |e: FetchError| match e {
+                    FetchError::NotFound => hub::missing_file_message(&id, file),
+                    FetchError::Status(code, text) => hub::status_message(&id, file, code, &text),
+                    FetchError::Network(why) => format!(
+                        "{base} could not be reached for {id}'s {file} ({why}); check the \
+                         connection or the mirror address"
+                    ),
+                    FetchError::TooLarge(..) => {
+                        e.message(&format!("{id}'s {file}")).unwrap_or_default()
+                    }
+                };
+                let (bytes, fresh) = fetch_file(job, &url, file, true, &on_error)
+                    .await
+                    .map_err(input)?;
+                downloaded |= fresh;
+                if file == "config.json" {
+                    // Refuse an unsupported architecture or a model beyond the memory budget
+                    // before the large download.
+                    ModelConfig::from_json(&bytes)
+                        .and_then(|c| c.check_memory(MemoryBudget::default()))
+                        .map_err(|e| input(format!("{id}: {e}")))?;
+                }
+                got.push(bytes);
+            }
+            let files = <[Vec<u8>; 3]>::try_from(got).expect("three files");
+            let source = ModelSource::Hub {
+                id: id.clone(),
+                base: base.clone(),
+            };
+            (ModelBytes::new(id, source, files), downloaded)
+        }
+        ModelSource::Local { name } => {
+            if files.len() != 3 {
+                return Err(input(
+                    "pick three files: config.json, tokenizer.json and model.safetensors".into(),
+                ));
+            }
+            let weights = files.pop().expect("three");
+            let tokenizer = files.pop().expect("three");
+            let config = files.pop().expect("three");
+            let source = ModelSource::Local { name: name.clone() };
+            (
+                ModelBytes::new(name, source, [config, tokenizer, weights]),
+                false,
+            )
+        }
+    };
+    let generation = s.next_generation();
+    if !info.gpu && bytes.weights.len() <= pool::MAX_SHARED_WEIGHTS {
+        // Helpers build their copies while this worker builds its own.
+        if let Some(pool) = s.pool() {
+            pool.load(generation, bytes.config.clone(), bytes.weights.clone());
+        }
+    } else {
+        // Helpers serve the CPU backend and small models only; they would hold memory in vain.
+        s.pool.borrow_mut().take();
+    }
+    mark("files read");
+    progress(Some(job), "building the model", 0, 1);
+    let lm = LanguageModel::load(bytes.files(), &device)
+        .map_err(|e| (FailureKind::of(&e, info.gpu), e.to_string()))?;
+    mark("model built");
+    let reply = Reply::Loaded {
+        name: bytes.name.clone(),
+        architecture: lm.config.architecture.name().to_string(),
+        parameters: lm.model.num_params(),
+        vocab_size: lm.config.vocab_size,
+        mask_token: lm.tokenizer.mask_token().to_string(),
+        backend: info,
+        downloaded,
+    };
+    let current = lm.model.clone();
+    *s.model.borrow_mut() = Some(Loaded {
+        files: Rc::new(bytes),
+        lm: Rc::new(lm),
+        current,
+        generation,
+    });
+    post(&reply);
+    Ok(())
+}
+
+async fn open_device(s: &Session, job: u64, choice: BackendChoice) -> (Device, BackendInfo) {
+    let same = s
+        .device
+        .borrow()
+        .as_ref()
+        .filter(|(_, _, c)| *c == choice)
+        .map(|(d, i, _)| (d.clone(), i.clone()));
+    if let Some(opened) = same {
+        return opened;
+    }
+    progress(Some(job), "starting the backend", 0, 1);
+    let (device, info) = backend::open(choice).await;
+    *s.device.borrow_mut() = Some((device.clone(), info.clone(), choice));
+    (device, info)
+}
