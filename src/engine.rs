@@ -10,7 +10,6 @@ use crate::data::Gender;
 use crate::error::{Error, Result};
 use crate::measure::{MeasureInput, ProbeResult, ProbeSettings, Progress, probe};
 use crate::model::{MaskedLm, TokenBatch};
-use crate::protocol::TokenProbability;
 use crate::readback::read_f32;
 use crate::tokenizer::MaskTokenizer;
 use crate::weights::Weights;
@@ -42,11 +41,19 @@ pub struct ExportedModel {
     pub safetensors: Vec<u8>,
 }
 
+/// One of the model's predictions at a masked position.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TopToken {
+    pub token: String,
+    pub id: u32,
+    pub probability: f64,
+}
+
 /// The top predictions at one masked position.
 #[derive(Debug, Clone, Serialize)]
 pub struct MaskPrediction {
     pub position: usize,
-    pub top: Vec<TokenProbability>,
+    pub top: Vec<TopToken>,
     /// Full softmax over the vocabulary, for looking up any token's probability.
     #[serde(skip)]
     pub probabilities: Vec<f32>,
@@ -184,7 +191,7 @@ impl LanguageModel {
                     top: order
                         .into_iter()
                         .take(top)
-                        .map(|id| TokenProbability {
+                        .map(|id| TopToken {
                             token: self.tokenizer.display_token(id as u32),
                             id: id as u32,
                             probability: row[id] as f64,

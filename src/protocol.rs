@@ -178,6 +178,29 @@ impl TuneSettings {
     }
 }
 
+#[cfg(feature = "engine")]
+impl TuneSettings {
+    /// The trainer's settings for these (the paper's, or a preset, with the user's changes):
+    /// the one mapping, for the page's worker and `walf tune`. It lives here so that the
+    /// engine never reads the page's messages. Dropout is the model's, set by the caller from
+    /// `dropout`.
+    pub fn walf_config(&self) -> crate::walf::WalfConfig {
+        crate::walf::WalfConfig {
+            gamma: self.gamma,
+            beta: self.beta,
+            lr: self.lr,
+            batch_size: self.batch_size,
+            max_epochs: self.max_epochs,
+            patience: self.patience,
+            mlm_positions: self.mlm_positions,
+            weight_decay: self.weight_decay,
+            seed: self.seed,
+            min_delta: self.min_delta(),
+            ..crate::walf::WalfConfig::paper(self.target)
+        }
+    }
+}
+
 /// The benchmark rows the user edited; `None` fields keep the bundled ones. Each is the text of
 /// the corresponding TSV file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -126,10 +126,10 @@ impl TuneArgs {
         }
     }
 
-    /// The trainer's settings: the page's mapping ([`WalfConfig::from_settings`]) and the two
+    /// The trainer's settings: the page's mapping ([`TuneSettings::walf_config`]) and the two
     /// options only the command line has.
     fn config(&self) -> WalfConfig {
-        let d = WalfConfig::from_settings(&self.settings());
+        let d = self.settings().walf_config();
         WalfConfig {
             valid_batch_size: self.valid_batch_size.unwrap_or(d.valid_batch_size),
             dropout_per_use: self.dropout_per_use,

@@ -74,25 +74,6 @@ impl WalfConfig {
         }
     }
 
-    /// The engine's settings for what a front end offers (the paper's, or a preset, with the
-    /// user's changes): one mapping for the page and the CLI. Dropout is the model's, set by the
-    /// caller from `settings.dropout`.
-    pub fn from_settings(settings: &crate::protocol::TuneSettings) -> Self {
-        Self {
-            gamma: settings.gamma,
-            beta: settings.beta,
-            lr: settings.lr,
-            batch_size: settings.batch_size,
-            max_epochs: settings.max_epochs,
-            patience: settings.patience,
-            mlm_positions: settings.mlm_positions,
-            weight_decay: settings.weight_decay,
-            seed: settings.seed,
-            min_delta: settings.min_delta(),
-            ..Self::paper(settings.target)
-        }
-    }
-
     fn check(&self) -> Result<()> {
         let bad = |what: &str| Err(Error::Input(format!("WALF setting: {what}")));
         if self.batch_size == 0 || self.valid_batch_size == 0 || self.forward_batch == 0 {

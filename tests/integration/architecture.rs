@@ -99,3 +99,27 @@ fn the_engine_opens_no_files_and_knows_no_browser() {
     }
     assert!(checked > 20, "the engine's files were found ({checked})");
 }
+
+/// The engine answers in its own types; only the page's side (`protocol`, `view`, `share`) and
+/// the front ends read the page's messages.
+#[test]
+fn the_engine_never_reads_the_pages_messages() {
+    let page_side = [
+        "/src/protocol.rs",
+        "/src/view.rs",
+        "/src/view/",
+        "/src/share.rs",
+        "/src/bin/",
+        "/src/cli/",
+    ];
+    for (path, text) in sources("src") {
+        let shown = path.display().to_string().replace('\\', "/");
+        if page_side.iter().any(|a| shown.contains(a)) {
+            continue;
+        }
+        assert!(
+            !text.contains("crate::protocol") && !text.contains("protocol::"),
+            "{shown} reads the page's protocol"
+        );
+    }
+}

@@ -383,7 +383,6 @@ fn the_pages_walf_command_repeats_its_run() {
     use walf_lab::protocol::TuneSettings;
     use walf_lab::share::SharedResult;
     use walf_lab::view::{shared_tuning, walf_commands};
-    use walf_lab::walf::WalfConfig;
 
     let mut settings = TuneSettings::classroom(Target::RealWorld);
     settings.max_epochs = 1;
@@ -424,7 +423,7 @@ fn the_pages_walf_command_repeats_its_run() {
     let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
     assert_eq!(
         first["config"],
-        serde_json::to_value(WalfConfig::from_settings(&settings)).unwrap(),
+        serde_json::to_value(settings.walf_config()).unwrap(),
         "{tune}"
     );
     // dropout is the model's, not the trainer's: the command turns it off as the run had it

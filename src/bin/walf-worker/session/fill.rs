@@ -22,7 +22,15 @@ pub(super) async fn fill(s: &Session, job: u64, text: &str, top: usize) -> Resul
                     probability: p.probabilities.get(*id as usize).copied().unwrap_or(0.0) as f64,
                 })
                 .collect(),
-            top: p.top,
+            top: p
+                .top
+                .into_iter()
+                .map(|t| TokenProbability {
+                    token: t.token,
+                    id: t.id,
+                    probability: t.probability,
+                })
+                .collect(),
         })
         .collect();
     post(&Reply::Filled { job, masks });

@@ -30,7 +30,7 @@ pub(super) async fn tune(
     if !settings.dropout {
         trainable.model.set_dropout(0.0, 0.0);
     }
-    let trainer = WalfTrainer::new(trainable, &bench, WalfConfig::from_settings(&settings))?;
+    let trainer = WalfTrainer::new(trainable, &bench, settings.walf_config())?;
     // Where the valid-KL curve and the live chart start.
     progress(Some(job), "measuring the valid split before tuning", 0, 1);
     let validation = trainer.validation().await?;
@@ -102,7 +102,7 @@ pub(super) async fn restore(s: &Session, job: u64) -> Result<(), Error> {
         trainable,
         best,
         &bench,
-        WalfConfig::from_settings(&settings),
+        settings.walf_config(),
         record.state.clone(),
     )?;
     let history = History {
