@@ -31,6 +31,28 @@ pub struct LanguageModel {
     /// The original config.json and tokenizer.json, written out again on export.
     pub config_json: Vec<u8>,
     pub tokenizer_json: Vec<u8>,
+    /// Names the three files it was loaded from ([`ModelFiles::fingerprint`]).
+    pub fingerprint: String,
+}
+
+impl ModelFiles<'_> {
+    /// 64-bit FNV-1a over the three files, each preceded by its length, in hex: names the exact
+    /// model a result came from (a share link's manifest, `walf probe --json`, a kept run).
+    /// Not a defence against a forger, only against a mix-up.
+    pub fn fingerprint(&self) -> String {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for bytes in [self.config, self.tokenizer, self.weights] {
+            for &b in (bytes.len() as u64)
+                .to_le_bytes()
+                .iter()
+                .chain(bytes.iter())
+            {
+                hash ^= b as u64;
+                hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        format!("{hash:016x}")
+    }
 }
 
 /// A Hugging Face model folder's three files, in memory.
@@ -78,6 +100,7 @@ impl LanguageModel {
             model,
             config_json: files.config.to_vec(),
             tokenizer_json: files.tokenizer.to_vec(),
+            fingerprint: files.fingerprint(),
         })
     }
 

@@ -510,6 +510,10 @@ pub enum Reply {
         backend: BackendInfo,
         /// Downloaded now (false: read from the browser's cache or bundled).
         downloaded: bool,
+        /// Names the exact files (`engine::ModelFiles::fingerprint`), as `walf probe --json`
+        /// does.
+        #[serde(default)]
+        fingerprint: String,
     },
     Probed {
         job: u64,

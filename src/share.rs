@@ -98,6 +98,9 @@ pub struct SharedResult {
     /// the edited templates or phrases).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub edited_benchmark: bool,
+    /// The model's files, as `walf probe --json` names them (16 hex digits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_fingerprint: Option<String>,
 }
 
 fn bad(problem: impl Into<String>) -> Error {
@@ -143,6 +146,11 @@ impl SharedResult {
                 (None, false) => {}
                 _ => return Err(bad("before and after values do not match the tuning run")),
             }
+        }
+        if let Some(f) = &self.model_fingerprint
+            && !(f.len() == 16 && f.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(bad("its model fingerprint is not 16 hex digits"));
         }
         if let Some(t) = &self.tuning {
             if t.curve.len() > MAX_CURVE_POINTS {
@@ -285,6 +293,7 @@ mod tests {
             }),
             app_version: Some("0.1.0".into()),
             edited_benchmark: tuned,
+            model_fingerprint: Some("0123456789abcdef".into()),
         }
     }
 
@@ -357,5 +366,8 @@ mod tests {
         let mut extra: serde_json::Value = serde_json::to_value(sample(false)).unwrap();
         extra["script"] = "alert(1)".into();
         assert!(message(&pack(&extra.to_string())).contains("invalid"));
+        let mut r = sample(true);
+        r.model_fingerprint = Some("<img src=x>".into());
+        assert!(message(&pack(&serde_json::to_string(&r).unwrap())).contains("fingerprint"));
     }
 }

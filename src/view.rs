@@ -3,6 +3,7 @@
 //! The Leptos components only draw these, so this logic is tested natively; [`page`] holds the
 //! page's state and the functions that change it.
 
+pub mod lesson;
 pub mod page;
 
 use crate::bias::{Correlation, Target};
@@ -184,6 +185,7 @@ pub fn shared_result(
         tuning,
         app_version: Some(env!("CARGO_PKG_VERSION").to_string()),
         edited_benchmark: false,
+        model_fingerprint: None,
     }
 }
 
@@ -396,7 +398,85 @@ pub fn walf_commands(result: &SharedResult) -> Vec<String> {
     lines
 }
 
-/// The page's address parameters (`?model=…&hub=…&split=…&target=…&backend=…`).
+/// What the JSON export says about how its numbers were made, enough to repeat them with
+/// `walf`: the app's version, the model and its files' fingerprint, the split, whether the
+/// benchmark was edited, and for a tuned result the method, target and every setting
+/// (the seed included).
+pub fn run_manifest(result: &SharedResult) -> serde_json::Value {
+    let run = result.tuning.as_ref().map(|t| {
+        let r = t.run.as_ref();
+        serde_json::json!({
+            "method": "walf",
+            "target": t.target.label(),
+            "lr": t.lr,
+            "gamma": t.gamma,
+            "beta": t.beta,
+            "batch_size": t.batch_size,
+            "epochs_run": t.epochs,
+            "max_epochs": r.map(|r| r.max_epochs),
+            "patience": r.map(|r| r.patience),
+            "dropout": r.map(|r| r.dropout),
+            "mlm_positions": r.and_then(|r| r.mlm_positions),
+            "max_steps": r.and_then(|r| r.max_steps),
+            "weight_decay": r.map(|r| r.weight_decay.unwrap_or(crate::walf::paper::WEIGHT_DECAY)),
+            "seed": r.map(|r| r.seed.unwrap_or(crate::walf::paper::SEED)),
+            "min_delta": r.map(|r| r.min_delta.unwrap_or(crate::walf::paper::min_delta(t.target))),
+        })
+    });
+    serde_json::json!({
+        "app_version": result.app_version,
+        "model": result.model,
+        "model_fingerprint": result.model_fingerprint,
+        "split": result.split,
+        "edited_benchmark": result.edited_benchmark,
+        "tuning": run,
+        "walf_commands": walf_commands(result),
+    })
+}
+
+/// A part of the page a teacher can leave out of a simplified page (`?hide=tune,fill,model`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HiddenPart {
+    /// The model panel: the class sees the model the link names, and cannot change it.
+    Model,
+    Fill,
+    Tune,
+    Share,
+}
+
+impl HiddenPart {
+    pub const ALL: [HiddenPart; 4] = [
+        HiddenPart::Model,
+        HiddenPart::Fill,
+        HiddenPart::Tune,
+        HiddenPart::Share,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            HiddenPart::Model => "model",
+            HiddenPart::Fill => "fill",
+            HiddenPart::Tune => "tune",
+            HiddenPart::Share => "share",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.label() == s)
+    }
+}
+
+/// The `hide=` parameter that gives the same simplified page (empty when nothing is hidden):
+/// the Share tab's links keep it, so a class's links open as the teacher's page did.
+pub fn hide_parameter(hidden: &[HiddenPart]) -> String {
+    if hidden.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<&str> = hidden.iter().map(|p| p.label()).collect();
+    format!("?hide={}", parts.join(","))
+}
+
+/// The page's address parameters (`?model=…&hub=…&split=…&target=…&backend=…&hide=…`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PageQuery {
     pub model: Option<String>,
@@ -404,6 +484,10 @@ pub struct PageQuery {
     pub split: Option<Split>,
     pub target: Option<Target>,
     pub backend: Option<BackendChoice>,
+    /// The parts a teacher left out, each once.
+    pub hide: Vec<HiddenPart>,
+    /// `lesson=1`: open on the classroom lesson.
+    pub lesson: bool,
     /// Parameters that were given but not understood, as messages.
     pub problems: Vec<String>,
 }
@@ -463,6 +547,18 @@ pub fn parse_query(search: &str) -> PageQuery {
                     "backend={value} is not a backend (auto, webgpu or cpu)"
                 )),
             },
+            "lesson" => q.lesson = matches!(value, "1" | "true" | "yes" | ""),
+            "hide" => {
+                for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                    match HiddenPart::parse(part) {
+                        Some(p) if !q.hide.contains(&p) => q.hide.push(p),
+                        Some(_) => {}
+                        None => q.problems.push(format!(
+                            "hide={part} is not a part of the page (model, fill, tune or share)"
+                        )),
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -537,6 +633,64 @@ pub fn file_stem(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_simplified_page_hides_the_parts_its_address_names() {
+        let q = parse_query("?hide=tune,fill%2Cmodel,tune&split=valid");
+        assert_eq!(
+            q.hide,
+            [HiddenPart::Tune, HiddenPart::Fill, HiddenPart::Model]
+        );
+        assert_eq!(q.split, Some(Split::Valid));
+        assert!(q.problems.is_empty());
+        assert_eq!(hide_parameter(&q.hide), "?hide=tune,fill,model");
+        assert_eq!(parse_query(&hide_parameter(&q.hide)).hide, q.hide);
+        assert_eq!(hide_parameter(&[]), "");
+        assert!(parse_query("?lesson=1").lesson && !parse_query("?split=test").lesson);
+        let q = parse_query("?hide=probe,share");
+        assert_eq!(q.hide, [HiddenPart::Share]);
+        assert!(q.problems[0].contains("hide=probe"), "{:?}", q.problems);
+    }
+
+    #[test]
+    fn the_manifest_names_the_model_the_method_and_every_setting() {
+        let settings = TuneSettings {
+            seed: 9,
+            ..TuneSettings::classroom(Target::RealWorld)
+        };
+        let before = ProbeReply {
+            split: Split::Test,
+            professions: Vec::new(),
+            scores: Vec::new(),
+            forward_sentences: 0,
+            seconds: 0.0,
+            threads: 1,
+        };
+        let mut result = shared_result(
+            "minilm-brown (bundled)",
+            &before,
+            Some(&before),
+            Some(shared_tuning(&settings, 3, Vec::new())),
+        );
+        result.model_fingerprint = Some("0123456789abcdef".into());
+        let m = run_manifest(&result);
+        assert_eq!(m["model_fingerprint"], "0123456789abcdef");
+        assert_eq!(m["split"], "test");
+        let t = &m["tuning"];
+        assert_eq!(t["method"], "walf");
+        assert_eq!(t["target"], "real-world");
+        assert_eq!(t["seed"], 9);
+        assert_eq!(t["weight_decay"], crate::walf::paper::WEIGHT_DECAY);
+        assert_eq!(
+            t["min_delta"],
+            crate::walf::paper::min_delta(Target::RealWorld)
+        );
+        assert_eq!(t["mlm_positions"], crate::walf::classroom::MLM_POSITIONS);
+        assert_eq!(t["dropout"], false);
+        assert!(m["walf_commands"][1].as_str().unwrap().contains("--seed 9"));
+        let untuned = shared_result("m", &before, None, None);
+        assert!(run_manifest(&untuned)["tuning"].is_null());
+    }
 
     #[test]
     fn a_target_reads_back_from_its_label_and_the_usual_spellings() {

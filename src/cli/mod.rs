@@ -285,7 +285,10 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(path) = json {
                 output::write_json(
                     &path,
-                    &model_name(model.as_deref()),
+                    output::ModelId {
+                        name: &model_name(model.as_deref()),
+                        fingerprint: &lm.fingerprint,
+                    },
                     split,
                     &templates,
                     &result,

@@ -105,9 +105,16 @@ pub fn write_tsv(dir: &Path, reports: &[BiasReport]) -> Result<()> {
     Ok(())
 }
 
+/// The model a result came from: its name and its files' fingerprint (the page's results carry
+/// the same).
+pub struct ModelId<'a> {
+    pub name: &'a str,
+    pub fingerprint: &'a str,
+}
+
 pub fn write_json(
     path: &Path,
-    model: &str,
+    model: ModelId,
     split: Split,
     templates: &[Template],
     result: &ProbeResult,
@@ -115,7 +122,8 @@ pub fn write_json(
     seconds: f64,
 ) -> Result<()> {
     let value = json!({
-        "model": model,
+        "model": model.name,
+        "model_fingerprint": model.fingerprint,
         "split": split.label(),
         "templates": templates.iter().map(|t| &t.id).collect::<Vec<_>>(),
         "seconds": seconds,

@@ -107,6 +107,8 @@ pub enum Effect {
 #[derive(Clone, PartialEq, Debug)]
 pub struct Page {
     pub model: ModelStatus,
+    /// The loaded model's files' fingerprint, which results carry.
+    pub model_fingerprint: Option<String>,
     /// The model last asked for, loaded again after the engine restarts.
     pub source: Option<ModelSource>,
     pub backend: BackendChoice,
@@ -164,6 +166,7 @@ impl Page {
     pub fn new() -> Self {
         Self {
             model: ModelStatus::None,
+            model_fingerprint: None,
             source: None,
             backend: BackendChoice::Auto,
             backend_info: None,
@@ -467,6 +470,7 @@ impl Page {
         let tuning = self.tune_run.as_ref().map(|s| self.tuning(s, curve));
         let mut result = shared_result(&self.model_name(), before, self.after.as_ref(), tuning);
         result.edited_benchmark = self.edits != BenchmarkEdits::default();
+        result.model_fingerprint = self.model_fingerprint.clone();
         Some(result)
     }
 
@@ -552,7 +556,9 @@ impl Page {
                 mask_token,
                 backend,
                 downloaded: _,
+                fingerprint,
             } => {
+                self.model_fingerprint = Some(fingerprint).filter(|f| !f.is_empty());
                 self.model = ModelStatus::Ready {
                     name,
                     architecture,

@@ -113,6 +113,10 @@ test('the bundled model loads on the CPU backend and probes as `walf probe` does
   const native = nativeProbeJson(['--split', 'test', '--target', 'equal']);
   const want = new Map(native.professions.map((p) => [p.profession, p.p_female]));
   await waitForRows(page, want.size);
+  // The page names the model's files as `walf probe --json` does (the JSON export's manifest
+  // and share links carry it).
+  assert.match(native.model_fingerprint, /^[0-9a-f]{16}$/);
+  assert.equal(await page.getAttribute('#model-status', 'data-fingerprint'), native.model_fingerprint);
   assert.match(await page.textContent('.backend'), /CPU/);
   // The linear layers ran on the worker's own matrix product: Chromium has relaxed SIMD, so the
   // fused one (the numbers above are its); both kernels agreed with the plain product at start.
@@ -374,6 +378,20 @@ test('a share link opens the same numbers in a fresh browser profile', { timeout
     assertClose(shown, bundledShown, 1e-12, 'shared link');
     assert.match(await page.textContent('.shared-banner'), /Opened from a link/);
     await shot(page, 'shared-link');
+    // A teacher's simplified page: the parts `hide=` names are not there, the rest is, and its
+    // own links keep the same parts hidden.
+    const simple = await fresh.context.newPage();
+    await simple.goto(`${app.url}?hide=tune,fill,model${fragment}`);
+    await waitForRows(simple, bundledShown.size);
+    const tabs = await simple.$$eval('button[role=tab]', (b) => b.map((x) => x.textContent));
+    assert.deepEqual(tabs, ['Probe', 'Share & export']);
+    assert.equal(await simple.$('#model-status'), null, 'no model panel');
+    assert.equal(await simple.$('.notice.error'), null, 'no complaint about the address');
+    assertClose(await chartValues(simple), bundledShown, 1e-12, 'simplified page');
+    await simple.click('button[role=tab]:has-text("Share")');
+    const again = await simple.inputValue('#share-link');
+    assert.match(again, /\?hide=tune,fill,model#v1\./);
+    await shot(simple, 'simplified-page');
   } finally {
     await fresh.browser.close().catch(() => {});
     fresh.proc.kill();
@@ -727,5 +745,92 @@ test('a WALF run interrupted by a reload goes on from its last kept epoch', { ti
   } finally {
     await page.close();
     server.server.close();
+  }
+});
+
+test('a classroom lesson runs from its first step to its sixth on the bundled model', { timeout: LONG }, async () => {
+  const page = await chrome.context.newPage();
+  await page.setViewportSize({ width: 1400, height: 900 });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  const want = nativeProbe(['--split', 'test', '--target', 'equal']);
+  const step = async (n) => page.waitForSelector(`section.lesson[data-step="${n}"]`, { timeout: LONG });
+  try {
+    await page.goto(`${app.url}?lesson=1&backend=cpu`);
+    // 1. Predict: six professions, the class's guesses
+    await step(1);
+    await page.waitForFunction(() => document.querySelectorAll('.lesson-guess').length === 6, null,
+      { timeout: LONG, polling: 200 });
+    assert.equal(await page.$('button[role=tab]:visible'), null, 'the tabs give way to the lesson');
+    const names = await page.$$eval('.lesson-guess', (li) => li.map((l) => l.dataset.profession));
+    const guesses = new Map(names.map((n, i) => [n, i % 2 === 0 ? 'she' : 'he']));
+    for (const [i, name] of names.entries()) {
+      await page.click(`#lesson-guess-${i} .lean-${guesses.get(name)}`);
+    }
+    assert.equal(await page.getAttribute('#lesson-guess-0 .lean-she', 'aria-pressed'), 'true');
+    await shot(page, 'lesson-1-predict');
+    // 2. Reveal: the model's numbers are `walf probe`'s, each guess marked, the correlation said
+    await page.click('#lesson-next');
+    await step(2);
+    const rows = await page.$$eval('.lesson-reveal tbody tr', (tr) => tr.map((r) => [r.dataset.profession, r.dataset.right]));
+    assert.equal(rows.length, 6);
+    let right = 0;
+    for (const [name, marked] of rows) {
+      const leansShe = want.get(name) > 0.5;
+      const expected = (guesses.get(name) === 'she') === leansShe;
+      assert.equal(marked, String(expected), `${name}: P(female) ${want.get(name)}, guessed ${guesses.get(name)}`);
+      right += expected ? 1 : 0;
+    }
+    assert.equal(await page.textContent('#lesson-score'), `${right} of 6 guesses were right.`);
+    assert.match(await page.textContent('#lesson-correlation'), /Spearman ρ = -?\d\.\d\d/);
+    assert.equal((await page.$$('#probe-chart .chart-row')).length, want.size, 'then all of them');
+    await shot(page, 'lesson-2-reveal');
+    // 3. Choose a target, and the sentence to compare
+    await page.click('#lesson-next');
+    await step(3);
+    await page.click('#lesson-target-real-world');
+    assert.equal(await page.getAttribute('#lesson-target-real-world', 'aria-pressed'), 'true');
+    await page.fill('#lesson-sentence', '[MASK] is a nurse.');
+    await shot(page, 'lesson-3-choose');
+    // 4. Tune: a short WALF run with the classroom preset; the chart moves with it
+    await page.click('#lesson-next');
+    await step(4);
+    await page.waitForSelector('#lesson-tune-start:not([disabled])', { timeout: LONG });
+    await page.fill('#lesson-steps', '3');
+    await page.press('#lesson-steps', 'Tab');
+    await page.click('#lesson-tune-start');
+    await page.waitForFunction(() => /^Done/.test(document.querySelector('#lesson-tune-status')?.textContent ?? ''),
+      null, { timeout: LONG, polling: 500 });
+    assert.match(await page.textContent('#lesson-tune-status'), /step limit \(3 steps\)/);
+    // the tuned model measured: each profession's dot after beside the one before
+    await page.waitForFunction((n) => document.querySelectorAll('#probe-chart .chart-row[data-p-female-after]').length === n,
+      want.size, { timeout: LONG, polling: 500 });
+    await shot(page, 'lesson-4-tune');
+    // 5. What did it cost: the masked-LM loss and the class's sentence, before and after
+    await page.waitForSelector('#lesson-next:not([disabled])', { timeout: LONG });
+    await page.click('#lesson-next');
+    await step(5);
+    await page.waitForFunction(() => /→/.test(document.querySelector('#lesson-loss')?.textContent ?? '')
+      && !/…/.test(document.querySelector('#lesson-fill')?.textContent ?? ''), null, { timeout: LONG, polling: 500 });
+    assert.match(await page.textContent('#lesson-loss'), /^\d+\.\d{3} → \d+\.\d{3} \([+-]\d+\.\d%\)$/);
+    assert.match(await page.textContent('#lesson-fill'), /^\d+\.\d% before → \d+\.\d% after$/);
+    await shot(page, 'lesson-5-cost');
+    // 6. Share: a link with the tuned result, which opens as any link does
+    await page.waitForSelector('#lesson-next:not([disabled])', { timeout: LONG });
+    await page.click('#lesson-next');
+    await step(6);
+    const link = await page.inputValue('#lesson-link');
+    assert.match(link, /#v1\./);
+    await shot(page, 'lesson-6-share');
+    const opened = await chrome.context.newPage();
+    await opened.goto(link.replace(/^[^#]*/, app.url));
+    await opened.waitForSelector('#tune-shared, .shared-banner', { timeout: LONG });
+    assert.match(await opened.textContent('.shared-banner'), /real-world/);
+    await opened.close();
+    await page.click('#lesson-end');
+    await page.waitForSelector('button[role=tab]', { state: 'visible', timeout: LONG });
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
   }
 });

@@ -399,6 +399,7 @@ fn the_pages_walf_command_repeats_its_run() {
         tuning: Some(shared_tuning(&settings, 1, Vec::new())),
         app_version: None,
         edited_benchmark: false,
+        model_fingerprint: None,
     };
     let lines = walf_commands(&result);
     let tune = lines

@@ -6,16 +6,22 @@ use leptos::prelude::*;
 use walf_lab::hub::DEFAULT_HUB;
 use walf_lab::protocol::{BUNDLED_MODELS, ModelSource};
 use walf_lab::share::SharedResult;
-use walf_lab::view::{bytes_label, parse_query};
+use walf_lab::view::lesson::LessonStep;
+use walf_lab::view::{HiddenPart, bytes_label, parse_query};
 
 use crate::address::{bundled_model, default_model};
 use crate::engine::Engine;
 use crate::fill_view::FillView;
+use crate::lesson_view::{Lesson, LessonView};
 use crate::model_panel::ModelPanel;
 use crate::probe_view::ProbeView;
 use crate::share_view::ShareView;
 use crate::state::{AppState, JobKind, Notice, Page, Tab, on_reply};
 use crate::tune_view::TuneView;
+
+/// The parts of the page its address left out (`?hide=…`), fixed for the page's life.
+#[derive(Clone, Copy)]
+pub struct Hidden(pub StoredValue<Vec<HiddenPart>>);
 
 /// Whether the window is as narrow as a phone's: the probe chart then puts each label above
 /// its dots.
@@ -106,11 +112,21 @@ pub fn App() -> impl IntoView {
     });
     state.load(first_model, Vec::new());
 
-    let tab_button = move |tab: Tab, label: &'static str| {
-        view! {
-            <button role="tab" class="tab" aria-selected=move || (state.tab.get() == tab).to_string()
-                on:click=move |_| state.tab.set(tab)>{label}</button>
-        }
+    // A teacher's simplified page (`?hide=…`): the parts left out are not drawn at all.
+    let hidden = StoredValue::new(query.hide.clone());
+    provide_context(Hidden(hidden));
+    let shown = move |part: HiddenPart| !hidden.with_value(|h| h.contains(&part));
+    let lesson = RwSignal::new(query.lesson.then_some(LessonStep::Predict));
+    provide_context(Lesson(lesson));
+    // Only entering or leaving the lesson redraws the page's body, not each of its steps.
+    let in_lesson = Memo::new(move |_| lesson.get().is_some());
+    let tab_button = move |tab: Tab, label: &'static str, part: Option<HiddenPart>| {
+        part.is_none_or(shown).then(|| {
+            view! {
+                <button role="tab" class="tab" aria-selected=move || (state.tab.get() == tab).to_string()
+                    on:click=move |_| state.tab.set(tab)>{label}</button>
+            }
+        })
     };
     view! {
         <header>
@@ -118,24 +134,26 @@ pub fn App() -> impl IntoView {
             <p class="tagline">"How a masked language model distributes gender over 225 professions, \
                 against 50/50 and the US Bureau of Labor Statistics 2024 shares; and WALF fine-tuning \
                 towards either, on your own device."</p>
+            <button id="start-lesson" hidden=move || lesson.get().is_some()
+                on:click=move |_| lesson.set(Some(LessonStep::Predict))>"Start a lesson"</button>
         </header>
-        <ModelPanel />
+        {shown(HiddenPart::Model).then(|| view! { <ModelPanel /> })}
         <JobBar />
         <NoticeBar />
         <SavedRunOffer />
-        <nav role="tablist" class="tabs">
-            {tab_button(Tab::Probe, "Probe")}
-            {tab_button(Tab::Fill, "Fill-mask")}
-            {tab_button(Tab::Tune, "Tune (WALF)")}
-            {tab_button(Tab::Share, "Share & export")}
+        <nav role="tablist" class="tabs" hidden=move || in_lesson.get()>
+            {tab_button(Tab::Probe, "Probe", None)}
+            {tab_button(Tab::Fill, "Fill-mask", Some(HiddenPart::Fill))}
+            {tab_button(Tab::Tune, "Tune (WALF)", Some(HiddenPart::Tune))}
+            {tab_button(Tab::Share, "Share & export", Some(HiddenPart::Share))}
         </nav>
         <main>
-            {move || match state.tab.get() {
+            {move || if in_lesson.get() { view! { <LessonView /> }.into_any() } else { match state.tab.get() {
                 Tab::Probe => view! { <ProbeView /> }.into_any(),
                 Tab::Fill => view! { <FillView /> }.into_any(),
                 Tab::Tune => view! { <TuneView /> }.into_any(),
                 Tab::Share => view! { <ShareView /> }.into_any(),
-            }}
+            } }}
         </main>
         <footer>
             "Measure and method: Shrestha & Srinivasan, “LLM Bias Detection and Mitigation through \

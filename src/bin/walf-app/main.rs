@@ -16,6 +16,8 @@ mod fill_view;
 #[cfg(target_arch = "wasm32")]
 mod kept;
 #[cfg(target_arch = "wasm32")]
+mod lesson_view;
+#[cfg(target_arch = "wasm32")]
 mod model_panel;
 #[cfg(target_arch = "wasm32")]
 mod probe_view;

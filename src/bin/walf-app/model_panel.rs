@@ -142,7 +142,8 @@ pub fn ModelPanel() -> impl IntoView {
             }>
             <div class="model-status">
                 <strong>"Model "</strong>
-                <span id="model-status">{status}</span>
+                <span id="model-status"
+                    data-fingerprint=move || state.page.with(|p| p.model_fingerprint.clone())>{status}</span>
                 " "
                 {backend}
             </div>

@@ -6,17 +6,25 @@ use serde_json::json;
 
 use walf_lab::bias::Target;
 
-use walf_lab::view::{SortOrder, walf_commands};
+use walf_lab::view::{HiddenPart, SortOrder, hide_parameter, run_manifest, walf_commands};
+
+use crate::app::Hidden;
 
 use crate::chart::ProbeChart;
 use crate::download::{download_png, download_text, svg_markup};
 use crate::state::AppState;
 
-fn page_address() -> String {
+/// The page's address for a link, with the simplified page's `hide=` kept.
+pub fn page_address(hidden: &[HiddenPart]) -> String {
     web_sys::window()
         .and_then(|w| {
             let l = w.location();
-            Some(format!("{}{}", l.origin().ok()?, l.pathname().ok()?))
+            Some(format!(
+                "{}{}{}",
+                l.origin().ok()?,
+                l.pathname().ok()?,
+                hide_parameter(hidden)
+            ))
         })
         .unwrap_or_default()
 }
@@ -24,11 +32,12 @@ fn page_address() -> String {
 #[component]
 pub fn ShareView() -> impl IntoView {
     let state = expect_context::<AppState>();
+    let Hidden(hidden) = expect_context::<Hidden>();
     let result = move || state.shared.get().or_else(|| state.result());
     let link = move || {
         result().map(|r| {
             r.to_link()
-                .map(|fragment| format!("{}#{fragment}", page_address()))
+                .map(|fragment| format!("{}#{fragment}", hidden.with_value(|h| page_address(h))))
         })
     };
     let copy = move |_| {
@@ -55,13 +64,7 @@ pub fn ShareView() -> impl IntoView {
             "after": r.correlation(true),
         });
         // enough to repeat the numbers with `walf`
-        let manifest = json!({
-            "app_version": r.app_version,
-            "model": r.model,
-            "split": r.split,
-            "edited_benchmark": r.edited_benchmark,
-            "walf_commands": walf_commands(&r),
-        });
+        let manifest = run_manifest(&r);
         let value = json!({
             "result": r, "reports": reports, "correlation": correlation, "manifest": manifest,
         });

@@ -327,7 +327,7 @@ pub fn TuneView() -> impl IntoView {
     }
 }
 
-async fn fetch_text(url: &str) -> Result<String, ()> {
+pub async fn fetch_text(url: &str) -> Result<String, ()> {
     use wasm_bindgen::JsCast;
     use wasm_bindgen_futures::JsFuture;
     let window = web_sys::window().ok_or(())?;

@@ -61,8 +61,7 @@ impl ModelBytes {
     }
 
     fn fingerprint(&self) -> &str {
-        self.fingerprint
-            .get_or_init(|| store::fingerprint(&[&self.config, &self.tokenizer, &self.weights]))
+        self.fingerprint.get_or_init(|| self.files().fingerprint())
     }
 
     fn files(&self) -> ModelFiles<'_> {

@@ -31,7 +31,7 @@ pub struct RunRecord {
     pub version: u32,
     pub run: SavedRun,
     pub state: TrainerState,
-    /// The model the run started from (see [`fingerprint`]).
+    /// The model the run started from (`ModelFiles::fingerprint`).
     pub model_fingerprint: String,
 }
 
@@ -50,23 +50,6 @@ impl RunRecord {
     pub fn best_file(&self) -> Option<String> {
         self.state.best.map(|(_, epoch)| weights_file(epoch + 1))
     }
-}
-
-/// A short identity of a model's three files (FNV-1a over their bytes and lengths): a run is only
-/// resumed on the model it started from.
-pub fn fingerprint(files: &[&[u8]]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for bytes in files {
-        for &b in (bytes.len() as u64)
-            .to_le_bytes()
-            .iter()
-            .chain(bytes.iter())
-        {
-            hash ^= b as u64;
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    format!("{hash:016x}")
 }
 
 fn js_error(what: &str, e: JsValue) -> String {

@@ -21,6 +21,7 @@ fn loaded(gpu: bool) -> Reply {
             gpu,
         },
         downloaded: false,
+        fingerprint: "00112233445566ff".into(),
     }
 }
 
@@ -159,6 +160,10 @@ fn a_load_shows_its_progress_then_measures_the_loaded_model() {
     assert!(page.job.is_none());
     let result = page.result().unwrap();
     assert_eq!(result.model, "minilm-brown (bundled)");
+    assert_eq!(
+        result.model_fingerprint.as_deref(),
+        Some("00112233445566ff")
+    );
     assert_eq!(result.professions.len(), 3);
     assert!(result.tuning.is_none());
 }

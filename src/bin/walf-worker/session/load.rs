@@ -153,6 +153,7 @@ pub(super) async fn load(
         mask_token: lm.tokenizer.mask_token().to_string(),
         backend: info,
         downloaded,
+        fingerprint: lm.fingerprint.clone(),
     };
     let current = lm.model.clone();
     *s.model.borrow_mut() = Some(Loaded {
