@@ -101,6 +101,10 @@ pub struct SharedResult {
     /// The model's files, as `walf probe --json` names them (16 hex digits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_fingerprint: Option<String>,
+    /// A second result shown beside this one (another model, or another link's), which a
+    /// comparison link carries; it carries none of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compared_with: Option<Box<SharedResult>>,
 }
 
 fn bad(problem: impl Into<String>) -> Error {
@@ -125,6 +129,12 @@ fn check_share(what: &str, value: f64) -> Result<()> {
 
 impl SharedResult {
     fn check(&self) -> Result<()> {
+        if let Some(other) = &self.compared_with {
+            if other.compared_with.is_some() {
+                return Err(bad("it nests one comparison in another"));
+            }
+            other.check()?;
+        }
         check_text("model name", &self.model)?;
         check_text("split", &self.split)?;
         if let Some(v) = &self.app_version {
@@ -294,6 +304,7 @@ mod tests {
             app_version: Some("0.1.0".into()),
             edited_benchmark: tuned,
             model_fingerprint: Some("0123456789abcdef".into()),
+            compared_with: None,
         }
     }
 
@@ -369,5 +380,22 @@ mod tests {
         let mut r = sample(true);
         r.model_fingerprint = Some("<img src=x>".into());
         assert!(message(&pack(&serde_json::to_string(&r).unwrap())).contains("fingerprint"));
+        // a comparison carries one other result, checked as any, and no deeper
+        let mut other = sample(false);
+        other.professions[0].p_female = 2.0;
+        let mut r = sample(true);
+        r.compared_with = Some(Box::new(other));
+        assert!(message(&pack(&serde_json::to_string(&r).unwrap())).contains("not a share"));
+        let mut inner = sample(false);
+        inner.compared_with = Some(Box::new(sample(false)));
+        r.compared_with = Some(Box::new(inner));
+        assert!(message(&pack(&serde_json::to_string(&r).unwrap())).contains("nests"));
+        r.compared_with = Some(Box::new(sample(false)));
+        let link = r.to_link().unwrap();
+        assert_eq!(
+            SharedResult::from_link(&link).unwrap(),
+            r,
+            "a comparison link round-trips"
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! The Leptos components only draw these, so this logic is tested natively; [`page`] holds the
 //! page's state and the functions that change it.
 
+pub mod compare;
 pub mod lesson;
 pub mod page;
 
@@ -186,6 +187,7 @@ pub fn shared_result(
         app_version: Some(env!("CARGO_PKG_VERSION").to_string()),
         edited_benchmark: false,
         model_fingerprint: None,
+        compared_with: None,
     }
 }
 

@@ -183,6 +183,7 @@ mod tests {
             app_version: None,
             edited_benchmark: false,
             model_fingerprint: None,
+            compared_with: None,
         }
     }
 

@@ -60,7 +60,7 @@ async function shot(page, name) {
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 }
 
-let app, hub, chrome, bundledShown, shareLink;
+let app, hub, chrome, bundledShown, shareLink, compareLink;
 const truncated = readFileSync(join(FIXTURE, 'model.safetensors')).subarray(0, 5000);
 
 before(async () => {
@@ -236,6 +236,23 @@ test('the bundled model loads on the CPU backend and probes as `walf probe` does
   }, String(bundledShown.values().next().value), { timeout: LONG, polling: 500 });
   await waitForRows(page, brown.size);
   assertClose(await chartValues(page), brown, 1e-4, 'bundled brown-bert, CPU');
+  // Compare: this result (brown-bert) against the first one's link (minilm-brown), profession by
+  // profession, the largest difference first; a link carries both.
+  await page.click('button[role=tab]:has-text("Share")');
+  await page.fill('#compare-with', shareLink);
+  await page.click('#compare-go');
+  await page.waitForSelector('#compare-rows tbody tr', { timeout: LONG });
+  const compared = await page.$$eval('#compare-rows tbody tr', (tr) =>
+    tr.map((r) => [r.dataset.profession, Number(r.dataset.first), Number(r.dataset.second)]));
+  assert.equal(compared.length, brown.size);
+  assertClose(new Map(compared.map(([n, a]) => [n, a])), brown, 1e-4, 'compared: brown-bert');
+  assertClose(new Map(compared.map(([n, , b]) => [n, b])), bundledShown, 1e-12, 'compared: the link');
+  const gaps = compared.map(([, a, b]) => Math.abs(b - a));
+  assert.ok(gaps.every((g, i) => i === 0 || g <= gaps[i - 1] + 1e-12), 'the largest difference first');
+  assert.match(await page.textContent('#compare-summary'), /brown-bert \(bundled\): ρ = -?\d\.\d\d .*minilm-brown \(bundled\): ρ = -?\d\.\d\d/);
+  compareLink = await page.inputValue('#compare-link');
+  assert.match(compareLink, /#v1\./);
+  await shot(page, 'compare');
   assert.deepEqual(errors, []);
   await page.close();
 });
@@ -378,6 +395,12 @@ test('a share link opens the same numbers in a fresh browser profile', { timeout
     assertClose(shown, bundledShown, 1e-12, 'shared link');
     assert.match(await page.textContent('.shared-banner'), /Opened from a link/);
     await shot(page, 'shared-link');
+    // A comparison link opens both results side by side.
+    const both = await fresh.context.newPage();
+    await both.goto(`${app.url}${compareLink.slice(compareLink.indexOf('#'))}`);
+    await both.waitForSelector('#comparison #compare-rows tbody tr', { timeout: LONG });
+    assert.equal((await both.$$('#compare-rows tbody tr')).length, bundledShown.size);
+    await both.close();
     // A teacher's simplified page: the parts `hide=` names are not there, the rest is, and its
     // own links keep the same parts hidden.
     const simple = await fresh.context.newPage();

@@ -400,6 +400,7 @@ fn the_pages_walf_command_repeats_its_run() {
         app_version: None,
         edited_benchmark: false,
         model_fingerprint: None,
+        compared_with: None,
     };
     let lines = walf_commands(&result);
     let tune = lines

@@ -271,6 +271,7 @@ pub fn ProbeView() -> impl IntoView {
                     if state.before.with(|b| b.is_some()) { "The chart below is the last one measured." } else { "" }
                 )}</p>
             })}
+            {move || state.shared.get().and_then(|s| crate::compare_view::opened_comparison(&s))}
             {move || state.shared.get().map(|s| view! {
                 <p class="shared-banner">{format!(
                     "Opened from a link: {} on the {} split{}. Measure to replace it with this page's own result.",

@@ -11,6 +11,7 @@ use walf_lab::view::{HiddenPart, SortOrder, hide_parameter, run_manifest, walf_c
 use crate::app::Hidden;
 
 use crate::chart::ProbeChart;
+use crate::compare_view::CompareSection;
 use crate::download::{download_png, download_text, svg_markup};
 use crate::state::AppState;
 
@@ -127,6 +128,7 @@ pub fn ShareView() -> impl IntoView {
                 <h3>"Repeat it with the walf command"</h3>
                 <pre id="walf-commands" class="commands">{walf_commands(&r).join("\n")}</pre>
             })}
+            <CompareSection result=Signal::derive(result) />
             {move || result().map(|r| view! {
                 <div class="chart-scroll">
                     <ProbeChart result=r order=SortOrder::PFemale selected=RwSignal::new(None) />
