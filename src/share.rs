@@ -128,6 +128,20 @@ fn check_share(what: &str, value: f64) -> Result<()> {
 }
 
 impl SharedResult {
+    /// A result of `professions` on `split`, untuned, with nothing else said of it.
+    pub fn untuned(model: &str, split: &str, professions: Vec<SharedProfession>) -> Self {
+        Self {
+            model: model.into(),
+            split: split.into(),
+            professions,
+            tuning: None,
+            app_version: None,
+            edited_benchmark: false,
+            model_fingerprint: None,
+            compared_with: None,
+        }
+    }
+
     fn check(&self) -> Result<()> {
         if let Some(other) = &self.compared_with {
             if other.compared_with.is_some() {

@@ -101,25 +101,17 @@ mod tests {
     use crate::share::SharedProfession;
 
     fn result(model: &str, rows: &[(&str, f64, f64, Option<f64>)]) -> SharedResult {
-        SharedResult {
-            model: model.into(),
-            split: "test".into(),
-            professions: rows
-                .iter()
-                .map(|&(name, share, p, after)| SharedProfession {
-                    name: name.into(),
-                    group: Group::Balanced,
-                    female_share: share,
-                    p_female: p,
-                    p_female_after: after,
-                })
-                .collect(),
-            tuning: None,
-            app_version: None,
-            edited_benchmark: false,
-            model_fingerprint: None,
-            compared_with: None,
-        }
+        let professions = rows
+            .iter()
+            .map(|&(name, share, p, after)| SharedProfession {
+                name: name.into(),
+                group: Group::Balanced,
+                female_share: share,
+                p_female: p,
+                p_female_after: after,
+            })
+            .collect();
+        SharedResult::untuned(model, "test", professions)
     }
 
     #[test]

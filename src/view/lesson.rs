@@ -160,31 +160,23 @@ mod tests {
             ("cashier", 0.70, 0.50),
             ("editor", 0.47, 0.42),
         ];
-        SharedResult {
-            model: "m".into(),
-            split: "test".into(),
-            professions: rows
-                .iter()
-                .map(|&(name, share, p)| SharedProfession {
-                    name: name.into(),
-                    group: if share > 0.6 {
-                        Group::FemaleDominated
-                    } else if share < 0.4 {
-                        Group::MaleDominated
-                    } else {
-                        Group::Balanced
-                    },
-                    female_share: share,
-                    p_female: p,
-                    p_female_after: None,
-                })
-                .collect(),
-            tuning: None,
-            app_version: None,
-            edited_benchmark: false,
-            model_fingerprint: None,
-            compared_with: None,
-        }
+        let professions = rows
+            .iter()
+            .map(|&(name, share, p)| SharedProfession {
+                name: name.into(),
+                group: if share > 0.6 {
+                    Group::FemaleDominated
+                } else if share < 0.4 {
+                    Group::MaleDominated
+                } else {
+                    Group::Balanced
+                },
+                female_share: share,
+                p_female: p,
+                p_female_after: None,
+            })
+            .collect();
+        SharedResult::untuned("m", "test", professions)
     }
 
     #[test]
