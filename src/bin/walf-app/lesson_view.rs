@@ -228,13 +228,16 @@ pub fn LessonView() -> impl IntoView {
         };
         view! {
             <p class="lesson-lead">"WALF changes the model. Did it forget how to write? Its masked-LM loss on held-out text (lower is better):"</p>
-            <p class="lesson-big-number" id="lesson-loss">{match loss {
-                Some((before, after, _, _)) => format!("{before:.3} → {after:.3} ({:+.1}%)", 100.0 * (after / before - 1.0)),
-                None => "measuring…".into(),
+            <p class="lesson-big-number" id="lesson-loss">{match (loss, state.lm_loss_error.get()) {
+                (Some((before, after, _, _)), _) => format!("{before:.3} → {after:.3} ({:+.1}%)", 100.0 * (after / before - 1.0)),
+                (None, Some(e)) => format!("not measured: {e}"),
+                (None, None) if heldout.get().is_empty() => "not measured: the held-out text could not be read from this site".into(),
+                (None, None) => "measuring…".into(),
             }}</p>
             <p class="lesson-lead">{move || format!("“{}”: the female words' share of the gendered words", sentence.get())}</p>
             <p class="lesson-big-number" id="lesson-fill">{format!("{} before → {} after", compare(fill_before.get()), compare(fill_after.get()))}</p>
             <p class="hint">{words(fill_before.get()).map(|w| format!("before: {w}"))}" "{words(fill_after.get()).map(|w| format!("after: {w}"))}</p>
+            {move || state.fill_error.get().map(|e| view! { <p class="field-error" role="alert">{format!("The sentence could not be filled in: {e}")}</p> })}
         }
     };
 
