@@ -7,6 +7,7 @@
 //! report, the message protocol, share links, view logic): what the page needs to show results.
 
 pub mod bias;
+pub mod cda;
 pub mod config;
 pub mod data;
 pub mod error;
