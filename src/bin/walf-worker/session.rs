@@ -352,7 +352,3 @@ fn loaded(s: &Session) -> Result<(Rc<LanguageModel>, MaskedLm, Rc<ModelBytes>), 
         .map(|m| (m.lm.clone(), m.current.clone(), m.files.clone()))
         .ok_or_else(|| Error::Input("no model is loaded yet".into()))
 }
-
-fn benchmark(edits: &BenchmarkEdits) -> Result<Benchmark, Error> {
-    edits.benchmark()
-}

@@ -156,6 +156,8 @@ pub(super) async fn load(
         fingerprint: lm.fingerprint.clone(),
     };
     let current = lm.model.clone();
+    // computed while loading: the kept runs' check does not hash the files again
+    let _ = bytes.fingerprint.set(lm.fingerprint.clone());
     *s.model.borrow_mut() = Some(Loaded {
         files: Rc::new(bytes),
         lm: Rc::new(lm),

@@ -52,7 +52,7 @@ pub(super) async fn probe(
 ) -> Result<(), Error> {
     let (lm, current, files) = loaded(s)?;
     let generation = s.model.borrow().as_ref().map_or(0, |m| m.generation);
-    let bench = benchmark(edits)?;
+    let bench = edits.benchmark()?;
     let data = bench.split(split);
     if data.professions.is_empty() {
         return Err(Error::Input(format!(

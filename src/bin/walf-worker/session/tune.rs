@@ -18,7 +18,7 @@ pub(super) async fn tune(
     edits: &BenchmarkEdits,
 ) -> Result<(), Error> {
     let (lm, _, files) = loaded(s)?;
-    let bench = benchmark(edits)?;
+    let bench = edits.benchmark()?;
     let device = lm.model.device();
     progress(Some(job), "preparing the model for training", 0, 1);
     // A new run replaces a kept one.
@@ -69,7 +69,7 @@ pub(super) async fn restore(s: &Session, job: u64) -> Result<(), Error> {
     }
     let settings = record.run.settings.clone();
     let edits = record.run.benchmark.clone();
-    let bench = benchmark(&edits)?;
+    let bench = edits.benchmark()?;
     let device = lm.model.device();
     fn saved<'a>(files: &'a ModelBytes, weights: &'a [u8]) -> ModelFiles<'a> {
         ModelFiles {
