@@ -91,9 +91,41 @@ impl BackendChoice {
     }
 }
 
+/// What a tuning run minimises: WALF's loss, or the CDA baseline's (masked-LM fine-tuning on
+/// general text with its gendered words swapped), under the same validation and best-weights
+/// rules.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TuneMethod {
+    #[default]
+    Walf,
+    Cda,
+}
+
+impl TuneMethod {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "walf" => Some(Self::Walf),
+            "cda" => Some(Self::Cda),
+            _ => None,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Walf => "WALF",
+            Self::Cda => "CDA",
+        }
+    }
+}
+
 /// WALF's settings as the page offers them (the rest are the paper's).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TuneSettings {
+    /// WALF, or the CDA baseline (which needs a text: `Request::TuneStart::cda_text`). γ and β
+    /// are WALF's only; the target chooses CDA's best weights, as WALF's.
+    #[serde(default)]
+    pub method: TuneMethod,
     pub target: Target,
     pub gamma: f64,
     pub beta: f64,
@@ -134,6 +166,7 @@ impl TuneSettings {
     pub fn paper(target: Target) -> Self {
         use crate::walf::paper;
         Self {
+            method: TuneMethod::Walf,
             target,
             gamma: paper::GAMMA,
             beta: paper::BETA,
@@ -173,6 +206,7 @@ impl TuneSettings {
         *self
             == Self {
                 max_steps: self.max_steps,
+                method: self.method,
                 ..Self::classroom(self.target)
             }
     }
@@ -249,6 +283,10 @@ pub enum Request {
         job: u64,
         settings: TuneSettings,
         benchmark: BenchmarkEdits,
+        /// The general text a CDA run trains on (plain text, one sentence per line, or a Brown
+        /// corpus file); absent for WALF.
+        #[serde(default)]
+        cda_text: Option<String>,
     },
     TunePause {
         job: u64,
@@ -357,6 +395,9 @@ pub struct SavedRun {
     pub source: ModelSource,
     pub settings: TuneSettings,
     pub benchmark: BenchmarkEdits,
+    /// A CDA run's text, which going on with it needs.
+    #[serde(default)]
+    pub cda_text: Option<String>,
     pub epochs_done: usize,
     pub steps_done: usize,
     /// The best validation so far: KL and 0-based epoch.
@@ -459,8 +500,9 @@ pub struct TuneStepReply {
     pub epoch: usize,
     pub batch: usize,
     pub batches: usize,
-    pub group: Group,
-    pub kl: f64,
+    /// The professions' group and their KL: WALF's steps only (a CDA step trains on text).
+    pub group: Option<Group>,
+    pub kl: Option<f64>,
     pub mlm_loss: Option<f64>,
     pub lambda: Option<f64>,
     /// What the KL's gradient is multiplied by, λ / (tracker mean + α) (real-world target).
@@ -690,6 +732,7 @@ mod tests {
                 job: 3,
                 settings: TuneSettings::paper(Target::RealWorld),
                 benchmark: BenchmarkEdits::default(),
+                cda_text: Some("He said so.".into()),
             },
             Request::TunePause { job: 3 },
             Request::TuneRestore { job: 4 },
@@ -716,6 +759,7 @@ mod tests {
                 },
                 settings: TuneSettings::paper(Target::Equal),
                 benchmark: BenchmarkEdits::default(),
+                cda_text: None,
                 epochs_done: 2,
                 steps_done: 40,
                 best: Some((0.0123456789012345, 1)),

@@ -12,6 +12,11 @@ use crate::bias::{
 };
 use crate::data::Group;
 use crate::error::{Error, Result};
+use crate::protocol::TuneMethod;
+
+fn is_walf(method: &TuneMethod) -> bool {
+    *method == TuneMethod::Walf
+}
 
 const PREFIX: &str = "v1.";
 /// Longest fragment accepted (browsers and chat apps truncate far longer URLs anyway).
@@ -40,7 +45,9 @@ pub struct SharedProfession {
 #[serde(deny_unknown_fields)]
 pub struct CurvePoint {
     pub step: u32,
-    pub kl: f64,
+    /// The batch's KL (WALF's steps; a CDA step has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kl: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mlm_loss: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,6 +57,9 @@ pub struct CurvePoint {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SharedTuning {
+    /// WALF (links before the CDA baseline existed say nothing) or CDA.
+    #[serde(default, skip_serializing_if = "is_walf")]
+    pub method: TuneMethod,
     pub target: Target,
     pub lr: f64,
     pub gamma: f64,
@@ -186,7 +196,9 @@ impl SharedResult {
                 && run.and_then(|r| r.weight_decay).is_none_or(finite)
                 && run.and_then(|r| r.min_delta).is_none_or(finite)
                 && t.curve.iter().all(|c| {
-                    finite(c.kl) && c.mlm_loss.is_none_or(finite) && c.valid_kl.is_none_or(finite)
+                    c.kl.is_none_or(finite)
+                        && c.mlm_loss.is_none_or(finite)
+                        && c.valid_kl.is_none_or(finite)
                 });
             if !ok {
                 return Err(bad("it holds a number that is not finite"));
@@ -290,6 +302,7 @@ mod tests {
                 },
             ],
             tuning: tuned.then(|| SharedTuning {
+                method: TuneMethod::Walf,
                 target: Target::Equal,
                 lr: 2e-5,
                 gamma: 0.1,
@@ -299,7 +312,7 @@ mod tests {
                 curve: (0..50)
                     .map(|i| CurvePoint {
                         step: i,
-                        kl: 0.1 / (i + 1) as f64,
+                        kl: Some(0.1 / (i + 1) as f64),
                         mlm_loss: Some(2.0),
                         valid_kl: None,
                     })

@@ -302,6 +302,7 @@ pub fn live_validation(
 /// A run as a link carries it: its settings (those every link has and the rest) and its curves.
 pub fn shared_tuning(s: &TuneSettings, epochs: u32, curve: Vec<CurvePoint>) -> SharedTuning {
     SharedTuning {
+        method: s.method,
         target: s.target,
         lr: s.lr,
         gamma: s.gamma,
@@ -369,6 +370,13 @@ pub fn walf_commands(result: &SharedResult) -> Vec<String> {
             t.beta,
             t.batch_size
         );
+        if t.method == crate::protocol::TuneMethod::Cda {
+            lines.push(
+                "# cda-text.txt: the general text the CDA run trained on (a link does not carry it)"
+                    .into(),
+            );
+            tune += " --method cda --text cda-text.txt";
+        }
         if let Some(run) = &t.run {
             tune += &format!(
                 " --max-epochs {} --patience {}",
@@ -408,7 +416,10 @@ pub fn run_manifest(result: &SharedResult) -> serde_json::Value {
     let run = result.tuning.as_ref().map(|t| {
         let r = t.run.as_ref();
         serde_json::json!({
-            "method": "walf",
+            "method": match t.method {
+                crate::protocol::TuneMethod::Walf => "walf",
+                crate::protocol::TuneMethod::Cda => "cda",
+            },
             "target": t.target.label(),
             "lr": t.lr,
             "gamma": t.gamma,
@@ -846,6 +857,7 @@ mod tests {
     #[test]
     fn the_live_chart_shows_the_last_validated_epoch_beside_the_baseline() {
         let tuning = SharedTuning {
+            method: crate::protocol::TuneMethod::Walf,
             target: Target::Equal,
             lr: 2e-5,
             gamma: 1.0,
@@ -942,6 +954,7 @@ mod tests {
             ("pilot", Group::MaleDominated, 0.4, 0.05),
         ]);
         let tuning = SharedTuning {
+            method: crate::protocol::TuneMethod::Walf,
             target: Target::Equal,
             lr: 2e-5,
             gamma: 0.1,

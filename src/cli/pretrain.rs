@@ -326,7 +326,7 @@ fn masked_lm_start(
 
 /// The corpus's documents, sorted by file name. A folder holding Brown files uses those only
 /// (its README and index files are not text to learn from); otherwise every `.txt` file.
-fn read_corpus(dir: &Path) -> Result<Vec<Document>> {
+pub(crate) fn read_corpus(dir: &Path) -> Result<Vec<Document>> {
     let entries = fs::read_dir(dir)
         .with_context(|| format!("cannot read the corpus folder {}", dir.display()))?;
     let mut files: Vec<(String, String)> = Vec::new();
@@ -361,7 +361,7 @@ fn read_corpus(dir: &Path) -> Result<Vec<Document>> {
         .collect();
     if docs.len() < 2 {
         bail!(
-            "{} holds {} document(s); pretraining needs Brown corpus files or .txt files (at least 2)",
+            "{} holds {} document(s); a corpus folder needs Brown corpus files or .txt files (at least 2)",
             dir.display(),
             docs.len()
         );

@@ -18,10 +18,17 @@ use walf_lab::data::{Benchmark, Group, Split};
 use walf_lab::engine::{ExportedModel, LanguageModel};
 use walf_lab::measure::ProbeSettings;
 use walf_lab::model::MaskedLm;
-use walf_lab::protocol::TuneSettings;
-use walf_lab::walf::{StepRecord, WalfConfig, WalfTrainer, classroom};
+use walf_lab::pretrain::hold_out;
+use walf_lab::protocol::{TuneMethod, TuneSettings};
+use walf_lab::walf::cda::CdaText;
+use walf_lab::walf::{Objective, StepRecord, WalfConfig, WalfTrainer, classroom};
 
 use super::backend::BackendChoice;
+
+/// `--method`, read as the page's links write it.
+fn method(s: &str) -> Result<TuneMethod, String> {
+    TuneMethod::parse(s).ok_or_else(|| format!("`{s}` is not a method: walf or cda"))
+}
 
 /// `--target`, read as the page reads it (`Target::parse`).
 fn target(s: &str) -> Result<Target, String> {
@@ -45,6 +52,18 @@ pub struct TuneArgs {
     /// equal or real-world
     #[arg(long, value_parser = target)]
     target: Target,
+    /// walf, or cda: the baseline that fine-tunes on general text with its gendered words
+    /// swapped (needs --text), chosen by the same validation.
+    #[arg(long, value_parser = method, default_value = "walf")]
+    method: TuneMethod,
+    /// CDA's general text: a plain-text file (one sentence per line) or a Brown corpus file, or
+    /// a corpus folder (as `walf pretrain --corpus` reads it; its held-out documents are left
+    /// out, so that a loss measured on them stays a held-out one).
+    #[arg(long, value_name = "FILE_OR_FOLDER")]
+    text: Option<PathBuf>,
+    /// Sentences per CDA update (default 32).
+    #[arg(long)]
+    cda_batch: Option<usize>,
     /// The settings to start from; any option given below overrides the preset's value.
     #[arg(long, value_enum, default_value = "paper")]
     preset: Preset,
@@ -111,6 +130,7 @@ impl TuneArgs {
     fn settings(&self) -> TuneSettings {
         let d = self.preset_settings(self.target);
         TuneSettings {
+            method: self.method,
             gamma: self.gamma.unwrap_or(d.gamma),
             beta: self.beta.unwrap_or(d.beta),
             lr: self.lr.unwrap_or(d.lr),
@@ -133,6 +153,7 @@ impl TuneArgs {
         WalfConfig {
             valid_batch_size: self.valid_batch_size.unwrap_or(d.valid_batch_size),
             dropout_per_use: self.dropout_per_use,
+            cda_batch: self.cda_batch.unwrap_or(d.cda_batch),
             ..d
         }
     }
@@ -170,12 +191,54 @@ fn test_reports(
 /// The progress bar's message for a step: the group, its losses and, for the real-world target,
 /// λ and the KL's scale λ / (mean + α), the two numbers that say how hard WALF pushes the group.
 fn step_message(step: &StepRecord) -> String {
-    match (step.lambda, step.scale) {
-        (Some(lambda), Some(scale)) => format!(
-            "{} KL {:.4} λ {lambda:.2} scale {scale:.1} loss {:.4}",
-            step.group, step.kl, step.total_loss
+    match (step.group, step.kl, step.lambda, step.scale) {
+        (Some(group), Some(kl), Some(lambda), Some(scale)) => format!(
+            "{group} KL {kl:.4} λ {lambda:.2} scale {scale:.1} loss {:.4}",
+            step.total_loss
         ),
-        _ => format!("{} KL {:.4}", step.group, step.kl),
+        (Some(group), Some(kl), ..) => format!("{group} KL {kl:.4}"),
+        _ => format!("masked-LM loss {:.4}", step.total_loss),
+    }
+}
+
+/// CDA's text as one plain text: a file as it is, a corpus folder's training documents one
+/// sentence per line.
+fn read_cda_text(path: &Path) -> Result<String> {
+    if path.is_dir() {
+        let (train, _) = hold_out(super::pretrain::read_corpus(path)?);
+        return Ok(train
+            .iter()
+            .flat_map(|d| d.sentences.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"));
+    }
+    fs::read_to_string(path).with_context(|| format!("cannot read the CDA text {}", path.display()))
+}
+
+/// What the run minimises: WALF's loss, or CDA's on the prepared text (whose size is said).
+fn objective(args: &TuneArgs, lm: &LanguageModel, bench: &Benchmark) -> Result<Objective> {
+    match (args.method, &args.text) {
+        (TuneMethod::Walf, None) => Ok(Objective::Walf),
+        (TuneMethod::Walf, Some(_)) => {
+            bail!("--text is the CDA baseline's general text: add --method cda, or leave it out")
+        }
+        (TuneMethod::Cda, None) => bail!(
+            "--method cda fine-tunes on general text: give it with --text (a plain-text file, \
+             one sentence per line, or a corpus folder)"
+        ),
+        (TuneMethod::Cda, Some(path)) => {
+            let text = read_cda_text(path)?;
+            let cda = CdaText::prepare(&text, bench, &lm.tokenizer, lm.max_len())
+                .with_context(|| format!("cannot use {} as CDA's text", path.display()))?;
+            eprintln!(
+                "CDA text: {} of {} sentences have a gendered word; each is trained on as written \
+                 and swapped ({} sequences)",
+                cda.sentences_swapped,
+                cda.sentences_read,
+                cda.sequences.len()
+            );
+            Ok(Objective::Cda(cda))
+        }
     }
 }
 
@@ -195,9 +258,12 @@ struct GroupMeans(BTreeMap<Group, GroupSums>);
 
 impl GroupMeans {
     fn add(&mut self, step: &StepRecord) {
-        let m = self.0.entry(step.group).or_default();
+        let (Some(group), Some(kl)) = (step.group, step.kl) else {
+            return;
+        };
+        let m = self.0.entry(group).or_default();
         m.steps += 1.0;
-        m.kl += step.kl;
+        m.kl += kl;
         m.lambda += step.lambda.unwrap_or(f64::NAN);
         m.scale += step.scale.unwrap_or(f64::NAN);
     }
@@ -251,10 +317,23 @@ pub fn run(args: TuneArgs) -> Result<()> {
         .with_context(|| format!("cannot create {}", log_path.display()))?;
 
     let bench = super::benchmark(args.data.as_deref())?;
+    let objective = objective(&args, &lm, &bench)?;
+    let cda_text = match &objective {
+        Objective::Cda(text) => json!({
+            "source": args.text.as_ref().map(|p| p.display().to_string()),
+            "sentences_read": text.sentences_read,
+            "sentences_swapped": text.sentences_swapped,
+        }),
+        Objective::Walf => serde_json::Value::Null,
+    };
     eprintln!("measuring the test split before tuning…");
     let before = test_reports(&lm, &lm.model.valid(), &bench)?;
-    let mut trainer = WalfTrainer::new(lm, &bench, config.clone())?;
-    writeln!(log, "{}", json!({"config": config}))?;
+    let mut trainer = WalfTrainer::with_objective(lm, &bench, config.clone(), objective)?;
+    writeln!(
+        log,
+        "{}",
+        json!({"config": config, "method": args.method, "cda_text": cda_text})
+    )?;
     let before_tuning = pollster::block_on(trainer.validation())?;
     let (valid_kl, by_group) = (before_tuning.kl, before_tuning.kl_by_group);
     writeln!(

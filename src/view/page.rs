@@ -104,6 +104,13 @@ pub enum Effect {
     RestartEngine,
 }
 
+/// A text file the user chose, by name.
+#[derive(Clone, PartialEq, Debug)]
+pub struct ChosenText {
+    pub name: String,
+    pub text: String,
+}
+
 #[derive(Clone, PartialEq, Debug)]
 pub struct Page {
     pub model: ModelStatus,
@@ -141,6 +148,8 @@ pub struct Page {
     /// chart it did not replace.
     pub probe_error: Option<String>,
     pub edits: BenchmarkEdits,
+    /// The general text a CDA run trains on, as the user chose it.
+    pub cda_text: Option<ChosenText>,
     pub notice: Option<Notice>,
     pub tab: Tab,
     /// A WALF run the worker keeps in the browser's storage (from an earlier visit, or one that
@@ -189,6 +198,7 @@ impl Page {
             lm_loss_error: None,
             probe_error: None,
             edits: BenchmarkEdits::default(),
+            cda_text: None,
             notice: None,
             tab: Tab::Probe,
             saved_run: None,
@@ -323,6 +333,18 @@ impl Page {
     /// The request that starts a WALF run with the page's settings.
     pub fn start_tuning(&mut self) -> Vec<Effect> {
         let settings = self.tune_settings.clone();
+        let cda_text = match (settings.method, &self.cda_text) {
+            (TuneMethod::Walf, _) => None,
+            (TuneMethod::Cda, Some(chosen)) => Some(chosen.text.clone()),
+            (TuneMethod::Cda, None) => {
+                self.tune = TuneStatus::Finished(
+                    "CDA fine-tunes on general text: choose a plain-text file first (one \
+                     sentence per line)"
+                        .into(),
+                );
+                return Vec::new();
+            }
+        };
         let benchmark = self.edits.clone();
         self.steps.clear();
         self.epochs.clear();
@@ -338,6 +360,7 @@ impl Page {
             job,
             settings,
             benchmark,
+            cda_text,
         });
         self.tune_job = self.job.as_ref().map(|j| j.job);
         effects
@@ -432,6 +455,7 @@ impl Page {
             self.target = t.target;
             // the Tune tab's controls show the run's settings
             let mut settings = TuneSettings {
+                method: t.method,
                 lr: t.lr,
                 gamma: t.gamma,
                 beta: t.beta,

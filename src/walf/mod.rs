@@ -6,6 +6,8 @@ pub mod classroom;
 pub mod paper;
 
 #[cfg(feature = "engine")]
+pub mod cda;
+#[cfg(feature = "engine")]
 pub mod loss;
 #[cfg(feature = "engine")]
 pub mod tracker;
@@ -15,4 +17,6 @@ mod trainer;
 #[cfg(feature = "engine")]
 pub use tracker::{GroupKl, KlTracker, adjust_lambda, alpha};
 #[cfg(feature = "engine")]
-pub use trainer::{EpochRecord, StepRecord, TrainerState, Validation, WalfConfig, WalfTrainer};
+pub use trainer::{
+    EpochRecord, Objective, StepRecord, TrainerState, Validation, WalfConfig, WalfTrainer,
+};

@@ -5,6 +5,7 @@ use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOpti
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
+use super::cda::CdaText;
 use super::loss::{MlmRows, mean_kl, mlm_loss_sum, mlm_rows, profession_distribution};
 use super::paper;
 use super::tracker::{GroupKl, KlTracker, adjust_lambda, alpha};
@@ -13,7 +14,8 @@ use crate::data::{Benchmark, GenderedPhrase, Group, Profession, Split, Template}
 use crate::engine::LanguageModel;
 use crate::error::{Error, Result};
 use crate::measure::{MeasureInput, ProbeSettings, SentencePlan};
-use crate::model::MaskedLm;
+use crate::model::{MaskedLm, TokenBatch};
+use crate::pretrain::{MaskedBatch, trainer::masked_lm_loss_sum};
 use crate::readback::read_f32;
 use crate::rng::SplitMix64;
 
@@ -51,6 +53,37 @@ pub struct WalfConfig {
     /// at a ninth of the cost (BENCHMARKS.md). No effect without dropout, where sharing changes
     /// nothing.
     pub dropout_per_use: bool,
+    /// Sentences of the text per update of a CDA run (its steps per epoch are WALF's, so that
+    /// validation comes as often).
+    pub cda_batch: usize,
+}
+
+/// What a run minimises. Validation, early stopping and the best weights are the same for both:
+/// the valid professions' KL against the run's target.
+#[derive(Debug, Clone)]
+pub enum Objective {
+    /// WALF's loss on the benchmark's train professions.
+    Walf,
+    /// Counterfactual data augmentation: the masked-LM loss on general text beside its
+    /// gender-swapped copy. It never sees the benchmark's sentences, nor the target.
+    Cda(CdaText),
+}
+
+impl Objective {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Walf => "WALF",
+            Self::Cda(_) => "CDA",
+        }
+    }
+}
+
+/// One update's share of the epoch: professions of one group (WALF) or sentences of the text
+/// (CDA), as indices.
+#[derive(Debug, Clone, PartialEq)]
+enum Batch {
+    Professions(Group, Vec<usize>),
+    Sentences(Vec<usize>),
 }
 
 impl WalfConfig {
@@ -71,12 +104,17 @@ impl WalfConfig {
             mlm_chunk: 64,
             mlm_positions: None,
             dropout_per_use: false,
+            cda_batch: 32,
         }
     }
 
     fn check(&self) -> Result<()> {
         let bad = |what: &str| Err(Error::Input(format!("WALF setting: {what}")));
-        if self.batch_size == 0 || self.valid_batch_size == 0 || self.forward_batch == 0 {
+        if self.batch_size == 0
+            || self.valid_batch_size == 0
+            || self.forward_batch == 0
+            || self.cda_batch == 0
+        {
             return bad("batch sizes must be at least 1");
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
@@ -105,17 +143,19 @@ pub struct StepRecord {
     /// 0-based index within the epoch, and the epoch's number of batches.
     pub batch: usize,
     pub batches: usize,
-    pub group: Group,
+    /// The professions' group (WALF; a CDA step trains on text).
+    pub group: Option<Group>,
     pub professions: Vec<String>,
-    /// The batch's mean KL (the equal target's whole loss).
-    pub kl: f64,
+    /// The batch's mean KL (the equal target's whole WALF loss; CDA has none).
+    pub kl: Option<f64>,
     pub normalized_loss: Option<f64>,
     pub lambda: Option<f64>,
     /// What the KL's gradient was multiplied by: λ / (tracker mean + α) (real-world target). The
     /// adaptive part of WALF lives here, since λ often sits at a bound.
     pub scale: Option<f64>,
     pub mlm_loss: Option<f64>,
-    /// Maskable tokens of the batch's sentences, and the masked copies run (fewer when sampled).
+    /// Maskable tokens of the batch's sentences, and the masked copies run (fewer when sampled);
+    /// for CDA the masked tokens predicted and the sentences.
     pub mlm_tokens: Option<usize>,
     pub mlm_rows: Option<usize>,
     pub total_loss: f64,
@@ -200,6 +240,7 @@ fn group_batches(
 pub struct WalfTrainer {
     lm: LanguageModel,
     config: WalfConfig,
+    objective: Objective,
     train: Vec<Profession>,
     valid: Vec<Profession>,
     templates: Vec<Template>,
@@ -210,7 +251,7 @@ pub struct WalfTrainer {
     /// The shuffler's state before it drew this epoch's batches.
     epoch_shuffle: u64,
     epoch: usize,
-    queue: Vec<(Group, Vec<usize>)>,
+    queue: Vec<Batch>,
     next: usize,
     epoch_loss: f64,
     epoch_count: usize,
@@ -234,8 +275,19 @@ impl ModuleVisitor for ParamIds {
 impl WalfTrainer {
     /// `lm` must live on an autodiff device (e.g. `Device::flex().autodiff()`).
     pub fn new(lm: LanguageModel, benchmark: &Benchmark, config: WalfConfig) -> Result<Self> {
+        Self::with_objective(lm, benchmark, config, Objective::Walf)
+    }
+
+    /// A run of `objective` (WALF or the CDA baseline) with the same validation and best-weights
+    /// rules.
+    pub fn with_objective(
+        lm: LanguageModel,
+        benchmark: &Benchmark,
+        config: WalfConfig,
+        objective: Objective,
+    ) -> Result<Self> {
         let seed = config.seed;
-        let mut trainer = Self::build(lm, benchmark, config, seed)?;
+        let mut trainer = Self::build(lm, benchmark, config, objective, seed)?;
         trainer.start_epoch();
         Ok(trainer)
     }
@@ -243,14 +295,16 @@ impl WalfTrainer {
     /// Goes on with a run from [`state`](Self::state): `lm` holds the weights at the end of its
     /// last completed epoch (on an autodiff device), `best` the best weights when `state` has a
     /// best epoch. `benchmark` and `config` must be the run's own.
+    /// The objective must be the run's own too (for CDA, the same text).
     pub fn resume(
         lm: LanguageModel,
         best: Option<MaskedLm>,
         benchmark: &Benchmark,
         config: WalfConfig,
+        objective: Objective,
         state: TrainerState,
     ) -> Result<Self> {
-        let mut trainer = Self::build(lm, benchmark, config, state.shuffle_state)?;
+        let mut trainer = Self::build(lm, benchmark, config, objective, state.shuffle_state)?;
         trainer.best = match (state.best, best) {
             (Some((kl, epoch)), Some(model)) if kl.is_finite() && epoch < state.epochs_done => {
                 Some((kl, epoch, model))
@@ -287,19 +341,21 @@ impl WalfTrainer {
         lm: LanguageModel,
         benchmark: &Benchmark,
         config: WalfConfig,
+        objective: Objective,
         shuffle_state: u64,
     ) -> Result<Self> {
         config.check()?;
         if !lm.model.device().is_autodiff() {
             return Err(Error::Backend(
-                "WALF needs the model on an autodiff device".into(),
+                "fine-tuning needs the model on an autodiff device".into(),
             ));
         }
         let train = benchmark.professions_of(Split::Train);
         let valid = benchmark.professions_of(Split::Valid);
         if train.is_empty() || valid.is_empty() {
             return Err(Error::Input(
-                "WALF needs train and valid professions".into(),
+                "tuning needs train and valid professions (the valid ones choose the best weights)"
+                    .into(),
             ));
         }
         let optimizer = AdamWConfig::new()
@@ -310,6 +366,7 @@ impl WalfTrainer {
             .init();
         Ok(Self {
             lm,
+            objective,
             train,
             valid,
             templates: benchmark.templates_of(Split::Train),
@@ -333,11 +390,27 @@ impl WalfTrainer {
 
     fn start_epoch(&mut self) {
         self.epoch_shuffle = self.shuffler.state();
-        self.queue = group_batches(
-            &self.train,
-            self.config.batch_size,
-            Some(&mut self.shuffler),
-        );
+        self.queue = match &self.objective {
+            Objective::Walf => group_batches(
+                &self.train,
+                self.config.batch_size,
+                Some(&mut self.shuffler),
+            )
+            .into_iter()
+            .map(|(group, members)| Batch::Professions(group, members))
+            .collect(),
+            Objective::Cda(text) => {
+                // as many updates as WALF's epoch, on sentences drawn afresh each epoch
+                let steps = group_batches(&self.train, self.config.batch_size, None).len();
+                let mut order: Vec<usize> = (0..text.sequences.len()).collect();
+                self.shuffler.shuffle(&mut order);
+                order
+                    .chunks(self.config.cda_batch)
+                    .take(steps)
+                    .map(|rows| Batch::Sentences(rows.to_vec()))
+                    .collect()
+            }
+        };
         self.next = 0;
         self.epoch_loss = 0.0;
         self.epoch_count = 0;
@@ -345,6 +418,10 @@ impl WalfTrainer {
 
     pub fn config(&self) -> &WalfConfig {
         &self.config
+    }
+
+    pub fn objective(&self) -> &Objective {
+        &self.objective
     }
 
     pub fn language_model(&self) -> &LanguageModel {
@@ -404,14 +481,20 @@ impl WalfTrainer {
     /// Trains on the epoch's next batch; `None` once every batch of the epoch is done (then call
     /// [`validate`](Self::validate)).
     pub async fn step(&mut self) -> Result<Option<StepRecord>> {
-        let Some((group, members)) = self.queue.get(self.next).cloned() else {
+        let Some(batch) = self.queue.get(self.next).cloned() else {
             return Ok(None);
         };
-        let professions: Vec<Profession> = members.iter().map(|&i| self.train[i].clone()).collect();
-        let record = self.train_on(group, &professions).await?;
+        let (record, items) = match batch {
+            Batch::Professions(group, members) => {
+                let professions: Vec<Profession> =
+                    members.iter().map(|&i| self.train[i].clone()).collect();
+                (self.train_on(group, &professions).await?, members.len())
+            }
+            Batch::Sentences(rows) => (self.train_on_text(&rows).await?, rows.len()),
+        };
         self.next += 1;
-        self.epoch_loss += record.total_loss * professions.len() as f64;
-        self.epoch_count += professions.len();
+        self.epoch_loss += record.total_loss * items as f64;
+        self.epoch_count += items;
         Ok(Some(StepRecord {
             batch: self.next - 1,
             batches: self.queue.len(),
@@ -425,7 +508,25 @@ impl WalfTrainer {
         group: Group,
         professions: &[Profession],
     ) -> Result<StepRecord> {
-        let (record, mut grads) = self.gradients(group, professions).await?;
+        let (record, grads) = self.gradients(group, professions).await?;
+        let on = record.professions.join(", ");
+        self.update(record, grads, &on).await
+    }
+
+    /// One CDA update on the text's sentences at `rows`.
+    pub async fn train_on_text(&mut self, rows: &[usize]) -> Result<StepRecord> {
+        let (record, grads) = self.text_gradients(rows).await?;
+        let on = format!("{} sentences of the CDA text", rows.len());
+        self.update(record, grads, &on).await
+    }
+
+    /// Applies a step's gradients unless one of them is not finite.
+    async fn update(
+        &mut self,
+        record: StepRecord,
+        mut grads: GradientsParams,
+        on: &str,
+    ) -> Result<StepRecord> {
         if let Some((step, value)) = self.poison_step
             && step == self.steps_done + 1
         {
@@ -439,10 +540,9 @@ impl WalfTrainer {
             let value = read_scalar(check).await?;
             if !value.is_finite() {
                 return Err(Error::Training(format!(
-                    "a gradient became NaN or infinite at {} on {}; the update was not applied; \
+                    "a gradient became NaN or infinite at {} on {on}; the update was not applied; \
                      {}",
                     self.position(),
-                    record.professions.join(", "),
                     self.best_note()
                 )));
             }
@@ -494,16 +594,16 @@ impl WalfTrainer {
         let kl = mean_kl(distribution, &self.targets(professions));
         let kl_value = read_scalar(kl.clone()).await?;
         let names: Vec<String> = professions.iter().map(|p| p.name.clone()).collect();
-        self.ensure_finite(kl_value, "KL", &names)?;
+        self.ensure_finite(kl_value, "KL", &names.join(", "))?;
 
         let mut accumulator = GradientsAccumulator::new();
         let mut record = StepRecord {
             epoch: self.epoch,
             batch: 0,
             batches: 0,
-            group,
+            group: Some(group),
             professions: names.clone(),
-            kl: kl_value,
+            kl: Some(kl_value),
             normalized_loss: None,
             lambda: None,
             scale: None,
@@ -553,7 +653,7 @@ impl WalfTrainer {
                     );
                 }
                 let mlm = mlm_sum / tokens as f64;
-                self.ensure_finite(mlm, "masked-LM loss", &names)?;
+                self.ensure_finite(mlm, "masked-LM loss", &names.join(", "))?;
                 let normalized = kl_value / (stats.mean + alpha(group));
                 record.normalized_loss = Some(normalized);
                 record.lambda = Some(lambda);
@@ -568,14 +668,69 @@ impl WalfTrainer {
         Ok((record, accumulator.grads()))
     }
 
-    fn ensure_finite(&self, value: f64, what: &str, professions: &[String]) -> Result<()> {
+    /// The masked-LM loss of a CDA step on the text's sentences at `rows` (mean over the masked
+    /// tokens) and its gradients; the weights are not updated.
+    pub async fn text_gradients(
+        &mut self,
+        rows: &[usize],
+    ) -> Result<(StepRecord, GradientsParams)> {
+        let Objective::Cda(text) = &self.objective else {
+            return Err(Error::Input(
+                "a WALF run has no CDA text to train on".into(),
+            ));
+        };
+        let lm = &self.lm;
+        // Drawn from the seed and the step, so a resumed run masks the same tokens.
+        let mut rng = SplitMix64::new(
+            self.config.seed ^ (self.steps_done as u64 + 1).wrapping_mul(0xA076_1D64_78BD_642F),
+        );
+        // sentences of similar length together: less padding in each chunk
+        let mut rows = rows.to_vec();
+        rows.sort_by_key(|&r| (text.sequences[r].len(), r));
+        let batch = text.masked(&rows, &lm.tokenizer, lm.config.vocab_size, &mut rng);
+        let tokens = batch.labels.len();
+        let mut accumulator = GradientsAccumulator::new();
+        let mut sum = 0.0;
+        for chunk in row_chunks(&batch, self.config.mlm_chunk) {
+            let part = masked_lm_loss_sum(&lm.model, &chunk);
+            sum += read_scalar(part.clone()).await?;
+            accumulator.accumulate(
+                &lm.model,
+                GradientsParams::from_grads(
+                    part.mul_scalar(1.0 / tokens.max(1) as f64).backward(),
+                    &lm.model,
+                ),
+            );
+        }
+        let loss = sum / tokens.max(1) as f64;
+        let on = format!("{} sentences of the CDA text", rows.len());
+        self.ensure_finite(loss, "masked-LM loss", &on)?;
+        let record = StepRecord {
+            epoch: self.epoch,
+            batch: 0,
+            batches: 0,
+            group: None,
+            professions: Vec::new(),
+            kl: None,
+            normalized_loss: None,
+            lambda: None,
+            scale: None,
+            mlm_loss: Some(loss),
+            mlm_tokens: Some(tokens),
+            mlm_rows: Some(rows.len()),
+            total_loss: loss,
+            tracker: BTreeMap::new(),
+        };
+        Ok((record, accumulator.grads()))
+    }
+
+    fn ensure_finite(&self, value: f64, what: &str, on: &str) -> Result<()> {
         if value.is_finite() {
             return Ok(());
         }
         Err(Error::Training(format!(
-            "the {what} became {value} at {} on {}; {}",
+            "the {what} became {value} at {} on {on}; {}",
             self.position(),
-            professions.join(", "),
             self.best_note()
         )))
     }
@@ -662,6 +817,33 @@ impl WalfTrainer {
         self.start_epoch();
         Ok(record)
     }
+}
+
+/// A masked batch cut into batches of at most `rows` sentences, so that each forward pass and
+/// its autodiff graph stay small.
+fn row_chunks(batch: &MaskedBatch, rows: usize) -> Vec<MaskedBatch> {
+    let rows = rows.max(1);
+    (0..batch.batch.ids.len())
+        .step_by(rows)
+        .map(|start| {
+            let end = (start + rows).min(batch.batch.ids.len());
+            let (positions, labels) = batch
+                .positions
+                .iter()
+                .zip(&batch.labels)
+                .filter(|((row, _), _)| (start..end).contains(row))
+                .map(|(&(row, p), &label)| ((row - start, p), label))
+                .unzip();
+            MaskedBatch {
+                batch: TokenBatch {
+                    ids: batch.batch.ids[start..end].to_vec(),
+                    pad_id: batch.batch.pad_id,
+                },
+                positions,
+                labels,
+            }
+        })
+        .collect()
 }
 
 /// One value that is finite exactly when every gradient is (NaN and ±inf survive `× 0` and a

@@ -359,6 +359,37 @@ test('a Hub model downloads with progress, probes the same on WebGPU as on the C
   const worstTuned = assertClose(tunedShown, tunedWant, 1e-4, 'tuned weights, CPU');
   console.log(`tuned weights: largest |ΔP(female)| vs walf probe of the export ${worstTuned.toExponential(2)}`);
 
+  // The CDA baseline in the same tuner: two steps on the same text give the native engine's
+  // first two losses (one step per epoch here: the text's 26 sentences fill one batch of 32).
+  const cdaText = join(ROOT, 'tests/fixtures/text/cda-general.txt');
+  const cdaDir = mkdtempSync(join(tmpdir(), 'walf-cda-'));
+  walf(['tune', '--model', FIXTURE, '--target', 'equal', '--method', 'cda', '--text', cdaText,
+    '--out', cdaDir, '--max-epochs', '2', '--no-dropout']);
+  const nativeCda = readFileSync(join(cdaDir, 'training.jsonl'), 'utf8').trim().split('\n')
+    .map((l) => JSON.parse(l)).filter((r) => r.step).slice(0, 2).map((r) => r.step.total_loss);
+  assert.equal(nativeCda.length, 2);
+  await cpu.selectOption('#tune-method', 'cda');
+  assert.ok(await cpu.isHidden('#tune-gamma'), 'γ is WALF\'s only');
+  await cpu.setInputFiles('#tune-cda-file', cdaText);
+  await cpu.waitForFunction(() => /cda-general\.txt/.test(document.querySelector('#tune-cda-name')?.textContent ?? ''),
+    null, { timeout: LONG, polling: 200 });
+  await cpu.click('#tune-start');
+  await cpu.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('.step-row')];
+    return rows.length === 2 && rows.every((r) => !r.hasAttribute('data-kl'))
+      && /step limit/.test(document.querySelector('#tune-status')?.textContent ?? '');
+  }, null, { timeout: LONG, polling: 500 });
+  const cdaSteps = await cpu.$$eval('.step-row', (rows) =>
+    rows.map((r) => [Number(r.dataset.step), Number(r.dataset.totalLoss)]).sort((a, b) => a[0] - b[0]).map((r) => r[1]));
+  cdaSteps.forEach((loss, i) => {
+    const rel = Math.abs(loss - nativeCda[i]) / Math.abs(nativeCda[i]);
+    assert.ok(rel < 1e-4, `CDA step ${i + 1}: page ${loss}, native ${nativeCda[i]}`);
+  });
+  assert.ok(await cpu.isVisible('#curve-mlm'), 'CDA draws its masked-LM loss');
+  assert.equal(await cpu.$('#curve-kl'), null, 'and no batch KL, which it has not');
+  await shot(cpu, 'tune-cda');
+  console.log(`CDA steps: page ${cdaSteps.join(', ')}; native ${nativeCda.join(', ')}`);
+
   // The page lists what the browser keeps: the fixture's three files with their size, and the
   // storage estimate; deleting the model frees what it took, and the cache holds nothing of it.
   await cpu.click('#kept-models summary');

@@ -288,6 +288,93 @@ fn tune_saves_the_best_model_and_its_records_and_never_overwrites() {
 }
 
 #[test]
+fn tune_method_cda_trains_on_the_swapped_text_and_says_what_it_needs() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("cda");
+    let model = fixture_model("bert");
+    let text = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/text/cda-general.txt");
+    let base = [
+        "tune",
+        "--model",
+        model.to_str().unwrap(),
+        "--target",
+        "equal",
+        "--out",
+        dir.to_str().unwrap(),
+        "--max-epochs",
+        "1",
+        "--batch-size",
+        "40",
+        "--no-dropout",
+    ];
+    let with = |extra: &[&str]| walf(&[&base[..], extra].concat());
+    // (2: the command line's own refusal, 1: the run's)
+    for (extra, code, says) in [
+        (&["--method", "cda"][..], 1, "give it with --text"),
+        (
+            &["--text", text.to_str().unwrap()][..],
+            1,
+            "add --method cda",
+        ),
+        (&["--method", "xyz"][..], 2, "`xyz` is not a method"),
+    ] {
+        let o = with(extra);
+        assert_eq!(o.status.code(), Some(code), "{extra:?}");
+        assert!(stderr(&o).contains(says), "{}", stderr(&o));
+    }
+    let empty = out.path().join("empty.txt");
+    std::fs::write(&empty, "The river was high.\n").unwrap();
+    let o = with(&["--method", "cda", "--text", empty.to_str().unwrap()]);
+    assert!(
+        stderr(&o).contains("no sentence of the text (1 read) has a gendered word"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = with(&[
+        "--method",
+        "cda",
+        "--text",
+        text.to_str().unwrap(),
+        "--cda-batch",
+        "6",
+    ]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("13 of 24 sentences have a gendered word"),
+        "{err}"
+    );
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("training.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["method"], "cda");
+    assert_eq!(lines[0]["cda_text"]["sentences_swapped"], 13);
+    assert_eq!(lines[0]["config"]["cda_batch"], 6);
+    let steps: Vec<&serde_json::Value> = lines.iter().filter_map(|l| l.get("step")).collect();
+    // WALF's epoch with batches of 40: 2 + 2 + 1 batches of the three groups
+    assert_eq!(steps.len(), 5);
+    for step in &steps {
+        assert!(step["kl"].is_null() && step["group"].is_null());
+        assert_eq!(step["total_loss"], step["mlm_loss"]);
+    }
+    // the 26 sequences (13 sentences, each as written and swapped), each once, 6 at a time
+    let rows: Vec<u64> = steps
+        .iter()
+        .map(|s| s["mlm_rows"].as_u64().unwrap())
+        .collect();
+    assert_eq!(rows, [6, 6, 6, 6, 2]);
+    assert!(lines.last().unwrap()["epoch"]["valid_kl"].is_f64());
+    assert!(
+        dir.join("model.safetensors").exists(),
+        "the best epoch's weights"
+    );
+}
+
+#[test]
 fn lm_loss_reads_a_text_file() {
     let dir = tempfile::tempdir().unwrap();
     let text = dir.path().join("held-out.txt");

@@ -5,6 +5,7 @@ mod common;
 
 mod architecture;
 mod bad_input;
+mod cda;
 mod cli;
 mod data;
 mod lm_loss;

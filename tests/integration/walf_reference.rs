@@ -121,13 +121,13 @@ fn check_case(name: &str, case: &str, targets: &serde_json::Value, hyper: &serde
             .unwrap();
             let at = format!("{name}{case} {key} step {}", step["step"]);
             assert!(
-                close(record.kl, f(&step["kl"]), 1e-4),
-                "{at}: kl {} vs {}",
+                close(record.kl.expect("a WALF step's KL"), f(&step["kl"]), 1e-4),
+                "{at}: kl {:?} vs {}",
                 record.kl,
                 step["kl"]
             );
             if target == Target::RealWorld {
-                let stats = record.tracker[&record.group];
+                let stats = record.tracker[&record.group.expect("a WALF step's group")];
                 for (label, got, want) in [
                     ("kl_mean", stats.mean, &step["kl_mean"]),
                     ("kl_var", stats.variance, &step["kl_var"]),

@@ -12,7 +12,7 @@ use walf_lab::protocol::*;
 use walf_lab::share::SharedResult;
 use walf_lab::view::LiveValidation;
 pub use walf_lab::view::page::{
-    Effect, JobKind, JobStatus, ModelStatus, Notice, Page, Tab, TuneStatus,
+    ChosenText, Effect, JobKind, JobStatus, ModelStatus, Notice, Page, Tab, TuneStatus,
 };
 
 use crate::download::download_bytes;
@@ -107,6 +107,8 @@ pub struct AppState {
     pub tab: Field<Tab>,
     pub saved_run: Field<Option<SavedRun>>,
     pub kept_epochs: Field<Option<usize>>,
+    /// The CDA text's name and size (the text itself is not compared on every change).
+    pub cda_text: Memo<Option<(String, usize)>>,
     /// What the probe chart draws (no training curves, so a step does not redraw it).
     chart: Memo<Option<SharedResult>>,
     result: Memo<Option<SharedResult>>,
@@ -145,6 +147,9 @@ impl AppState {
             tab: field!(page, tab),
             saved_run: field!(page, saved_run),
             kept_epochs: field!(page, kept_epochs),
+            cda_text: Memo::new(move |_| {
+                page.with(|p| p.cda_text.as_ref().map(|t| (t.name.clone(), t.text.len())))
+            }),
             chart: Memo::new(move |_| page.with(Page::chart_result)),
             result: Memo::new(move |_| page.with(Page::result)),
             live: Memo::new(move |_| page.with(Page::live)),

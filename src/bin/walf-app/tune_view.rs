@@ -1,18 +1,19 @@
-//! WALF live: settings, start / pause / resume / stop, the curves as they come, the chart before
-//! and after, the masked-LM loss on held-out text before and after, and the tuned model's files.
+//! WALF live (or the CDA baseline): settings, start / pause / resume / stop, the curves as they
+//! come, the chart before and after, the masked-LM loss on held-out text before and after, and
+//! the tuned model's files.
 
 use leptos::prelude::*;
 
 use walf_lab::bias::Target;
 use walf_lab::data::Group;
 use walf_lab::lm_loss::LossRule;
-use walf_lab::protocol::{Request, TuneSettings, TuneStepReply};
+use walf_lab::protocol::{Request, TuneMethod, TuneSettings, TuneStepReply};
 use walf_lab::view::{SortOrder, group_title};
 
 use crate::address::heldout_text;
 use crate::chart::{BLUE, LineChart, ORANGE, ProbeChart, Series, VERMILION, group_colour};
 use crate::probe_view::{GroupTable, SplitSelect, TargetSelect};
-use crate::state::{AppState, Field, JobKind, Page, TuneStatus};
+use crate::state::{AppState, ChosenText, Field, JobKind, Page, TuneStatus};
 
 fn number_input(
     label: &'static str,
@@ -48,11 +49,13 @@ pub fn TuneView() -> impl IntoView {
             settings.set(if classroom {
                 TuneSettings {
                     max_steps: old.max_steps,
+                    method: old.method,
                     ..TuneSettings::classroom(t)
                 }
             } else {
                 TuneSettings {
                     max_steps: old.max_steps,
+                    method: old.method,
                     dropout: old.dropout,
                     mlm_positions: old.mlm_positions,
                     ..TuneSettings::paper(t)
@@ -93,7 +96,11 @@ pub fn TuneView() -> impl IntoView {
         let kl = Series {
             label: "batch KL".into(),
             colour: BLUE,
-            points: t.curve.iter().map(|p| (p.step as f64, p.kl)).collect(),
+            points: t
+                .curve
+                .iter()
+                .filter_map(|p| p.kl.map(|kl| (p.step as f64, kl)))
+                .collect(),
         };
         let mlm = Series {
             label: "masked-LM loss".into(),
@@ -116,14 +123,24 @@ pub fn TuneView() -> impl IntoView {
                 .collect(),
         };
         let has_mlm = !mlm.points.is_empty();
+        let has_kl = !kl.points.is_empty();
         Some(view! {
-            <p class="shared-banner" id="tune-shared" data-target=t.target.label()>{format!(
-                "From the link: {} tuned by WALF towards the {} target (learning rate {}, γ {}, β {}, batches of {}, {} epochs).",
-                shared.model, t.target.label(), t.lr, t.gamma, t.beta, t.batch_size, t.epochs
-            )}</p>
+            <p class="shared-banner" id="tune-shared" data-target=t.target.label()
+                data-method=t.method.label()>{match t.method {
+                TuneMethod::Walf => format!(
+                    "From the link: {} tuned by WALF towards the {} target (learning rate {}, γ {}, β {}, batches of {}, {} epochs).",
+                    shared.model, t.target.label(), t.lr, t.gamma, t.beta, t.batch_size, t.epochs
+                ),
+                TuneMethod::Cda => format!(
+                    "From the link: {} fine-tuned by CDA (general text with its gendered words swapped), the best epoch chosen by the {} target (learning rate {}, {} epochs).",
+                    shared.model, t.target.label(), t.lr, t.epochs
+                ),
+            }}</p>
             <div class="curves">
-                <LineChart id="shared-curve-kl" title="Mean KL of each training batch".into() x_label="step"
-                    y_label="KL" series=vec![kl] />
+                {has_kl.then(|| view! {
+                    <LineChart id="shared-curve-kl" title="Mean KL of each training batch".into() x_label="step"
+                        y_label="KL" series=vec![kl] />
+                })}
                 {has_mlm.then(|| view! {
                     <LineChart id="shared-curve-mlm" title="Masked-LM loss of each batch".into() x_label="step"
                         y_label="loss" series=vec![mlm] />
@@ -137,11 +154,16 @@ pub fn TuneView() -> impl IntoView {
         let steps = state.steps.get();
         let epochs = state.epochs.get();
         let baseline = state.baseline.get();
-        let real = state.tune_run.get().map(|s| s.target) == Some(Target::RealWorld);
+        let run = state.tune_run.get();
+        let cda = run.as_ref().map(|s| s.method) == Some(TuneMethod::Cda);
+        let real = !cda && run.map(|s| s.target) == Some(Target::RealWorld);
         let kl = Series {
             label: "batch KL".into(),
             colour: BLUE,
-            points: steps.iter().map(|s| (s.step as f64, s.kl)).collect(),
+            points: steps
+                .iter()
+                .filter_map(|s| s.kl.map(|kl| (s.step as f64, kl)))
+                .collect(),
         };
         let mlm = Series {
             label: "masked-LM loss".into(),
@@ -160,7 +182,7 @@ pub fn TuneView() -> impl IntoView {
                     colour: group_colour(g),
                     points: steps
                         .iter()
-                        .filter(|s| s.group == g)
+                        .filter(|s| s.group == Some(g))
                         .filter_map(|s| value(s).map(|v| (s.step as f64, v)))
                         .collect(),
                 })
@@ -180,11 +202,18 @@ pub fn TuneView() -> impl IntoView {
         };
         view! {
             <div class="curves">
-                <LineChart id="curve-kl" title="Mean KL of each training batch".into() x_label="step"
-                    y_label="KL" series=vec![kl] />
+                {(!cda).then(|| view! {
+                    <LineChart id="curve-kl" title="Mean KL of each training batch".into() x_label="step"
+                        y_label="KL" series=vec![kl] />
+                })}
+                {(real || cda).then(|| view! {
+                    <LineChart id="curve-mlm" title=if cda {
+                        "Masked-LM loss of each batch of swapped text".to_string()
+                    } else {
+                        "Masked-LM loss of each batch".to_string()
+                    } x_label="step" y_label="loss" series=vec![mlm] />
+                })}
                 {real.then(|| view! {
-                    <LineChart id="curve-mlm" title="Masked-LM loss of each batch".into() x_label="step"
-                        y_label="loss" series=vec![mlm] />
                     <LineChart id="curve-lambda" title="λ per group".into() x_label="step"
                         y_label="λ" series=lambdas />
                     <LineChart id="curve-scale" title="How hard each group is pushed: λ / (its mean KL + α)".into()
@@ -194,6 +223,28 @@ pub fn TuneView() -> impl IntoView {
                     y_label="KL" series=vec![valid] />
             </div>
         }
+    };
+    let cda = move || settings.with(|s| s.method == TuneMethod::Cda);
+    let cda_error = RwSignal::new(None::<String>);
+    let pick_text = move |ev: leptos::ev::Event| {
+        let input: web_sys::HtmlInputElement = event_target(&ev);
+        let Some(file) = input.files().and_then(|f| f.get(0)) else {
+            return;
+        };
+        wasm_bindgen_futures::spawn_local(async move {
+            let name = file.name();
+            match wasm_bindgen_futures::JsFuture::from(file.text()).await {
+                Ok(text) => {
+                    let text = text.as_string().unwrap_or_default();
+                    cda_error.set(text.trim().is_empty().then(|| format!("{name} is empty")));
+                    state.update(|p| {
+                        p.cda_text = Some(ChosenText { name, text });
+                        Vec::new()
+                    });
+                }
+                Err(_) => cda_error.set(Some(format!("{name} could not be read as text"))),
+            }
+        });
     };
     let paper_rule = RwSignal::new(false);
     // the equal target has no masked-LM term: no empty column for it
@@ -216,12 +267,36 @@ pub fn TuneView() -> impl IntoView {
     view! {
         <section class="view" aria-label="Tune">
             <p class="hint" id="tune-defaults">"The settings start at the paper's: γ and β at one point of its grids (γ from 0.001 to 1.0, β 0.6, 0.8 or 0.95). The epoch cap is this app's: the paper trains until patience stops it."</p>
+            <div class="controls" id="tune-method-controls">
+                <label>"method "
+                    <select id="tune-method" disabled=running
+                        on:change=move |ev| {
+                            let method = TuneMethod::parse(&event_target_value(&ev)).unwrap_or_default();
+                            settings.update(|s| s.method = method);
+                        }>
+                        <option value="walf" selected=move || !cda()>"WALF (the paper's)"</option>
+                        <option value="cda" selected=cda>"CDA baseline"</option>
+                    </select>
+                </label>
+                <span hidden=move || !cda()>
+                    <label class="file-pick">"general text "
+                        <input id="tune-cda-file" type="file" accept=".txt,text/plain" disabled=running
+                            on:change=pick_text />
+                    </label>
+                    <span id="tune-cda-name">{move || match state.cda_text.get() {
+                        Some((name, bytes)) => format!("{name} ({} kB)", bytes.div_ceil(1000)),
+                        None => "no text chosen".into(),
+                    }}</span>
+                </span>
+                {move || cda_error.get().map(|e| view! { <p id="tune-cda-error" class="field-error" role="alert">{e}</p> })}
+                <p class="hint" hidden=move || !cda()>"Counterfactual data augmentation: masked-LM fine-tuning on general text (one sentence per line) in which he and she, his and her, and the benchmark's gendered phrases are swapped; each sentence with such a word is trained on as written and swapped. It never sees the benchmark's sentences; the target only chooses the best epoch, by the valid professions' KL, as for WALF."</p>
+            </div>
             <div class="controls presets">
                 <button id="tune-preset-paper" aria-pressed=move || (!settings.with(|s| s.is_classroom())).to_string()
-                    on:click=move |_| settings.update(|s| *s = TuneSettings { max_steps: s.max_steps, ..TuneSettings::paper(s.target) })>
+                    on:click=move |_| settings.update(|s| *s = TuneSettings { max_steps: s.max_steps, method: s.method, ..TuneSettings::paper(s.target) })>
                     "The paper's settings"</button>
                 <button id="tune-preset-classroom" aria-pressed=move || settings.with(|s| s.is_classroom()).to_string()
-                    on:click=move |_| settings.update(|s| *s = TuneSettings { max_steps: s.max_steps, ..TuneSettings::classroom(s.target) })>
+                    on:click=move |_| settings.update(|s| *s = TuneSettings { max_steps: s.max_steps, method: s.method, ..TuneSettings::classroom(s.target) })>
                     "Classroom preset"</button>
                 <span id="tune-preset-note" hidden=move || !settings.with(|s| s.is_classroom())>
                     {format!("Changed from the paper: {}. It moves a small model within minutes on a laptop.",
@@ -231,15 +306,19 @@ pub fn TuneView() -> impl IntoView {
             <div class="controls">
                 <TargetSelect target=target />
                 <SplitSelect />
-                {number_input("γ ", "tune-gamma", |s| s.gamma.to_string(), |s, v| s.gamma = parse_or(v, s.gamma), settings)}
-                {number_input("β ", "tune-beta", |s| s.beta.to_string(), |s, v| s.beta = parse_or(v, s.beta), settings)}
+                <span class="walf-only" hidden=cda>
+                    {number_input("γ ", "tune-gamma", |s| s.gamma.to_string(), |s, v| s.gamma = parse_or(v, s.gamma), settings)}
+                    {number_input("β ", "tune-beta", |s| s.beta.to_string(), |s, v| s.beta = parse_or(v, s.beta), settings)}
+                </span>
                 {number_input("learning rate ", "tune-lr", |s| s.lr.to_string(), |s, v| s.lr = parse_or(v, s.lr), settings)}
                 {number_input("batch ", "tune-batch", |s| s.batch_size.to_string(), |s, v| s.batch_size = parse_or(v, s.batch_size), settings)}
                 {number_input("max epochs ", "tune-epochs", |s| s.max_epochs.to_string(), |s, v| s.max_epochs = parse_or(v, s.max_epochs), settings)}
                 {number_input("patience ", "tune-patience", |s| s.patience.to_string(), |s, v| s.patience = parse_or(v, s.patience), settings)}
-                {number_input("masked tokens per sentence ", "tune-mlm-positions",
-                    |s| s.mlm_positions.map(|m| m.to_string()).unwrap_or_else(|| "all".into()),
-                    |s, v| s.mlm_positions = v.parse().ok().filter(|&m: &usize| m > 0), settings)}
+                <span class="walf-only" hidden=cda>
+                    {number_input("masked tokens per sentence ", "tune-mlm-positions",
+                        |s| s.mlm_positions.map(|m| m.to_string()).unwrap_or_else(|| "all".into()),
+                        |s, v| s.mlm_positions = v.parse().ok().filter(|&m: &usize| m > 0), settings)}
+                </span>
                 {number_input("weight decay ", "tune-weight-decay", |s| s.weight_decay.to_string(),
                     |s, v| s.weight_decay = parse_or(v, s.weight_decay), settings)}
                 {number_input("seed ", "tune-seed", |s| s.seed.to_string(), |s, v| s.seed = parse_or(v, s.seed), settings)}
@@ -264,6 +343,7 @@ pub fn TuneView() -> impl IntoView {
                 <button id="tune-resume" disabled=move || state.tune.get() != TuneStatus::Paused on:click=resume>"Resume"</button>
                 <button id="tune-stop" disabled=move || !running() on:click=stop>"Stop"</button>
                 <span id="tune-status">{move || match state.tune.get() {
+                    TuneStatus::Idle if cda() => "CDA fine-tunes the loaded model from its original weights on the chosen text, with its gendered words swapped.".to_string(),
                     TuneStatus::Idle => "WALF tunes the loaded model from its original weights; the paper's settings are filled in.".to_string(),
                     TuneStatus::Running => "running".into(),
                     TuneStatus::Pausing => "pausing after the current step…".into(),
@@ -285,9 +365,10 @@ pub fn TuneView() -> impl IntoView {
                 <tbody>
                 {move || state.steps.with(|steps| steps.iter().rev().take(5).map(|s| view! {
                     <tr class="step-row" data-step=s.step.to_string() data-total-loss=format!("{}", s.total_loss)
-                        data-kl=format!("{}", s.kl)>
-                        <td>{s.step}</td><td>{s.epoch + 1}</td><td>{group_title(s.group)}</td>
-                        <td class="num">{format!("{:.6}", s.kl)}</td>
+                        data-kl=s.kl.map(|kl| kl.to_string())>
+                        <td>{s.step}</td><td>{s.epoch + 1}</td>
+                        <td>{s.group.map(group_title).unwrap_or("text (CDA)")}</td>
+                        <td class="num">{s.kl.map(|kl| format!("{kl:.6}")).unwrap_or_default()}</td>
                         <td class="num" hidden=s.mlm_loss.is_none()>{s.mlm_loss.map(|m| format!("{m:.4}")).unwrap_or_default()}</td>
                         <td class="num">{format!("{:.6}", s.total_loss)}</td>
                     </tr>

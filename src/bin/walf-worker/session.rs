@@ -23,7 +23,8 @@ use walf_lab::lm_loss::{LmLossSettings, LossRule, passages};
 use walf_lab::measure::{MeasureInput, ProbeResult, ProbeSettings, Progress, SentencePlan};
 use walf_lab::model::MaskedLm;
 use walf_lab::protocol::*;
-use walf_lab::walf::WalfTrainer;
+use walf_lab::walf::cda::CdaText;
+use walf_lab::walf::{Objective, WalfTrainer};
 
 use crate::backend;
 use crate::net::{FetchError, fetch_bytes, sleep};
@@ -280,10 +281,11 @@ async fn handle(request: Request, files: Vec<Vec<u8>>) {
             job,
             settings,
             benchmark,
+            cda_text,
         } => {
             s.tune_job.set(Some(job));
             s.control.set(Some(Control::Run));
-            let result = tune::tune(&s, job, settings, &benchmark).await;
+            let result = tune::tune(&s, job, settings, &benchmark, cda_text).await;
             s.tune_job.set(None);
             s.control.set(None);
             finish(&s, job, result);

@@ -63,8 +63,8 @@ fn step(job: u64, step: usize, batch: usize) -> Reply {
             epoch: 0,
             batch,
             batches: 2,
-            group: Group::MaleDominated,
-            kl: 0.1 / (step + 1) as f64,
+            group: Some(Group::MaleDominated),
+            kl: Some(0.1 / (step + 1) as f64),
             mlm_loss: None,
             lambda: None,
             scale: None,
@@ -542,6 +542,7 @@ fn a_kept_run_of_another_model_loads_that_model_then_goes_on_from_its_epoch() {
         source: hub.clone(),
         settings: TuneSettings::classroom(Target::RealWorld),
         benchmark: BenchmarkEdits::default(),
+        cda_text: None,
         epochs_done: 1,
         steps_done: 2,
         best: Some((0.05, 0)),
@@ -592,6 +593,7 @@ fn a_kept_run_of_local_files_asks_for_the_files() {
         },
         settings: TuneSettings::paper(Target::Equal),
         benchmark: BenchmarkEdits::default(),
+        cda_text: None,
         epochs_done: 1,
         steps_done: 2,
         best: None,
@@ -643,4 +645,104 @@ fn a_link_shows_its_result_and_its_runs_settings_until_the_page_measures() {
     let effects = page.probe(false);
     page.on_reply(probed(sent(&effects)[0].job(), Split::Valid, 0.4));
     assert!(page.shared.is_none());
+}
+
+#[test]
+fn a_cda_run_needs_its_text_sends_it_and_its_link_says_cda() {
+    let mut page = measured(false);
+    page.tune_settings.method = TuneMethod::Cda;
+    // no text chosen: nothing is sent, and the run's status says what is missing
+    assert!(page.start_tuning().is_empty());
+    assert!(page.job.is_none());
+    assert!(
+        matches!(&page.tune, TuneStatus::Finished(why) if why.contains("choose a plain-text file")),
+        "{:?}",
+        page.tune
+    );
+    page.cda_text = Some(ChosenText {
+        name: "general.txt".into(),
+        text: "She left early.\nHe stayed.\n".into(),
+    });
+    let requests = sent(&page.start_tuning());
+    let [
+        Request::TuneStart {
+            job,
+            settings,
+            cda_text,
+            ..
+        },
+    ] = requests.as_slice()
+    else {
+        panic!("{requests:?}")
+    };
+    assert_eq!(settings.method, TuneMethod::Cda);
+    assert_eq!(cda_text.as_deref(), Some("She left early.\nHe stayed.\n"));
+    let job = *job;
+    page.on_reply(Reply::TuneBaseline {
+        job,
+        baseline: TuneBaselineReply {
+            valid_kl: 0.2,
+            professions: rows(0.4),
+        },
+    });
+    for (n, batch) in [(1, 0), (2, 1)] {
+        page.on_reply(Reply::TuneStep {
+            job,
+            step: TuneStepReply {
+                step: n,
+                epoch: 0,
+                batch,
+                batches: 2,
+                group: None,
+                kl: None,
+                mlm_loss: Some(3.0 - n as f64),
+                lambda: None,
+                scale: None,
+                total_loss: 3.0 - n as f64,
+            },
+        });
+    }
+    page.on_reply(Reply::TuneEpoch {
+        job,
+        epoch: TuneEpochReply {
+            epoch: 0,
+            train_loss: 1.5,
+            valid_kl: 0.1,
+            improved: true,
+            best_epoch: 0,
+            valid_professions: rows(0.45),
+        },
+    });
+    assert_eq!(page.steps.len(), 2);
+    let effects = page.on_reply(Reply::TuneFinished {
+        job,
+        reason: "the epochs ran out".into(),
+        steps: 2,
+    });
+    page.on_reply(probed(sent(&effects)[0].job(), Split::Test, 0.5));
+    let result = page.result().expect("a result with the run");
+    let tuning = result.tuning.clone().unwrap();
+    assert_eq!(tuning.method, TuneMethod::Cda);
+    assert!(
+        tuning
+            .curve
+            .iter()
+            .all(|p| p.kl.is_none() && p.mlm_loss.is_some())
+    );
+    assert_eq!(tuning.curve[1].valid_kl, Some(0.1));
+    // the link keeps the method, and opening it shows a CDA run's settings
+    let opened = SharedResult::from_link(&result.to_link().unwrap()).unwrap();
+    assert_eq!(opened.tuning.as_ref().unwrap().method, TuneMethod::Cda);
+    let commands = crate::view::walf_commands(&opened).join("\n");
+    assert!(
+        commands.contains("--method cda --text cda-text.txt"),
+        "{commands}"
+    );
+    assert_eq!(
+        crate::view::run_manifest(&opened)["tuning"]["method"],
+        "cda"
+    );
+    let mut fresh = Page::new();
+    fresh.open_link(opened);
+    assert_eq!(fresh.tune_settings.method, TuneMethod::Cda);
 }

@@ -1,4 +1,4 @@
-//! A WALF run: started or restored from the browser's storage, step by step with pause and
+//! A tuning run (WALF, or the CDA baseline): started or restored from the browser's storage, step by step with pause and
 //! stop read between steps, kept after every validated epoch.
 
 use super::*;
@@ -11,11 +11,33 @@ struct History {
     baseline: Option<TuneBaselineReply>,
 }
 
+/// What the run minimises, from its settings and (for CDA) its text.
+fn objective(
+    lm: &LanguageModel,
+    bench: &Benchmark,
+    settings: &TuneSettings,
+    cda_text: Option<&str>,
+) -> Result<Objective, Error> {
+    match (settings.method, cda_text) {
+        (TuneMethod::Walf, _) => Ok(Objective::Walf),
+        (TuneMethod::Cda, None) => Err(Error::Input(
+            "CDA fine-tunes on general text: choose a plain-text file first".into(),
+        )),
+        (TuneMethod::Cda, Some(text)) => Ok(Objective::Cda(CdaText::prepare(
+            text,
+            bench,
+            &lm.tokenizer,
+            lm.max_len(),
+        )?)),
+    }
+}
+
 pub(super) async fn tune(
     s: &Session,
     job: u64,
     settings: TuneSettings,
     edits: &BenchmarkEdits,
+    cda_text: Option<String>,
 ) -> Result<(), Error> {
     let (lm, _, files) = loaded(s)?;
     let bench = edits.benchmark()?;
@@ -30,7 +52,12 @@ pub(super) async fn tune(
     if !settings.dropout {
         trainable.model.set_dropout(0.0, 0.0);
     }
-    let trainer = WalfTrainer::new(trainable, &bench, settings.walf_config())?;
+    if settings.method == TuneMethod::Cda {
+        progress(Some(job), "swapping the gendered words of the text", 0, 1);
+    }
+    let objective = objective(&trainable, &bench, &settings, cda_text.as_deref())?;
+    let trainer =
+        WalfTrainer::with_objective(trainable, &bench, settings.walf_config(), objective)?;
     // Where the valid-KL curve and the live chart start.
     progress(Some(job), "measuring the valid split before tuning", 0, 1);
     let validation = trainer.validation().await?;
@@ -50,7 +77,7 @@ pub(super) async fn tune(
         baseline: Some(baseline),
         ..History::default()
     };
-    train(s, job, trainer, settings, edits, history).await
+    train(s, job, trainer, settings, edits, cda_text, history).await
 }
 
 /// Goes on with the run kept in the browser's storage.
@@ -69,6 +96,7 @@ pub(super) async fn restore(s: &Session, job: u64) -> Result<(), Error> {
     }
     let settings = record.run.settings.clone();
     let edits = record.run.benchmark.clone();
+    let cda_text = record.run.cda_text.clone();
     let bench = edits.benchmark()?;
     let device = lm.model.device();
     fn saved<'a>(files: &'a ModelBytes, weights: &'a [u8]) -> ModelFiles<'a> {
@@ -98,11 +126,13 @@ pub(super) async fn restore(s: &Session, job: u64) -> Result<(), Error> {
         }
         None => None,
     };
+    let objective = objective(&trainable, &bench, &settings, cda_text.as_deref())?;
     let trainer = WalfTrainer::resume(
         trainable,
         best,
         &bench,
         settings.walf_config(),
+        objective,
         record.state.clone(),
     )?;
     let history = History {
@@ -110,7 +140,7 @@ pub(super) async fn restore(s: &Session, job: u64) -> Result<(), Error> {
         epochs: record.run.epochs,
         baseline: record.run.baseline,
     };
-    train(s, job, trainer, settings, &edits, history).await
+    train(s, job, trainer, settings, &edits, cda_text, history).await
 }
 
 /// Keeps the run after an epoch; a failure to keep it is reported but does not stop training.
@@ -119,6 +149,7 @@ async fn keep(
     trainer: &WalfTrainer,
     settings: &TuneSettings,
     edits: &BenchmarkEdits,
+    cda_text: &Option<String>,
     history: &History,
 ) -> Result<usize, String> {
     let state = trainer
@@ -139,6 +170,7 @@ async fn keep(
             source: files.source.clone(),
             settings: settings.clone(),
             benchmark: edits.clone(),
+            cda_text: cda_text.clone(),
             epochs_done,
             steps_done: state.steps_done,
             best: state.best,
@@ -160,6 +192,7 @@ async fn train(
     mut trainer: WalfTrainer,
     settings: TuneSettings,
     edits: &BenchmarkEdits,
+    cda_text: Option<String>,
     mut history: History,
 ) -> Result<(), Error> {
     let (_, _, files) = loaded(s)?;
@@ -235,7 +268,7 @@ async fn train(
                         0,
                         1,
                     );
-                    match keep(&files, &trainer, &settings, edits, &history).await {
+                    match keep(&files, &trainer, &settings, edits, &cda_text, &history).await {
                         Ok(epochs_done) => post(&Reply::TuneSaved { job, epochs_done }),
                         Err(e) => post(&Reply::Warning {
                             message: format!(
