@@ -316,7 +316,9 @@ pub fn mask_batch(
         let inner = 1..seq.len().saturating_sub(1);
         let mut chosen: Vec<usize> = inner.clone().filter(|_| uniform(rng) < share).collect();
         if chosen.is_empty() && !inner.is_empty() {
-            chosen.push(inner.start + (rng.next_u64() as usize) % inner.len());
+            // the remainder of the whole u64: `as usize` first would cut it to 32 bits in
+            // wasm and choose another token there than natively
+            chosen.push(inner.start + (rng.next_u64() % inner.len() as u64) as usize);
         }
         for p in chosen {
             let roll = uniform(rng);

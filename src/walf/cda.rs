@@ -18,7 +18,7 @@ pub const MASKED_SHARE: f64 = 0.15;
 
 /// At most this many sentences of a text are read: a larger file takes long to tokenize in a
 /// browser, and a run never gets through that many anyway.
-pub const MAX_SENTENCES: usize = 50_000;
+pub const MAX_SENTENCES: usize = 100_000;
 
 /// The tokenized two-sided text, and what it was made from.
 #[derive(Debug, Clone)]

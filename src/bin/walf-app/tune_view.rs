@@ -249,6 +249,8 @@ pub fn TuneView() -> impl IntoView {
     let paper_rule = RwSignal::new(false);
     // the equal target has no masked-LM term: no empty column for it
     let has_mlm = move || state.steps.with(|s| s.iter().any(|s| s.mlm_loss.is_some()));
+    // nor a KL column for CDA's steps, which have none
+    let has_kl = move || state.steps.with(|s| s.iter().any(|s| s.kl.is_some()));
     let measure_loss = move |_| {
         let text = heldout.get_untracked();
         if text.trim().is_empty() {
@@ -266,7 +268,7 @@ pub fn TuneView() -> impl IntoView {
     };
     view! {
         <section class="view" aria-label="Tune">
-            <p class="hint" id="tune-defaults">"The settings start at the paper's: γ and β at one point of its grids (γ from 0.001 to 1.0, β 0.6, 0.8 or 0.95). The epoch cap is this app's: the paper trains until patience stops it."</p>
+            <p class="hint" id="tune-defaults" hidden=cda>"The settings start at the paper's: γ and β at one point of its grids (γ from 0.001 to 1.0, β 0.6, 0.8 or 0.95). The epoch cap is this app's: the paper trains until patience stops it."</p>
             <div class="controls" id="tune-method-controls">
                 <label>"method "
                     <select id="tune-method" disabled=running
@@ -360,7 +362,7 @@ pub fn TuneView() -> impl IntoView {
                 data-steps=move || state.steps.with(|s| s.len()).to_string()
                 data-epochs=move || state.epochs.with(|e| e.len()).to_string()>
                 <caption>"Last steps"</caption>
-                <thead><tr><th>"step"</th><th>"epoch"</th><th>"group"</th><th>"KL"</th>
+                <thead><tr><th>"step"</th><th>"epoch"</th><th>"group"</th><th hidden=move || !has_kl()>"KL"</th>
                     <th hidden=move || !has_mlm()>"masked-LM loss"</th><th>"total loss"</th></tr></thead>
                 <tbody>
                 {move || state.steps.with(|steps| steps.iter().rev().take(5).map(|s| view! {
@@ -368,7 +370,7 @@ pub fn TuneView() -> impl IntoView {
                         data-kl=s.kl.map(|kl| kl.to_string())>
                         <td>{s.step}</td><td>{s.epoch + 1}</td>
                         <td>{s.group.map(group_title).unwrap_or("text (CDA)")}</td>
-                        <td class="num">{s.kl.map(|kl| format!("{kl:.6}")).unwrap_or_default()}</td>
+                        <td class="num" hidden=s.kl.is_none()>{s.kl.map(|kl| format!("{kl:.6}")).unwrap_or_default()}</td>
                         <td class="num" hidden=s.mlm_loss.is_none()>{s.mlm_loss.map(|m| format!("{m:.4}")).unwrap_or_default()}</td>
                         <td class="num">{format!("{:.6}", s.total_loss)}</td>
                     </tr>
