@@ -13,10 +13,15 @@ pub struct Side<'a> {
 }
 
 impl Side<'_> {
-    /// How the comparison names it: the model, and "after WALF" for tuned values.
+    /// How the comparison names it: the model, and "after WALF" (or CDA) for tuned values.
     pub fn label(&self) -> String {
         if self.after {
-            format!("{} after WALF", self.result.model)
+            let method = self
+                .result
+                .tuning
+                .as_ref()
+                .map_or("tuning", |t| t.method.label());
+            format!("{} after {method}", self.result.model)
         } else {
             self.result.model.clone()
         }
@@ -177,7 +182,19 @@ mod tests {
                 after: true,
             },
         );
-        assert_eq!(c.second, "m after WALF");
+        // the result does not say how it was tuned; a CDA run's does
+        assert_eq!(c.second, "m after tuning");
+        let mut cda = r.clone();
+        let settings = crate::protocol::TuneSettings {
+            method: crate::protocol::TuneMethod::Cda,
+            ..crate::protocol::TuneSettings::paper(crate::bias::Target::Equal)
+        };
+        cda.tuning = Some(crate::view::shared_tuning(&settings, 1, Vec::new()));
+        let tuned = Side {
+            result: &cda,
+            after: true,
+        };
+        assert_eq!(tuned.label(), "m after CDA");
         assert_eq!(c.rows[0].name, "nurse");
         assert!((c.rows[0].difference() - 0.3).abs() < 1e-12);
         assert_eq!(c.unmatched, 0);

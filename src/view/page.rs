@@ -273,7 +273,7 @@ impl Page {
     pub fn load(&mut self, source: ModelSource) -> Vec<Effect> {
         if self.tuning_now() {
             // The worker would refuse it; the run and its model stay as they are.
-            self.error("a WALF run is going: stop it before loading another model");
+            self.error("a tuning run is going: stop it before loading another model");
             return Vec::new();
         }
         self.source = Some(source.clone());

@@ -144,7 +144,7 @@ pub fn App() -> impl IntoView {
         <nav role="tablist" class="tabs" hidden=move || in_lesson.get()>
             {tab_button(Tab::Probe, "Probe", None)}
             {tab_button(Tab::Fill, "Fill-mask", Some(HiddenPart::Fill))}
-            {tab_button(Tab::Tune, "Tune (WALF)", Some(HiddenPart::Tune))}
+            {tab_button(Tab::Tune, "Tune", Some(HiddenPart::Tune))}
             {tab_button(Tab::Share, "Share & export", Some(HiddenPart::Share))}
         </nav>
         <main>
@@ -230,8 +230,9 @@ fn SavedRunOffer() -> impl IntoView {
         let when = js_sys::Date::new(&run.saved_at.into())
             .to_locale_string("default", &wasm_bindgen::JsValue::UNDEFINED);
         let text = format!(
-            "A WALF run of {} ({} target) was interrupted after epoch {} of at most {} ({} steps{best}); \
+            "A {} run of {} ({} target) was interrupted after epoch {} of at most {} ({} steps{best}); \
              it was kept in this browser at {}.",
+            run.settings.method.label(),
             run.model,
             run.settings.target.label(),
             run.epochs_done,

@@ -160,7 +160,7 @@ pub fn ProbeChart(
             <text x="24" y="16">{if tuned { "model before tuning" } else { "model: P(female)" }}</text>
             {tuned.then(|| view! {
                 {after_mark(174.0, 12.0)}
-                <text x="184" y="16">"after WALF"</text>
+                <text x="184" y="16">"after tuning"</text>
             })}
             <rect x=fmt(second_x) y=fmt(second_y - 6.0) width="3" height="12" fill=GREEN />
             <text x=fmt(second_x + 8.0) y=fmt(second_y + 4.0)>"BLS 2024 share of women"</text>

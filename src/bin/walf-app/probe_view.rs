@@ -277,7 +277,8 @@ pub fn ProbeView() -> impl IntoView {
                     "Opened from a link: {} on the {} split{}. Measure to replace it with this page's own result.",
                     s.model, s.split,
                     s.tuning.as_ref().map(|t| format!(
-                        ", before and after WALF towards the {} target (its curves are in the Tune tab)", t.target.label()
+                        ", before and after {} towards the {} target (its curves are in the Tune tab)",
+                        t.method.label(), t.target.label()
                     )).unwrap_or_default()
                 )}</p>
             })}
@@ -289,17 +290,20 @@ pub fn ProbeView() -> impl IntoView {
                     Some(l) => Some(l.result.clone()),
                     None => result(),
                 };
+                let method = |r: &SharedResult| {
+                    r.tuning.as_ref().map_or("tuning", |t| t.method.label())
+                };
                 let heading = |r: &SharedResult| match &live {
                     Some(l) => match l.epoch {
                         Some(e) => format!(
-                            "{}, during WALF: the {} professions of the valid split after epoch {} \
+                            "{}, during {}: the {} professions of the valid split after epoch {} \
                              (the {} split is measured again when the run ends)",
-                            r.model, r.professions.len(), e + 1, state.split.get().label()
+                            r.model, method(r), r.professions.len(), e + 1, state.split.get().label()
                         ),
                         None => format!(
-                            "{}, during WALF: the {} professions of the valid split before tuning \
+                            "{}, during {}: the {} professions of the valid split before tuning \
                              (their dots after each epoch appear here as it is validated)",
-                            r.model, r.professions.len()
+                            r.model, method(r), r.professions.len()
                         ),
                     },
                     None => format!(

@@ -117,7 +117,7 @@ pub fn ScatterChart(result: SharedResult) -> impl IntoView {
                 {legend}
                 {tuned.then(|| view! {
                     <circle cx=fmt(LEFT + 395.0) cy="14" r="3.5" fill=ORANGE />
-                    <text x=fmt(LEFT + 404.0) y="18">"after WALF"</text>
+                    <text x=fmt(LEFT + 404.0) y="18">"after tuning"</text>
                 })}
                 {ticks}
                 // the targets: real-world (y = x) and equal (y = 50%)
