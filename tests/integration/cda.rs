@@ -1,7 +1,9 @@
 //! The CDA baseline in the tuner: its text (swapped, two-sided, tokenized), its masking, and its
 //! runs under WALF's validation, best-weights and resume rules.
 
-use crate::common::{fixture_model, load, load_bytes, read_model_files, trainable};
+use crate::common::{
+    few_professions, fixture_model, load, load_bytes, read_model_files, trainable,
+};
 use burn::module::Module;
 use walf_lab::bias::Target;
 use walf_lab::cda::Swapper;
@@ -16,26 +18,9 @@ fn general_text() -> String {
 }
 
 /// Two train professions of each group and the valid ones of the first 40 rows: quick epochs
-/// of two WALF batches (batch size 4), so two CDA steps each.
+/// of one WALF batch per group (batch size 4), so three CDA steps each.
 fn small_benchmark() -> Benchmark {
-    let mut kept = std::collections::HashMap::new();
-    let rows: Vec<&str> = walf_lab::data::PROFESSIONS_TSV
-        .lines()
-        .enumerate()
-        .filter(|&(i, line)| {
-            let cols: Vec<&str> = line.split('\t').collect();
-            let n = kept.entry((cols[5], cols[6])).or_insert(0);
-            *n += 1;
-            i == 0 || (cols[6] == "train" && *n <= 2) || (cols[6] == "valid" && i < 40)
-        })
-        .map(|(_, line)| line)
-        .collect();
-    Benchmark::from_tsv(
-        &rows.join("\n"),
-        walf_lab::data::TEMPLATES_TSV,
-        walf_lab::data::PHRASES_TSV,
-    )
-    .unwrap()
+    few_professions(2, 40)
 }
 
 fn config(target: Target) -> WalfConfig {

@@ -88,3 +88,26 @@ pub fn enter(backend: &str) {
     use walf_lab::model::product::{ProductKernel, reference_kernel, set_product_kernel};
     set_product_kernel((backend == HOST_KERNEL).then_some(reference_kernel as ProductKernel));
 }
+
+/// The bundled benchmark cut down for quick epochs: the first `train` train professions of each
+/// group, and the valid ones among the first `valid_rows` rows.
+pub fn few_professions(train: usize, valid_rows: usize) -> walf_lab::data::Benchmark {
+    let mut kept = std::collections::HashMap::new();
+    let rows: Vec<&str> = walf_lab::data::PROFESSIONS_TSV
+        .lines()
+        .enumerate()
+        .filter(|&(i, line)| {
+            let cols: Vec<&str> = line.split('\t').collect();
+            let n = kept.entry((cols[5], cols[6])).or_insert(0);
+            *n += 1;
+            i == 0 || (cols[6] == "train" && *n <= train) || (cols[6] == "valid" && i < valid_rows)
+        })
+        .map(|(_, line)| line)
+        .collect();
+    walf_lab::data::Benchmark::from_tsv(
+        &rows.join("\n"),
+        walf_lab::data::TEMPLATES_TSV,
+        walf_lab::data::PHRASES_TSV,
+    )
+    .unwrap()
+}

@@ -1,6 +1,6 @@
 //! WALF fine-tuning end to end on the tiny models.
 
-use crate::common::{fixture_model, load_bytes, read_model_files, trainable};
+use crate::common::{few_professions, fixture_model, load_bytes, read_model_files, trainable};
 use burn::module::Module;
 use walf_lab::bias::Target;
 use walf_lab::data::Benchmark;
@@ -240,25 +240,7 @@ fn a_poisoned_gradient_stops_training_and_keeps_the_best_weights() {
 #[test]
 fn a_run_resumed_from_a_saved_epoch_goes_on_where_it_stopped() {
     // Four train professions of each group and the valid ones of the first 60 rows: short epochs.
-    let mut kept = std::collections::HashMap::new();
-    let rows: Vec<&str> = walf_lab::data::PROFESSIONS_TSV
-        .lines()
-        .enumerate()
-        .filter(|&(i, line)| {
-            let cols: Vec<&str> = line.split('\t').collect();
-            let key = (cols[5], cols[6]);
-            let n = kept.entry(key).or_insert(0);
-            *n += 1;
-            i == 0 || (cols[6] == "train" && *n <= 4) || (cols[6] == "valid" && i < 60)
-        })
-        .map(|(_, line)| line)
-        .collect();
-    let bench = Benchmark::from_tsv(
-        &rows.join("\n"),
-        walf_lab::data::TEMPLATES_TSV,
-        walf_lab::data::PHRASES_TSV,
-    )
-    .unwrap();
+    let bench = few_professions(4, 60);
     let config = WalfConfig {
         lr: 1e-3,
         batch_size: 3,
