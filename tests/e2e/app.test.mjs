@@ -302,6 +302,7 @@ test('a Hub model downloads with progress, probes the same on WebGPU as on the C
   await waitForRows(gpu, want.size);
   const backend = await gpu.textContent('.model-status');
   assert.match(backend, /WebGPU/, `expected WebGPU, the page says: ${backend}`);
+  assert.match(await gpu.textContent('.backend-notice'), /as asked, on a software fallback adapter/);
   assert.equal(await gpu.inputValue('#hub-id'), 'fixtures/tiny-bert', 'the Hub box names the model of the address');
   const onGpu = await chartValues(gpu);
   const worstGpu = assertClose(onGpu, want, 1e-4, 'fixture model, WebGPU');
@@ -319,6 +320,14 @@ test('a Hub model downloads with progress, probes the same on WebGPU as on the C
   assertClose(onCpu, want, 1e-4, 'fixture model, CPU');
   assert.equal(hub.log.length, requests, 'the second load must come from the cache');
   console.log(`fixture model: WebGPU vs walf probe ${worstGpu.toExponential(2)}, CPU vs WebGPU ${worstCpu.toExponential(2)}`);
+  // The default choice never takes a software fallback adapter (this browser's SwiftShader):
+  // the CPU, and the page says why.
+  const auto = await chrome.context.newPage();
+  await auto.goto(address('auto'));
+  await waitForRows(auto, want.size);
+  assert.match(await auto.textContent('.model-status'), /CPU/);
+  assert.match(await auto.textContent('.backend-notice'), /software fallback \(google swiftshader\)/);
+  await auto.close();
 
   // Two WALF steps, without dropout, give the native engine's first two losses.
   const dir = mkdtempSync(join(tmpdir(), 'walf-tune-'));
