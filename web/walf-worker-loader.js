@@ -11,6 +11,17 @@
 // WebAssembly runs. The engine takes them over from `self.walfHelpers` and sends them the
 // module, or ends them when the GPU runs the model. As many as pool.rs's `helper_count`.
 importScripts('./walf-worker.js');
+// Every GPU device the engine opens, so that a test can take it away as a driver reset or an
+// unplugged GPU would (GPUDevice.destroy(), tests/e2e): nothing else reads it.
+self.walfDevices = [];
+if (typeof GPUAdapter === 'function' && GPUAdapter.prototype.requestDevice) {
+  const requestDevice = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function requestAndKeep(...args) {
+    const device = await requestDevice.apply(this, args);
+    self.walfDevices.push(device);
+    return device;
+  };
+}
 self.walfEarly = new Map();
 self.walfHelpers = [];
 wasm_bindgen('./walf-worker_bg.wasm');

@@ -706,10 +706,10 @@ test('local files, an edited benchmark, the masked-LM loss, pause and resume, an
   await page.close();
 });
 
-test('a WALF run interrupted by a reload goes on from its last kept epoch', { timeout: LONG }, async () => {
-  // The real-world target with the classroom preset: the tracker and the sampled masked-LM term
-  // must come back from the kept run as they were.
-  // A small benchmark (two train professions of each group, three valid ones): short epochs.
+// A small benchmark (two train professions of each group, three valid ones, every test one):
+// short epochs; and the uninterrupted run of the classroom preset on it, natively, for three
+// epochs (the first step after a resume must see the same weights).
+function smallRun() {
   const rows = readFileSync(join(ROOT, 'public/data/professions.tsv'), 'utf8').trimEnd().split('\n');
   const seen = {};
   const kept = rows.filter((line, i) => {
@@ -721,7 +721,6 @@ test('a WALF run interrupted by a reload goes on from its last kept epoch', { ti
   const professions = `${kept.join('\n')}\n`;
   const data = mkdtempSync(join(tmpdir(), 'walf-data-'));
   writeFileSync(join(data, 'professions.tsv'), professions);
-  // The uninterrupted run, natively: the first step after the resume must see the same weights.
   const dir = mkdtempSync(join(tmpdir(), 'walf-tune-'));
   walf(['tune', '--model', FIXTURE, '--target', 'real-world', '--preset', 'classroom', '--data', data, '--out', dir,
     '--max-epochs', '3', '--patience', '3']);
@@ -729,6 +728,28 @@ test('a WALF run interrupted by a reload goes on from its last kept epoch', { ti
     .map((l) => JSON.parse(l)).filter((r) => r.step).map((r) => r.step);
   const perEpoch = native.filter((s) => s.epoch === 0).length;
   assert.equal(native.length, 3 * perEpoch);
+  return { professions, native, perEpoch };
+}
+
+// On the Tune tab: the classroom preset towards the real-world target, three epochs, started.
+async function startSmallRun(page) {
+  await page.click('button[role=tab]:has-text("Tune")');
+  await page.selectOption('section[aria-label=Tune] select.target', 'real-world');
+  await page.click('#tune-preset-classroom');
+  for (const [id, value] of [['#tune-epochs', '3'], ['#tune-patience', '3']]) {
+    await page.fill(id, value);
+    await page.dispatchEvent(id, 'change');
+  }
+  assert.equal(await page.isChecked('#tune-dropout'), false, 'the preset turns dropout off');
+  await page.click('#tune-start');
+  await page.waitForFunction(() => /after epoch 1/.test(document.querySelector('#tune-kept')?.textContent ?? ''),
+    null, { timeout: LONG, polling: 100 });
+}
+
+test('a WALF run interrupted by a reload goes on from its last kept epoch', { timeout: LONG }, async () => {
+  // The real-world target with the classroom preset: the tracker and the sampled masked-LM term
+  // must come back from the kept run as they were.
+  const { professions, native, perEpoch } = smallRun();
 
   const server = await hubServer({ 'fixtures/tiny-bert': { dir: FIXTURE } });
   const address = `${app.url}?model=fixtures/tiny-bert&hub=${encodeURIComponent(server.url)}&backend=cpu&split=test`;
@@ -741,17 +762,7 @@ test('a WALF run interrupted by a reload goes on from its last kept epoch', { ti
     await page.click('details.editor summary');
     await page.fill('#edit-professions', professions);
     await measured(page, () => page.click('button:has-text("Measure with these")'));
-    await page.click('button[role=tab]:has-text("Tune")');
-    await page.selectOption('section[aria-label=Tune] select.target', 'real-world');
-    await page.click('#tune-preset-classroom');
-    for (const [id, value] of [['#tune-epochs', '3'], ['#tune-patience', '3']]) {
-      await page.fill(id, value);
-      await page.dispatchEvent(id, 'change');
-    }
-    assert.equal(await page.isChecked('#tune-dropout'), false, 'the preset turns dropout off');
-    await page.click('#tune-start');
-    await page.waitForFunction(() => /after epoch 1/.test(document.querySelector('#tune-kept')?.textContent ?? ''),
-      null, { timeout: LONG, polling: 100 });
+    await startSmallRun(page);
     await shot(page, 'tune-kept');
 
     // The reload ends the worker in the middle of the run.
@@ -804,6 +815,68 @@ test('a WALF run interrupted by a reload goes on from its last kept epoch', { ti
     await page.click('#tune-stop');
     await page.waitForSelector('#tune-start:not([disabled])', { timeout: LONG });
     await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(app.url).origin });
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+    server.server.close();
+  }
+});
+
+test('a GPU lost in the middle of a run: a message, every result kept, and the run goes on on the CPU', { timeout: LONG }, async () => {
+  const { professions, native, perEpoch } = smallRun();
+  const server = await hubServer({ 'fixtures/tiny-bert': { dir: FIXTURE } });
+  const page = await chrome.context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  try {
+    // The small benchmark first, on the CPU (the whole valid split on SwiftShader takes long).
+    await page.goto(`${app.url}?model=fixtures/tiny-bert&hub=${encodeURIComponent(server.url)}&backend=cpu&split=valid`);
+    await waitForRows(page, 34);
+    await page.click('details.editor summary');
+    await page.fill('#edit-professions', professions);
+    await measured(page, () => page.click('button:has-text("Measure with these")'));
+    await waitForRows(page, 3);
+    await page.selectOption('#backend', 'webgpu');
+    await page.waitForFunction(() => /WebGPU/.test(document.querySelector('.model-status')?.textContent ?? ''),
+      null, { timeout: LONG, polling: 200 });
+    await measured(page, () => page.click('button:has-text("Measure with these")'));
+    await waitForRows(page, 3);
+    const before = await chartValues(page);
+    await startSmallRun(page);
+    // The GPU goes away as a driver reset would take it.
+    const worker = page.workers().find((w) => w.url().includes('walf-worker-loader'));
+    assert.ok(worker, 'the engine worker');
+    assert.equal(await worker.evaluate(() => { self.walfDevices.forEach((d) => d.destroy()); return self.walfDevices.length; }), 1);
+    const offer = page.locator('.notice button:has-text("Continue on the CPU")');
+    await offer.waitFor({ timeout: LONG });
+    const message = await page.textContent('.notice');
+    assert.match(message, /GPU stopped working; every result so far is kept/);
+    await shot(page, 'gpu-lost');
+    // Every result so far is still on the page: the run's steps, and the chart.
+    const stepsBefore = Number(await page.getAttribute('#tune-steps-table', 'data-steps'));
+    assert.doesNotMatch(message, /Backtrace/);
+    await page.click('button[role=tab]:has-text("Probe")');
+    assertClose(await chartValues(page), before, 0, 'the chart after the GPU was lost');
+    await page.click('button[role=tab]:has-text("Tune")');
+    assert.ok(stepsBefore >= perEpoch, `${stepsBefore} steps shown`);
+    await offer.click();
+    await page.waitForFunction(() => /CPU/.test(document.querySelector('.model-status')?.textContent ?? ''),
+      null, { timeout: LONG, polling: 200 });
+    // The kept run goes on on the CPU from its last kept epoch.
+    await page.waitForSelector('#resume-offer', { timeout: LONG });
+    const [, epochsDone] = (await page.textContent('#resume-offer')).match(/after epoch (\d+) of at most 3/) ?? [];
+    const k = Number(epochsDone);
+    assert.ok(k >= 1 && k < 3, `kept after epoch ${k}`);
+    await page.click('#resume-run');
+    const first = k * perEpoch + 1;
+    const loss = Number(await (await page.waitForFunction((n) =>
+      document.querySelector(`.step-row[data-step="${n}"]`)?.dataset.totalLoss, first, { timeout: LONG })).jsonValue());
+    const want = native[first - 1].total_loss;
+    // epochs trained on the GPU, then on the CPU: the same run to the GPU's rounding
+    assert.ok(Math.abs(loss - want) / Math.abs(want) < 1e-3, `step ${first}: page ${loss}, native ${want}`);
+    console.log(`GPU lost after epoch ${k} (${message.trim()}); on the CPU, step ${first} loss ${loss} (native ${want})`);
+    await page.waitForFunction(() => /finished after 3 epochs/.test(document.querySelector('#tune-status')?.textContent ?? ''),
+      null, { timeout: LONG, polling: 500 });
     assert.deepEqual(errors, []);
   } finally {
     await page.close();

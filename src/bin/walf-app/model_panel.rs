@@ -185,7 +185,7 @@ pub fn ModelPanel() -> impl IntoView {
                             state.reload();
                         }
                     }>
-                        {[("auto", "WebGPU if available"), ("webgpu", "WebGPU"), ("cpu", "CPU")]
+                        {[("auto", "automatic: WebGPU on a graphics card, else the CPU"), ("webgpu", "WebGPU"), ("cpu", "CPU")]
                             .map(|(v, l)| view! {
                                 <option value=v selected=move || {
                                     BackendChoice::parse(v) == Some(state.backend.get())
