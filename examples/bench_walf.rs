@@ -33,6 +33,9 @@ struct Run {
     seconds: f64,
     professions: usize,
     peak_mib: Option<f64>,
+    /// Read-backs from the device per training step (ours only): on a GPU each one waits for
+    /// everything queued before it.
+    reads_per_step: Option<f64>,
 }
 
 fn python(
@@ -71,6 +74,7 @@ fn python(
         seconds: v["seconds"].as_f64()?,
         professions: v["professions"].as_u64()? as usize,
         peak_mib: v["peak_rss_mb"].as_f64(),
+        reads_per_step: None,
     })
 }
 
@@ -87,6 +91,7 @@ fn ours(dir: &Path, target: Target, batches: Option<usize>, mlm_chunk: usize) ->
     )
     .unwrap();
     let started = Instant::now();
+    let reads = walf_lab::readback::read_backs();
     let mut professions = 0;
     let mut done = 0;
     while batches.is_none_or(|n| done < n) {
@@ -100,6 +105,8 @@ fn ours(dir: &Path, target: Target, batches: Option<usize>, mlm_chunk: usize) ->
         seconds: started.elapsed().as_secs_f64(),
         professions,
         peak_mib: peak_rss_mib(),
+        reads_per_step: (done > 0)
+            .then(|| (walf_lab::readback::read_backs() - reads) as f64 / done as f64),
     }
 }
 
@@ -135,7 +142,7 @@ fn main() {
             .unwrap_or("all".into())
     );
     println!(
-        "{:<12}{:>14}{:>16}{:>10}{:>18}{:>10}{:>14}{:>14}",
+        "{:<12}{:>14}{:>16}{:>10}{:>18}{:>10}{:>14}{:>14}{:>14}",
         "target",
         "walf s/prof",
         "batched s/prof",
@@ -143,7 +150,8 @@ fn main() {
         "sequential s/prof",
         "ratio",
         "walf peak MiB",
-        "torch peak MiB"
+        "torch peak MiB",
+        "reads/step"
     );
     for (target, key) in targets {
         let ours = ours(&model, target, batches, mlm_chunk);
@@ -169,7 +177,7 @@ fn main() {
         let (ss, sr) = show(&seq);
         let torch_peak = seq.as_ref().or(batched.as_ref()).and_then(|r| r.peak_mib);
         println!(
-            "{:<12}{:>14.3}{:>16}{:>10}{:>18}{:>10}{:>14}{:>14}",
+            "{:<12}{:>14.3}{:>16}{:>10}{:>18}{:>10}{:>14}{:>14}{:>14}",
             key,
             per(&ours),
             bs,
@@ -179,7 +187,10 @@ fn main() {
             ours.peak_mib
                 .map(|m| format!("{m:.0}"))
                 .unwrap_or("-".into()),
-            torch_peak.map(|m| format!("{m:.0}")).unwrap_or("-".into())
+            torch_peak.map(|m| format!("{m:.0}")).unwrap_or("-".into()),
+            ours.reads_per_step
+                .map(|r| format!("{r:.1}"))
+                .unwrap_or("-".into())
         );
     }
 }

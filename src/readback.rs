@@ -4,7 +4,20 @@ use burn::tensor::Tensor;
 
 use crate::error::{Error, Result};
 
+use std::cell::Cell;
+
+thread_local! {
+    static READ_BACKS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Read-backs made through [`read_f32`] on this thread so far. On a GPU each one waits for
+/// everything queued before it: the benchmarks and tests count them per step.
+pub fn read_backs() -> usize {
+    READ_BACKS.with(Cell::get)
+}
+
 pub async fn read_f32<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
+    READ_BACKS.with(|n| n.set(n.get() + 1));
     let data = tensor
         .into_data_async()
         .await

@@ -508,25 +508,20 @@ impl WalfTrainer {
         group: Group,
         professions: &[Profession],
     ) -> Result<StepRecord> {
-        let (record, grads) = self.gradients(group, professions).await?;
-        let on = record.professions.join(", ");
-        self.update(record, grads, &on).await
+        let (draft, grads) = self.draft(group, professions).await?;
+        self.update(draft, grads).await
     }
 
     /// One CDA update on the text's sentences at `rows`.
     pub async fn train_on_text(&mut self, rows: &[usize]) -> Result<StepRecord> {
-        let (record, grads) = self.text_gradients(rows).await?;
-        let on = format!("{} sentences of the CDA text", rows.len());
-        self.update(record, grads, &on).await
+        let (draft, grads) = self.text_draft(rows).await?;
+        self.update(draft, grads).await
     }
 
-    /// Applies a step's gradients unless one of them is not finite.
-    async fn update(
-        &mut self,
-        record: StepRecord,
-        mut grads: GradientsParams,
-        on: &str,
-    ) -> Result<StepRecord> {
+    /// Applies a step's gradients unless a loss or a gradient is not finite. The step's losses
+    /// and the gradients' check come back from the device in one read: on a GPU each read waits
+    /// for everything queued before it.
+    async fn update(&mut self, draft: Draft, mut grads: GradientsParams) -> Result<StepRecord> {
         if let Some((step, value)) = self.poison_step
             && step == self.steps_done + 1
         {
@@ -536,18 +531,48 @@ impl WalfTrainer {
         // A NaN or infinite gradient would spread through AdamW's moments into every weight:
         // refuse the update, so the weights stay as the last good step left them.
         let check = gradient_check(&self.lm.model, &grads);
-        if let Some(check) = check {
-            let value = read_scalar(check).await?;
-            if !value.is_finite() {
-                return Err(Error::Training(format!(
-                    "a gradient became NaN or infinite at {} on {on}; the update was not applied; \
-                     {}",
-                    self.position(),
-                    self.best_note()
-                )));
-            }
+        let has_check = check.is_some();
+        let mut values = read_all(draft.pending().into_iter().chain(check).collect()).await?;
+        let check = if has_check { values.pop() } else { None };
+        let on = draft.on.clone();
+        let record = self.finish(draft, &values)?;
+        if check.is_some_and(|v| !v.is_finite()) {
+            return Err(Error::Training(format!(
+                "a gradient became NaN or infinite at {} on {on}; the update was not applied; {}",
+                self.position(),
+                self.best_note()
+            )));
         }
         self.apply(grads);
+        Ok(record)
+    }
+
+    /// A step's record from the values of its draft's pending tensors, in order; an error if a
+    /// loss is not finite.
+    fn finish(&self, draft: Draft, values: &[f32]) -> Result<StepRecord> {
+        let Draft {
+            mut record,
+            kl,
+            mlm_sums,
+            on,
+        } = draft;
+        let mut values = values.iter().map(|&v| v as f64);
+        if kl.is_some() {
+            let kl = values.next().unwrap_or(f64::NAN);
+            self.ensure_finite(kl, "KL", &on)?;
+            record.kl = Some(kl);
+            record.total_loss = kl;
+        }
+        if !mlm_sums.is_empty() {
+            let tokens = record.mlm_tokens.unwrap_or(0).max(1) as f64;
+            let mlm = values.take(mlm_sums.len()).sum::<f64>() / tokens;
+            self.ensure_finite(mlm, "masked-LM loss", &on)?;
+            record.mlm_loss = Some(mlm);
+            record.total_loss = match (record.lambda, record.normalized_loss) {
+                (Some(lambda), Some(normalized)) => lambda * normalized + self.config.gamma * mlm,
+                _ => mlm,
+            };
+        }
         Ok(record)
     }
 
@@ -577,6 +602,18 @@ impl WalfTrainer {
         group: Group,
         professions: &[Profession],
     ) -> Result<(StepRecord, GradientsParams)> {
+        let (draft, grads) = self.draft(group, professions).await?;
+        let values = read_all(draft.pending()).await?;
+        Ok((self.finish(draft, &values)?, grads))
+    }
+
+    /// [`gradients`](Self::gradients) with the losses still on the device: the real-world
+    /// target reads its KL here (λ depends on it), the rest waits for [`finish`](Self::finish).
+    async fn draft(
+        &mut self,
+        group: Group,
+        professions: &[Profession],
+    ) -> Result<(Draft, GradientsParams)> {
         let config = self.config.clone();
         let input = MeasureInput {
             professions,
@@ -592,9 +629,8 @@ impl WalfTrainer {
         let distribution =
             profession_distribution(&lm.model, &lm.tokenizer, &plan, input, config.forward_batch);
         let kl = mean_kl(distribution, &self.targets(professions));
-        let kl_value = read_scalar(kl.clone()).await?;
         let names: Vec<String> = professions.iter().map(|p| p.name.clone()).collect();
-        self.ensure_finite(kl_value, "KL", &names.join(", "))?;
+        let on = names.join(", ");
 
         let mut accumulator = GradientsAccumulator::new();
         let mut record = StepRecord {
@@ -602,25 +638,32 @@ impl WalfTrainer {
             batch: 0,
             batches: 0,
             group: Some(group),
-            professions: names.clone(),
-            kl: Some(kl_value),
+            professions: names,
+            kl: None,
             normalized_loss: None,
             lambda: None,
             scale: None,
             mlm_loss: None,
             mlm_tokens: None,
             mlm_rows: None,
-            total_loss: kl_value,
+            total_loss: f64::NAN,
             tracker: BTreeMap::new(),
         };
+        let mut pending_kl = None;
+        let mut mlm_sums = Vec::new();
         match config.target {
             Target::Equal => {
+                pending_kl = Some(kl.clone().detach());
                 accumulator.accumulate(
                     &lm.model,
                     GradientsParams::from_grads(kl.backward(), &lm.model),
                 );
             }
             Target::RealWorld => {
+                // λ and the normaliser are constants of the step, from the KL's value: read now.
+                let kl_value = read_scalar(kl.clone()).await?;
+                self.ensure_finite(kl_value, "KL", &on)?;
+                record.kl = Some(kl_value);
                 // The tracker sees the value only: λ and the normaliser are constants of the step.
                 let stats = self.tracker.update(group, kl_value, professions.len());
                 let lambda = adjust_lambda(group, stats);
@@ -642,30 +685,32 @@ impl WalfTrainer {
                     mlm_rows(&lm.tokenizer, &sentences, lm.max_len(), sample)?;
                 // rows of similar length together: less padding in each chunk
                 rows.sort_by_key(|r| r.ids.len());
-                let mut mlm_sum = 0.0;
                 for chunk in rows.chunks(config.mlm_chunk) {
                     let sum = mlm_loss_sum(&lm.model, chunk, lm.tokenizer.pad_id());
-                    mlm_sum += read_scalar(sum.clone()).await?;
+                    mlm_sums.push(sum.clone().detach());
                     let part = sum.mul_scalar(config.gamma / tokens as f64);
                     accumulator.accumulate(
                         &lm.model,
                         GradientsParams::from_grads(part.backward(), &lm.model),
                     );
                 }
-                let mlm = mlm_sum / tokens as f64;
-                self.ensure_finite(mlm, "masked-LM loss", &names.join(", "))?;
                 let normalized = kl_value / (stats.mean + alpha(group));
                 record.normalized_loss = Some(normalized);
                 record.lambda = Some(lambda);
                 record.scale = Some(scale);
-                record.mlm_loss = Some(mlm);
                 record.mlm_tokens = Some(tokens);
                 record.mlm_rows = Some(rows.len());
-                record.total_loss = lambda * normalized + config.gamma * mlm;
+                record.total_loss = lambda * normalized;
                 record.tracker = self.tracker.groups.clone();
             }
         }
-        Ok((record, accumulator.grads()))
+        let draft = Draft {
+            record,
+            kl: pending_kl,
+            mlm_sums,
+            on,
+        };
+        Ok((draft, accumulator.grads()))
     }
 
     /// The masked-LM loss of a CDA step on the text's sentences at `rows` (mean over the masked
@@ -674,6 +719,13 @@ impl WalfTrainer {
         &mut self,
         rows: &[usize],
     ) -> Result<(StepRecord, GradientsParams)> {
+        let (draft, grads) = self.text_draft(rows).await?;
+        let values = read_all(draft.pending()).await?;
+        Ok((self.finish(draft, &values)?, grads))
+    }
+
+    /// [`text_gradients`](Self::text_gradients) with the loss still on the device.
+    async fn text_draft(&mut self, rows: &[usize]) -> Result<(Draft, GradientsParams)> {
         let Objective::Cda(text) = &self.objective else {
             return Err(Error::Input(
                 "a WALF run has no CDA text to train on".into(),
@@ -690,10 +742,10 @@ impl WalfTrainer {
         let batch = text.masked(&rows, &lm.tokenizer, lm.config.vocab_size, &mut rng);
         let tokens = batch.labels.len();
         let mut accumulator = GradientsAccumulator::new();
-        let mut sum = 0.0;
+        let mut mlm_sums = Vec::new();
         for chunk in row_chunks(&batch, self.config.mlm_chunk) {
             let part = masked_lm_loss_sum(&lm.model, &chunk);
-            sum += read_scalar(part.clone()).await?;
+            mlm_sums.push(part.clone().detach());
             accumulator.accumulate(
                 &lm.model,
                 GradientsParams::from_grads(
@@ -702,9 +754,7 @@ impl WalfTrainer {
                 ),
             );
         }
-        let loss = sum / tokens.max(1) as f64;
         let on = format!("{} sentences of the CDA text", rows.len());
-        self.ensure_finite(loss, "masked-LM loss", &on)?;
         let record = StepRecord {
             epoch: self.epoch,
             batch: 0,
@@ -715,13 +765,19 @@ impl WalfTrainer {
             normalized_loss: None,
             lambda: None,
             scale: None,
-            mlm_loss: Some(loss),
+            mlm_loss: None,
             mlm_tokens: Some(tokens),
             mlm_rows: Some(rows.len()),
-            total_loss: loss,
+            total_loss: f64::NAN,
             tracker: BTreeMap::new(),
         };
-        Ok((record, accumulator.grads()))
+        let draft = Draft {
+            record,
+            kl: None,
+            mlm_sums,
+            on,
+        };
+        Ok((draft, accumulator.grads()))
     }
 
     fn ensure_finite(&self, value: f64, what: &str, on: &str) -> Result<()> {
@@ -893,6 +949,32 @@ fn poison(model: &MaskedLm, grads: &mut GradientsParams, value: f32) {
             return;
         }
     }
+}
+
+/// A step before its losses are read back (see [`WalfTrainer::update`]).
+struct Draft {
+    record: StepRecord,
+    /// The equal target's KL (the real-world target reads it before its backward pass).
+    kl: Option<Tensor<1>>,
+    /// The masked-LM loss's sums, one per chunk, over `record.mlm_tokens` tokens.
+    mlm_sums: Vec<Tensor<1>>,
+    /// What the step trained on, for messages.
+    on: String,
+}
+
+impl Draft {
+    /// The values still on the device, in the order [`WalfTrainer::finish`] takes them.
+    fn pending(&self) -> Vec<Tensor<1>> {
+        self.kl.iter().chain(&self.mlm_sums).cloned().collect()
+    }
+}
+
+/// Scalars `[1]` read back in one go.
+async fn read_all(tensors: Vec<Tensor<1>>) -> Result<Vec<f32>> {
+    if tensors.is_empty() {
+        return Ok(Vec::new());
+    }
+    read_f32(Tensor::cat(tensors, 0)).await
 }
 
 async fn read_scalar(t: Tensor<1>) -> Result<f64> {

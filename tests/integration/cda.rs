@@ -203,6 +203,27 @@ fn a_cda_run_trains_on_the_text_alone_and_keeps_the_best_valid_epoch() {
 }
 
 #[test]
+fn a_cda_step_reads_its_loss_and_its_gradients_check_back_at_once() {
+    let config = WalfConfig {
+        mlm_chunk: 3,
+        ..config(Target::Equal)
+    };
+    let lm = trainable("bert");
+    let bench = small_benchmark();
+    let text = CdaText::prepare(&general_text(), &bench, &lm.tokenizer, lm.max_len()).unwrap();
+    let mut trainer =
+        WalfTrainer::with_objective(lm, &bench, config, Objective::Cda(text)).unwrap();
+    let before = walf_lab::readback::read_backs();
+    let step = pollster::block_on(trainer.step()).unwrap().unwrap();
+    assert_eq!(
+        walf_lab::readback::read_backs() - before,
+        1,
+        "3 chunks of 8 sentences, one read"
+    );
+    assert!(step.total_loss.is_finite() && step.mlm_loss == Some(step.total_loss));
+}
+
+#[test]
 fn a_resumed_cda_run_draws_and_masks_the_same_sentences() {
     let mut straight = cda_trainer(Target::Equal);
     epoch_steps(&mut straight);

@@ -503,3 +503,34 @@ fn an_unshared_plan_gives_each_use_its_own_sentence_and_the_same_distribution() 
     }
     assert!(!lm.model.has_dropout());
 }
+
+#[test]
+fn a_step_waits_for_the_device_once_and_the_real_world_target_twice() {
+    // On a GPU a read-back waits for everything queued before it: a step's losses and its
+    // gradients' check come back together; only the real-world target reads its KL first, since
+    // λ and the KL's scale are computed from it before the backward pass.
+    let bench = few_professions(2, 40);
+    for (target, reads) in [(Target::Equal, 1), (Target::RealWorld, 2)] {
+        let config = WalfConfig {
+            mlm_positions: Some(1),
+            mlm_chunk: 4,
+            ..WalfConfig::paper(target)
+        };
+        let mut trainer = WalfTrainer::new(trainable("bert"), &bench, config).unwrap();
+        let before = walf_lab::readback::read_backs();
+        let step = pollster::block_on(trainer.step()).unwrap().unwrap();
+        assert_eq!(
+            walf_lab::readback::read_backs() - before,
+            reads,
+            "{target:?}"
+        );
+        assert!(step.total_loss.is_finite() && step.kl.is_some_and(f64::is_finite));
+        if target == Target::RealWorld {
+            // several chunks of the masked-LM term, still one read for them all
+            assert!(step.mlm_rows.unwrap() > 4, "{:?}", step.mlm_rows);
+            let mlm = step.mlm_loss.unwrap();
+            let want = step.lambda.unwrap() * step.normalized_loss.unwrap() + 0.1 * mlm;
+            assert!((step.total_loss - want).abs() < 1e-12);
+        }
+    }
+}
