@@ -179,13 +179,13 @@ pub fn ModelPanel() -> impl IntoView {
                     "(or drop config.json, tokenizer.json and model.safetensors here)"
                 }}</span>
                 <label>"Backend "
-                    <select id="backend" disabled=move || state.tuning_now() on:change=move |ev| {
+                    <select id="backend" title="automatic: WebGPU on a graphics card, else the CPU" disabled=move || state.tuning_now() on:change=move |ev| {
                         if let Some(b) = BackendChoice::parse(&event_target_value(&ev)) {
                             state.backend.set(b);
                             state.reload();
                         }
                     }>
-                        {[("auto", "automatic: WebGPU on a graphics card, else the CPU"), ("webgpu", "WebGPU"), ("cpu", "CPU")]
+                        {[("auto", "automatic"), ("webgpu", "WebGPU"), ("cpu", "CPU")]
                             .map(|(v, l)| view! {
                                 <option value=v selected=move || {
                                     BackendChoice::parse(v) == Some(state.backend.get())
