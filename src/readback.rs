@@ -31,12 +31,15 @@ pub async fn read_f32<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
 fn cause(e: &impl std::fmt::Display) -> String {
     let text = e.to_string();
     let text = text.split("Backtrace:").next().unwrap_or_default();
-    text.split_whitespace()
+    let line = text
+        .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
-        .replace(" Caused by: ", ": ")
-        .trim_end_matches('.')
-        .to_string()
+        .replace(" Caused by: ", ": ");
+    // a cause that repeats the error it explains is said once
+    let mut parts: Vec<&str> = line.trim_end_matches('.').split(": ").collect();
+    parts.dedup();
+    parts.join(": ")
 }
 
 #[cfg(test)]
@@ -50,6 +53,14 @@ mod tests {
             super::cause(&burns),
             "An error happened during execution: the staging buffer could not be mapped: Error \
              occurred when trying to async map a buffer"
+        );
+        let repeated = "An error happened during execution\nCaused by:\n  An error happened \
+                        during execution\nCaused by:\n  The device is poisoned: The device is \
+                        poisoned: Destroyed: Device was destroyed\nBacktrace:\n";
+        assert_eq!(
+            super::cause(&repeated),
+            "An error happened during execution: The device is poisoned: Destroyed: Device was \
+             destroyed"
         );
     }
 }
