@@ -11,10 +11,33 @@ pub fn cpu() -> Device {
 
 /// The default wgpu adapter (Vulkan, Metal or DX12), checked with a small computation.
 pub fn wgpu() -> Result<Device> {
+    open_wgpu(DeviceKind::DefaultDevice)
+}
+
+/// A graphics card through wgpu, discrete first, never a software adapter (lavapipe, which is
+/// far slower than the CPU backend); an error saying why when the machine has none.
+pub fn graphics_card() -> Result<Device> {
+    [
+        DeviceKind::DiscreteGpu(0),
+        DeviceKind::IntegratedGpu(0),
+        DeviceKind::VirtualGpu(0),
+    ]
+    .into_iter()
+    .find_map(|kind| open_wgpu(kind).ok())
+    .ok_or_else(|| {
+        Error::Backend(
+            "no graphics card that wgpu can use (software adapters such as lavapipe are passed \
+             over)"
+                .into(),
+        )
+    })
+}
+
+fn open_wgpu(kind: DeviceKind) -> Result<Device> {
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let opened = std::panic::catch_unwind(|| {
-        let device = Device::wgpu(DeviceKind::DefaultDevice);
+        let device = Device::wgpu(kind);
         let sum = Tensor::<1>::from_floats([1.0f32, 2.0], &device).sum();
         let ok = sum
             .into_data()

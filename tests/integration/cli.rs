@@ -375,6 +375,39 @@ fn tune_method_cda_trains_on_the_swapped_text_and_says_what_it_needs() {
 }
 
 #[test]
+fn backend_auto_takes_a_graphics_card_or_the_cpu_never_a_software_adapter() {
+    let model = fixture_model("bert");
+    let probe = |backend: &str| {
+        walf(&[
+            "probe",
+            "--model",
+            model.to_str().unwrap(),
+            "--split",
+            "test",
+            "--target",
+            "equal",
+            "--backend",
+            backend,
+        ])
+    };
+    let auto = probe("auto");
+    let err = stderr(&auto);
+    assert!(auto.status.success(), "{err}");
+    // without the first line, which says how long the probe took
+    let body = |o: &std::process::Output| {
+        let out = String::from_utf8_lossy(&o.stdout).to_string();
+        out.lines().skip(1).collect::<Vec<_>>().join("\n")
+    };
+    if err.contains("running on the CPU") {
+        // this machine has no graphics card (lavapipe, if installed, is passed over)
+        assert!(err.contains("no graphics card that wgpu can use"), "{err}");
+        assert_eq!(body(&auto), body(&probe("cpu")));
+    } else {
+        assert!(err.contains("the graphics card, through wgpu"), "{err}");
+    }
+}
+
+#[test]
 fn lm_loss_reads_a_text_file() {
     let dir = tempfile::tempdir().unwrap();
     let text = dir.path().join("held-out.txt");
