@@ -69,15 +69,6 @@ pub enum Objective {
     Cda(CdaText),
 }
 
-impl Objective {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Walf => "WALF",
-            Self::Cda(_) => "CDA",
-        }
-    }
-}
-
 /// One update's share of the epoch: professions of one group (WALF) or sentences of the text
 /// (CDA), as indices.
 #[derive(Debug, Clone, PartialEq)]

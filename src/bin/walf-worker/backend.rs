@@ -80,18 +80,32 @@ async fn webgpu_adapter() -> Result<Adapter, String> {
     Ok(Adapter { fallback, name })
 }
 
-async fn webgpu(choice: BackendChoice) -> Result<(Device, Adapter), String> {
+/// Why WebGPU is not used.
+enum NoWebgpu {
+    /// Only a software adapter, passed over: the CPU is the faster choice.
+    Software(String),
+    /// None at all, or one that fails: the CPU is the slower choice.
+    Unavailable(String),
+}
+
+impl From<String> for NoWebgpu {
+    fn from(why: String) -> Self {
+        Self::Unavailable(why)
+    }
+}
+
+async fn webgpu(choice: BackendChoice) -> Result<(Device, Adapter), NoWebgpu> {
     let adapter = webgpu_adapter().await?;
     if adapter.fallback && choice == BackendChoice::Auto {
-        return Err(format!(
-            "the browser's only WebGPU adapter is a software fallback ({}), far slower than the \
-             CPU; choose WebGPU to use it anyway",
+        return Err(NoWebgpu::Software(format!(
+            "running on the CPU: the browser's only WebGPU adapter is a software fallback ({}), \
+             far slower than the CPU; choose WebGPU to use it anyway",
             if adapter.name.is_empty() {
                 "no GPU"
             } else {
                 &adapter.name
             }
-        ));
+        )));
     }
     let device = Device::wgpu_options()
         .init_async()
@@ -107,7 +121,7 @@ async fn webgpu(choice: BackendChoice) -> Result<(Device, Adapter), String> {
         .try_to_vec::<f32>()
         .map_err(|e| format!("{e:?}"))?;
     if value != [3.0] {
-        return Err(format!("WebGPU computed 1 + 2 = {value:?}"));
+        return Err(format!("WebGPU computed 1 + 2 = {value:?}").into());
     }
     Ok((device, adapter))
 }
@@ -139,7 +153,8 @@ pub async fn open(choice: BackendChoice) -> (Device, BackendInfo) {
                     gpu: true,
                 },
             ),
-            Err(why) => cpu(Some(format!(
+            Err(NoWebgpu::Software(why)) => cpu(Some(why)),
+            Err(NoWebgpu::Unavailable(why)) => cpu(Some(format!(
                 "running on the CPU, slower: {why}. Chrome and Edge offer WebGPU; Firefox and \
                  Safari in recent versions"
             ))),
