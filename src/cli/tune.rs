@@ -318,6 +318,13 @@ pub fn run(args: TuneArgs) -> Result<()> {
 
     let bench = super::benchmark(args.data.as_deref())?;
     let objective = objective(&args, &lm, &bench)?;
+    if args.method == TuneMethod::Cda
+        && (args.gamma.is_some() || args.beta.is_some() || args.mlm_positions.is_some())
+    {
+        eprintln!(
+            "note: --gamma, --beta and --mlm-positions are WALF's; the CDA run does not use them"
+        );
+    }
     let cda_text = match &objective {
         Objective::Cda(text) => json!({
             "source": args.text.as_ref().map(|p| p.display().to_string()),

@@ -339,9 +339,15 @@ fn tune_method_cda_trains_on_the_swapped_text_and_says_what_it_needs() {
         text.to_str().unwrap(),
         "--cda-batch",
         "6",
+        "--gamma",
+        "0.5",
     ]);
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("--gamma, --beta and --mlm-positions are WALF's"),
+        "{err}"
+    );
     assert!(
         err.contains("13 of 24 sentences have a gendered word"),
         "{err}"
