@@ -233,6 +233,26 @@ impl TuneSettings {
             ..crate::walf::WalfConfig::paper(self.target)
         }
     }
+
+    /// What the run minimises: WALF's loss, or CDA's on `cda_text` (swapped and tokenized for
+    /// `lm`), which CDA needs; the same mapping for the worker and `walf tune`.
+    pub fn objective(
+        &self,
+        cda_text: Option<&str>,
+        benchmark: &crate::data::Benchmark,
+        lm: &crate::engine::LanguageModel,
+    ) -> crate::Result<crate::walf::Objective> {
+        use crate::walf::{Objective, cda::CdaText};
+        match (self.method, cda_text) {
+            (TuneMethod::Walf, _) => Ok(Objective::Walf),
+            (TuneMethod::Cda, None) => Err(crate::Error::Input(
+                "CDA fine-tunes on general text: choose a plain-text file first".into(),
+            )),
+            (TuneMethod::Cda, Some(text)) => {
+                Ok(Objective::Cda(CdaText::prepare(text, benchmark, lm)?))
+            }
+        }
+    }
 }
 
 /// The benchmark rows the user edited; `None` fields keep the bundled ones. Each is the text of

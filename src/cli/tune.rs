@@ -20,7 +20,6 @@ use walf_lab::measure::ProbeSettings;
 use walf_lab::model::MaskedLm;
 use walf_lab::pretrain::hold_out;
 use walf_lab::protocol::{TuneMethod, TuneSettings};
-use walf_lab::walf::cda::CdaText;
 use walf_lab::walf::{Objective, StepRecord, WalfConfig, WalfTrainer, classroom};
 
 use super::backend::BackendChoice;
@@ -228,16 +227,20 @@ fn objective(args: &TuneArgs, lm: &LanguageModel, bench: &Benchmark) -> Result<O
         ),
         (TuneMethod::Cda, Some(path)) => {
             let text = read_cda_text(path)?;
-            let cda = CdaText::prepare(&text, bench, &lm.tokenizer, lm.max_len())
+            let objective = args
+                .settings()
+                .objective(Some(&text), bench, lm)
                 .with_context(|| format!("cannot use {} as CDA's text", path.display()))?;
-            eprintln!(
-                "CDA text: {} of {} sentences have a gendered word; each is trained on as written \
-                 and swapped ({} sequences)",
-                cda.sentences_swapped,
-                cda.sentences_read,
-                cda.sequences.len()
-            );
-            Ok(Objective::Cda(cda))
+            if let Objective::Cda(cda) = &objective {
+                eprintln!(
+                    "CDA text: {} of {} sentences have a gendered word; each is trained on as \
+                     written and swapped ({} sequences)",
+                    cda.sentences_swapped,
+                    cda.sentences_read,
+                    cda.sequences.len()
+                );
+            }
+            Ok(objective)
         }
     }
 }

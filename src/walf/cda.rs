@@ -7,6 +7,7 @@
 
 use crate::cda::Swapper;
 use crate::data::Benchmark;
+use crate::engine::LanguageModel;
 use crate::error::{Error, Result};
 use crate::pretrain::corpus::{brown_sentences, looks_tagged, plain_sentences};
 use crate::pretrain::{MaskedBatch, MaskingVocab, mask_batch};
@@ -29,17 +30,15 @@ pub struct CdaText {
     pub sentences_read: usize,
     /// Of those, the ones with a gendered word, each trained on twice (as written and swapped).
     pub sentences_swapped: usize,
+    /// The model's vocabulary as masking draws from it, found once.
+    vocab: MaskingVocab,
 }
 
 impl CdaText {
     /// Reads plain text (one sentence per line) or a Brown corpus file (`word/tag`), swaps, and
     /// tokenizes; a sentence longer than the model takes is cut, keeping its closing token.
-    pub fn prepare(
-        text: &str,
-        benchmark: &Benchmark,
-        tokenizer: &MaskTokenizer,
-        max_len: usize,
-    ) -> Result<Self> {
+    pub fn prepare(text: &str, benchmark: &Benchmark, lm: &LanguageModel) -> Result<Self> {
+        let (tokenizer, max_len) = (&lm.tokenizer, lm.max_len());
         let mut sentences = if looks_tagged(text) {
             brown_sentences(text)
         } else {
@@ -82,28 +81,29 @@ impl CdaText {
             sequences,
             sentences_read: sentences.len(),
             sentences_swapped: swapped_count,
+            vocab: MaskingVocab {
+                mask_id: tokenizer.mask_id(),
+                pad_id: tokenizer.pad_id(),
+                vocab_size: lm.config.vocab_size,
+                // random replacements are drawn from here on
+                first_ordinary: (0..lm.config.vocab_size as u32)
+                    .find(|&id| !tokenizer.is_special(id))
+                    .unwrap_or(0),
+            },
         })
     }
 
     /// The sentences at `rows`, each with 15% of its tokens hidden the way BERT's pretraining
     /// hides them. A random replacement never is a special token other than the mask (a
     /// padding id in mid-sentence would be taken for padding): such a draw keeps the token.
+    /// `tokenizer` is the model's that [`prepare`](Self::prepare) was given.
     pub fn masked(
         &self,
         rows: &[usize],
         tokenizer: &MaskTokenizer,
-        vocab_size: usize,
         rng: &mut SplitMix64,
     ) -> MaskedBatch {
-        let first_ordinary = (0..vocab_size as u32)
-            .find(|&id| !tokenizer.is_special(id))
-            .unwrap_or(0);
-        let vocab = MaskingVocab {
-            mask_id: tokenizer.mask_id(),
-            pad_id: tokenizer.pad_id(),
-            vocab_size,
-            first_ordinary,
-        };
+        let vocab = self.vocab;
         let sequences: Vec<&[u32]> = rows.iter().map(|&r| self.sequences[r].as_slice()).collect();
         let mut batch = mask_batch(&sequences, vocab, MASKED_SHARE, rng);
         for (&(row, p), &label) in batch.positions.iter().zip(&batch.labels) {

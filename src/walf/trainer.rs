@@ -730,7 +730,7 @@ impl WalfTrainer {
         // sentences of similar length together: less padding in each chunk
         let mut rows = rows.to_vec();
         rows.sort_by_key(|&r| (text.sequences[r].len(), r));
-        let batch = text.masked(&rows, &lm.tokenizer, lm.config.vocab_size, &mut rng);
+        let batch = text.masked(&rows, &lm.tokenizer, &mut rng);
         let tokens = batch.labels.len();
         let mut accumulator = GradientsAccumulator::new();
         let mut mlm_sums = Vec::new();

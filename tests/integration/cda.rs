@@ -36,7 +36,7 @@ fn config(target: Target) -> WalfConfig {
 fn cda_trainer(target: Target) -> WalfTrainer {
     let lm = trainable("bert");
     let bench = small_benchmark();
-    let text = CdaText::prepare(&general_text(), &bench, &lm.tokenizer, lm.max_len()).unwrap();
+    let text = CdaText::prepare(&general_text(), &bench, &lm).unwrap();
     WalfTrainer::with_objective(lm, &bench, config(target), Objective::Cda(text)).unwrap()
 }
 
@@ -54,7 +54,7 @@ fn the_text_keeps_each_sentence_with_a_gendered_word_beside_its_swap() {
         let lm = load(name, &walf_lab::device::cpu());
         let bench = Benchmark::bundled();
         let text = general_text();
-        let cda = CdaText::prepare(&text, &bench, &lm.tokenizer, lm.max_len()).unwrap();
+        let cda = CdaText::prepare(&text, &bench, &lm).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(cda.sentences_read, 24);
         // written so: these 13 of the 24 lines mention someone by a gendered word (she, he,
@@ -90,7 +90,7 @@ fn long_sentences_are_cut_to_the_model_and_bad_text_is_refused() {
     let lm = load("bert", &walf_lab::device::cpu());
     let bench = Benchmark::bundled();
     let long = format!("She said {}.", "very ".repeat(200));
-    let cda = CdaText::prepare(&long, &bench, &lm.tokenizer, lm.max_len()).unwrap();
+    let cda = CdaText::prepare(&long, &bench, &lm).unwrap();
     let full = lm.tokenizer.encode(&long).unwrap();
     assert!(full.len() > lm.max_len());
     for seq in &cda.sequences {
@@ -101,7 +101,7 @@ fn long_sentences_are_cut_to_the_model_and_bad_text_is_refused() {
         ("", "empty"),
         ("The river was high.\nThe bridge is old.\n", "gendered word"),
     ] {
-        let err = CdaText::prepare(text, &bench, &lm.tokenizer, lm.max_len()).unwrap_err();
+        let err = CdaText::prepare(text, &bench, &lm).unwrap_err();
         assert!(
             matches!(err, walf_lab::Error::Input(_)) && err.to_string().contains(says),
             "{err}"
@@ -114,13 +114,13 @@ fn masking_hides_a_share_of_ordinary_tokens_and_never_inserts_special_ones() {
     for name in ["bert", "roberta"] {
         let lm = load(name, &walf_lab::device::cpu());
         let bench = Benchmark::bundled();
-        let cda = CdaText::prepare(&general_text(), &bench, &lm.tokenizer, lm.max_len()).unwrap();
+        let cda = CdaText::prepare(&general_text(), &bench, &lm).unwrap();
         let rows: Vec<usize> = (0..cda.sequences.len()).collect();
         let mut rng = walf_lab::rng::SplitMix64::new(5);
         let mut masked_tokens = 0;
         let mut maskable = 0;
         for _ in 0..20 {
-            let batch = cda.masked(&rows, &lm.tokenizer, lm.config.vocab_size, &mut rng);
+            let batch = cda.masked(&rows, &lm.tokenizer, &mut rng);
             for (&(row, p), &label) in batch.positions.iter().zip(&batch.labels) {
                 let seq = &cda.sequences[rows[row]];
                 assert_eq!(label, seq[p]);
@@ -210,7 +210,7 @@ fn a_cda_step_reads_its_loss_and_its_gradients_check_back_at_once() {
     };
     let lm = trainable("bert");
     let bench = small_benchmark();
-    let text = CdaText::prepare(&general_text(), &bench, &lm.tokenizer, lm.max_len()).unwrap();
+    let text = CdaText::prepare(&general_text(), &bench, &lm).unwrap();
     let mut trainer =
         WalfTrainer::with_objective(lm, &bench, config, Objective::Cda(text)).unwrap();
     let before = walf_lab::readback::read_backs();

@@ -23,8 +23,7 @@ use walf_lab::lm_loss::{LmLossSettings, LossRule, passages};
 use walf_lab::measure::{MeasureInput, ProbeResult, ProbeSettings, Progress, SentencePlan};
 use walf_lab::model::MaskedLm;
 use walf_lab::protocol::*;
-use walf_lab::walf::cda::CdaText;
-use walf_lab::walf::{Objective, WalfTrainer};
+use walf_lab::walf::WalfTrainer;
 
 use crate::backend;
 use crate::net::{FetchError, fetch_bytes, sleep};

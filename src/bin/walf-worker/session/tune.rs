@@ -11,27 +11,6 @@ struct History {
     baseline: Option<TuneBaselineReply>,
 }
 
-/// What the run minimises, from its settings and (for CDA) its text.
-fn objective(
-    lm: &LanguageModel,
-    bench: &Benchmark,
-    settings: &TuneSettings,
-    cda_text: Option<&str>,
-) -> Result<Objective, Error> {
-    match (settings.method, cda_text) {
-        (TuneMethod::Walf, _) => Ok(Objective::Walf),
-        (TuneMethod::Cda, None) => Err(Error::Input(
-            "CDA fine-tunes on general text: choose a plain-text file first".into(),
-        )),
-        (TuneMethod::Cda, Some(text)) => Ok(Objective::Cda(CdaText::prepare(
-            text,
-            bench,
-            &lm.tokenizer,
-            lm.max_len(),
-        )?)),
-    }
-}
-
 pub(super) async fn tune(
     s: &Session,
     job: u64,
@@ -55,7 +34,7 @@ pub(super) async fn tune(
     if settings.method == TuneMethod::Cda {
         progress(Some(job), "swapping the gendered words of the text", 0, 1);
     }
-    let objective = objective(&trainable, &bench, &settings, cda_text.as_deref())?;
+    let objective = settings.objective(cda_text.as_deref(), &bench, &trainable)?;
     let trainer =
         WalfTrainer::with_objective(trainable, &bench, settings.walf_config(), objective)?;
     // Where the valid-KL curve and the live chart start.
@@ -126,7 +105,7 @@ pub(super) async fn restore(s: &Session, job: u64) -> Result<(), Error> {
         }
         None => None,
     };
-    let objective = objective(&trainable, &bench, &settings, cda_text.as_deref())?;
+    let objective = settings.objective(cda_text.as_deref(), &bench, &trainable)?;
     let trainer = WalfTrainer::resume(
         trainable,
         best,
