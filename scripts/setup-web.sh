@@ -22,8 +22,11 @@ if ! trunk --version 2>/dev/null | grep -q "$TRUNK_VERSION"; then
   echo "installing trunk $TRUNK_VERSION (it compiles: several minutes on two cores)" >&2
   # Trunk's own release profile links with fat LTO in one codegen unit: minutes of every fresh
   # setup (and CI run) for a tool whose speed does not matter here; light optimisation halves
-  # the rest.
-  "${light_build[@]}" cargo install trunk --version "=$TRUNK_VERSION" --locked >&2
+  # the rest. Without its default features it has no TLS and no update check: it serves over
+  # plain HTTP and never downloads a tool (this script installs them), and builds without
+  # rustls and ring.
+  "${light_build[@]}" cargo install trunk --version "=$TRUNK_VERSION" --locked \
+    --no-default-features >&2
 fi
 
 bindgen=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
@@ -33,7 +36,8 @@ if [ -z "$bindgen" ]; then
 fi
 if ! wasm-bindgen --version 2>/dev/null | grep -q " $bindgen\$"; then
   echo "installing wasm-bindgen-cli $bindgen" >&2
-  "${light_build[@]}" cargo install wasm-bindgen-cli --version "=$bindgen" >&2
+  # without TLS: it only downloads for its test runner, which is not used here
+  "${light_build[@]}" cargo install wasm-bindgen-cli --version "=$bindgen" --no-default-features >&2
 fi
 # Trunk.toml pins the same version, so that Trunk never looks for another one.
 if ! grep -q "^wasm_bindgen = \"$bindgen\"" Trunk.toml; then

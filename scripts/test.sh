@@ -29,14 +29,33 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
+can_apt() { command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; }
+
 # Mesa's lavapipe gives wgpu a Vulkan device without a GPU, so the GPU code path is tested too.
 if ! ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  if can_apt; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers >/dev/null
   else
     echo "note: mesa-vulkan-drivers is not installed; the wgpu tests will be skipped" >&2
   fi
 fi
+
+# What later stages download (Chromium for the end-to-end tests, the nightly toolchain for the
+# fuzz run) comes down while the native tests build: downloads hardly compete with compiling.
+# Each stage still installs what is missing itself, so a download that failed here is retried
+# there with its own message.
+downloads=$(mktemp)
+(
+  if [ ! -x /usr/lib/chromium/chromium ] && can_apt; then
+    ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1 || apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+  rustup run nightly rustc --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
+) >"$downloads" 2>&1 &
+downloads_pid=$!
+wait_for_downloads() {
+  wait "$downloads_pid" || { echo "note: a download ahead of time failed:" >&2; cat "$downloads" >&2; }
+}
 
 # The Vulkan loader warns on every device when this is unset (headless machines).
 if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
@@ -61,6 +80,7 @@ export RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
 stage "native build, lints and tests"
 cargo test
 stage "web build, lints and end-to-end tests"
+wait_for_downloads
 # The web app in headless Chromium (installs Trunk, wasm-bindgen, wasm-opt, chromium if missing).
 ./scripts/e2e.sh
 stage "fuzz smoke"

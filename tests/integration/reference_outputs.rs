@@ -2,7 +2,7 @@
 //! measure computed by a faithful Python port of its code (tests/reference/), on tiny random
 //! checkpoints of each architecture.
 
-use crate::common::{BROWN_BERT, BUNDLED, HOST_KERNEL, devices, enter, expected, f, load};
+use crate::common::{BROWN_BERT, BUNDLED, devices, enter, expected, f, load};
 use burn::tensor::activation::softmax;
 use walf_lab::bias::{Target, bias_report};
 use walf_lab::data::{Benchmark, Split};
@@ -157,10 +157,12 @@ fn check_measure(name: &str) {
     let exp = expected(name);
     let bench = Benchmark::bundled();
     for (backend, device, tol) in devices() {
-        // The plain reference kernel is far too slow for the bundled model's measure in a debug
-        // build; its logits are checked on that path, and the browser's kernel runs its measure
-        // in the end-to-end tests.
-        if backend == HOST_KERNEL && (name == BUNDLED || name == BROWN_BERT) {
+        // The shipped models' logits are checked on every backend; their whole measure runs on
+        // burn's CPU kernels only. The measure is the same code on every backend (it reads the
+        // logits at the masked positions), and it is checked on wgpu for the three fixture
+        // architectures: on lavapipe the shipped models' measure took three quarters of these
+        // tests' time. The browser's kernel runs their measure in the end-to-end tests.
+        if backend != "cpu" && (name == BUNDLED || name == BROWN_BERT) {
             continue;
         }
         enter(backend);
