@@ -35,6 +35,8 @@ pub mod readback;
 #[cfg(feature = "engine")]
 pub mod rng;
 #[cfg(feature = "engine")]
+pub mod speed;
+#[cfg(feature = "engine")]
 pub mod tokenizer;
 #[cfg(feature = "engine")]
 pub mod weights;

@@ -1,8 +1,12 @@
 //! Choosing the device at start-up.
 
+use std::path::Path;
+use std::time::Instant;
+
 use anyhow::Result;
 use burn::tensor::Device;
 use clap::ValueEnum;
+use walf_lab::speed::{BackendTime, SpeedBatch, describe, fastest};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum BackendChoice {
@@ -10,12 +14,74 @@ pub enum BackendChoice {
     Cpu,
     /// WebGPU's native API (Vulkan, Metal or DX12) through burn-wgpu.
     Wgpu,
-    /// A graphics card through wgpu if the machine has one (never a software adapter such as
-    /// lavapipe, slower than the CPU), else the CPU; says which on stderr.
+    /// With a graphics card (never a software adapter such as lavapipe, slower than the CPU),
+    /// the faster of it and the CPU on one batch of the model's probe; else the CPU. Says which
+    /// and why on stderr, with both times.
     Auto,
 }
 
+/// Counts software adapters as graphics cards for `--backend auto`, so that the timed choice can
+/// be exercised on a machine without a GPU (the tests do).
+pub const COUNT_SOFTWARE_ADAPTERS: &str = "WALF_AUTO_COUNT_SOFTWARE_ADAPTERS";
+
 impl BackendChoice {
+    /// The device for the model in `dir` (see [`super::load_model_on`]): for `auto` with a
+    /// graphics card, the faster one for this model.
+    pub fn device_for(self, dir: Option<&Path>) -> Result<Device> {
+        if self != BackendChoice::Auto {
+            return self.device();
+        }
+        let gpu = if std::env::var_os(COUNT_SOFTWARE_ADAPTERS).is_some() {
+            walf_lab::device::wgpu()
+        } else {
+            walf_lab::device::graphics_card()
+        };
+        let gpu = match gpu {
+            Ok(gpu) => gpu,
+            Err(why) => {
+                eprintln!("running on the CPU: {}", reason(why));
+                return Ok(walf_lab::device::cpu());
+            }
+        };
+        let cpu = walf_lab::device::cpu();
+        let mut times = Vec::new();
+        let mut sentences = 0;
+        for (label, device) in [("wgpu", &gpu), ("CPU", &cpu)] {
+            let lm = super::load_model_on(dir, device)?;
+            let batch = SpeedBatch::new(&lm)?;
+            let model = lm.model.for_inference();
+            // the first pass compiles the GPU's kernels; the second is the one a probe repeats
+            let mut ms = f64::INFINITY;
+            for _ in 0..2 {
+                let started = Instant::now();
+                match pollster::block_on(batch.run(&lm, &model)) {
+                    Ok(()) => ms = started.elapsed().as_secs_f64() * 1e3,
+                    Err(e) => {
+                        eprintln!("{label} failed the timing batch: {e}");
+                        ms = f64::INFINITY;
+                        break;
+                    }
+                }
+            }
+            sentences = batch.len();
+            times.push(BackendTime {
+                label: label.into(),
+                ms_per_batch: ms,
+            });
+        }
+        let chosen = fastest(&times).unwrap_or(1);
+        eprintln!(
+            "backend: {} (a probe batch of {sentences} sentences): running on {}",
+            describe(&times),
+            if chosen == 0 {
+                "the graphics card, through wgpu"
+            } else {
+                "the CPU"
+            }
+        );
+        Ok(if chosen == 0 { gpu } else { cpu })
+    }
+
     pub fn device(self) -> Result<Device> {
         Ok(match self {
             BackendChoice::Cpu => walf_lab::device::cpu(),
@@ -26,14 +92,17 @@ impl BackendChoice {
                     device
                 }
                 Err(why) => {
-                    let why = match why {
-                        walf_lab::Error::Backend(message) => message,
-                        other => other.to_string(),
-                    };
-                    eprintln!("running on the CPU: {why}");
+                    eprintln!("running on the CPU: {}", reason(why));
                     walf_lab::device::cpu()
                 }
             },
         })
+    }
+}
+
+fn reason(why: walf_lab::Error) -> String {
+    match why {
+        walf_lab::Error::Backend(message) => message,
+        other => other.to_string(),
     }
 }

@@ -132,7 +132,7 @@ pub fn main() -> ExitCode {
 }
 
 pub(crate) fn load_model(dir: Option<&Path>, backend: BackendChoice) -> Result<LanguageModel> {
-    load_model_on(dir, &backend.device()?)
+    load_model_on(dir, &backend.device_for(dir)?)
 }
 
 /// The model in `dir` (a folder, or the id of a bundled model), or the default bundled one.

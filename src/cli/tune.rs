@@ -296,7 +296,7 @@ impl GroupMeans {
 
 pub fn run(args: TuneArgs) -> Result<()> {
     let config = args.config();
-    let device = args.backend.device()?.autodiff();
+    let device = args.backend.device_for(args.model.as_deref())?.autodiff();
     let mut lm = super::load_model_on(args.model.as_deref(), &device)?;
     if args.preset == Preset::Classroom {
         eprintln!("classroom preset, changed from the paper's settings:");

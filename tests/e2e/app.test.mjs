@@ -292,6 +292,42 @@ test('a helper worker that breaks or falls silent costs only speed', { timeout: 
   }
 });
 
+test('automatic times the GPU against the CPU on each model, takes the faster, and keeps the choice', { timeout: LONG }, async () => {
+  // SwiftShader counted as a graphics card (a test hook): the timing runs without a GPU.
+  const served = await staticServer(DIST, {
+    '/walf-worker-loader.js': `self.walfCountSoftwareAdapters = true;\n${readFileSync(join(DIST, 'walf-worker-loader.js'), 'utf8')}`,
+  });
+  const want = nativeProbe(['--model', FIXTURE, '--split', 'valid', '--target', 'equal']);
+  const page = await chrome.context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  const figures = /WebGPU (\d+) ms\/batch, CPU, (\d+) workers? (\d+) ms\/batch(.*): running on the (GPU|CPU)/;
+  try {
+    await page.goto(`${served.url}?model=fixtures/tiny-bert&hub=${encodeURIComponent(hub.url)}&split=valid`);
+    await waitForRows(page, want.size);
+    const notice = await page.textContent('.backend-notice');
+    const [, gpuMs, workers, cpuMs, kept, chosen] = notice.match(figures) ?? assert.fail(`no timing in ${notice}`);
+    assert.equal(kept, '', 'timed, not remembered, the first time');
+    assert.ok(Number(workers) >= 1);
+    assert.equal(chosen, Number(gpuMs) < Number(cpuMs) ? 'GPU' : 'CPU', notice);
+    assert.match(await page.textContent('.backend'), chosen === 'GPU' ? /WebGPU/ : /CPU/);
+    assertClose(await chartValues(page), want, 1e-4, `the probe on the ${chosen}`);
+    console.log(`automatic: ${notice}`);
+    // The next load of the model in this browser takes the kept decision without timing.
+    await page.reload();
+    await waitForRows(page, want.size);
+    const again = await page.textContent('.backend-notice');
+    const [, gpuAgain, , cpuAgain, keptAgain, chosenAgain] = again.match(figures) ?? assert.fail(again);
+    assert.deepEqual([gpuAgain, cpuAgain, chosenAgain], [gpuMs, cpuMs, chosen], again);
+    assert.match(keptAgain, /timed when this model was first loaded here/);
+    assertClose(await chartValues(page), want, 1e-4, 'the probe after the reload');
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+    served.server.close();
+  }
+});
+
 test('a Hub model downloads with progress, probes the same on WebGPU as on the CPU, then loads from the cache', { timeout: LONG }, async () => {
   const want = nativeProbe(['--model', FIXTURE, '--split', 'test', '--target', 'equal']);
   const address = (backend) => `${app.url}?model=fixtures/tiny-bert&hub=${encodeURIComponent(hub.url)}&backend=${backend}&split=test`;

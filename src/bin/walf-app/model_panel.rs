@@ -179,7 +179,7 @@ pub fn ModelPanel() -> impl IntoView {
                     "(or drop config.json, tokenizer.json and model.safetensors here)"
                 }}</span>
                 <label>"Backend "
-                    <select id="backend" title="automatic: WebGPU on a graphics card, else the CPU" disabled=move || state.tuning_now() on:change=move |ev| {
+                    <select id="backend" title="automatic: on a graphics card, the faster of WebGPU and the CPU for the model (timed once per model in this browser); else the CPU" disabled=move || state.tuning_now() on:change=move |ev| {
                         if let Some(b) = BackendChoice::parse(&event_target_value(&ev)) {
                             state.backend.set(b);
                             state.reload();

@@ -12,7 +12,23 @@ use wasm_bindgen_futures::JsFuture;
 use crate::net::{js_error, scope};
 use crate::product;
 
-fn cpu(notice: Option<String>) -> (Device, BackendInfo) {
+/// A test's stand-in for a graphics card: `self.walfCountSoftwareAdapters = true` in the worker's
+/// first script makes `automatic` take a software adapter as hardware, so that the timed choice
+/// runs in a browser without a GPU (tests/e2e).
+fn count_software_adapters() -> bool {
+    Reflect::get(&scope(), &"walfCountSoftwareAdapters".into())
+        .ok()
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
+}
+
+/// Whether `automatic` still has to time this model on the GPU against the CPU: it opened a
+/// GPU, and a GPU is not always the faster of the two.
+pub fn to_time(choice: BackendChoice, info: &BackendInfo) -> bool {
+    choice == BackendChoice::Auto && info.gpu
+}
+
+pub fn cpu(notice: Option<String>) -> (Device, BackendInfo) {
     let detail = match product::chosen() {
         Some(kernel) => format!("burn's flex backend in WebAssembly; matrix products: {kernel}"),
         None => "burn's flex backend in WebAssembly".into(),
@@ -96,7 +112,7 @@ impl From<String> for NoWebgpu {
 
 async fn webgpu(choice: BackendChoice) -> Result<(Device, Adapter), NoWebgpu> {
     let adapter = webgpu_adapter().await?;
-    if adapter.fallback && choice == BackendChoice::Auto {
+    if adapter.fallback && choice == BackendChoice::Auto && !count_software_adapters() {
         return Err(NoWebgpu::Software(format!(
             "running on the CPU: the browser's only WebGPU adapter is a software fallback ({}), \
              far slower than the CPU; choose WebGPU to use it anyway",
@@ -146,7 +162,7 @@ pub async fn open(choice: BackendChoice) -> (Device, BackendInfo) {
                             format!(" ({})", adapter.name)
                         }
                     ),
-                    notice: adapter.fallback.then(|| {
+                    notice: (adapter.fallback && choice == BackendChoice::Webgpu).then(|| {
                         "WebGPU as asked, on a software fallback adapter: slower than the CPU"
                             .into()
                     }),

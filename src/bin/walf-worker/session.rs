@@ -93,6 +93,9 @@ enum Control {
 #[derive(Default)]
 struct Session {
     device: RefCell<Option<(Device, BackendInfo, BackendChoice)>>,
+    /// The GPU `automatic` opened: each model it loads is timed on it against the CPU
+    /// (`load::choose`), so it stays open while the CPU runs a model it lost on.
+    auto_gpu: RefCell<Option<(Device, BackendInfo)>>,
     model: RefCell<Option<Loaded>>,
     /// The running WALF job and what the page asked of it.
     tune_job: Cell<Option<u64>>,
@@ -342,7 +345,12 @@ fn set_control(s: &Session, job: u64, control: Control) {
 /// Reports a failed job; only a failed read-back from the GPU is taken as a lost device.
 fn finish(s: &Session, job: u64, result: Result<(), Error>) {
     if let Err(e) = result {
-        fail(Some(job), FailureKind::of(&e, s.on_gpu()), e);
+        let kind = FailureKind::of(&e, s.on_gpu());
+        if kind == FailureKind::DeviceLost {
+            // a lost device is never handed out again
+            s.auto_gpu.borrow_mut().take();
+        }
+        fail(Some(job), kind, e);
     }
 }
 

@@ -201,3 +201,37 @@ fn error_name(e: &JsValue) -> Option<String> {
         .ok()
         .and_then(|n| n.as_string())
 }
+
+/// Which backend `automatic` took for a model on this browser's GPU, and the times it took it
+/// by: kept beside the run folder, so that a model is timed once per browser and adapter.
+const BACKEND_CHOICES: &str = "backend-choices.json";
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct BackendDecision {
+    pub gpu: bool,
+    /// "WebGPU 412 ms/batch, CPU, 4 workers 96 ms/batch"
+    pub figures: String,
+}
+
+type Decisions = std::collections::BTreeMap<String, BackendDecision>;
+
+async fn decisions() -> Result<Decisions, String> {
+    let root = root().await?;
+    match read(&root, BACKEND_CHOICES).await {
+        // an unreadable file is as good as none: the models are timed again
+        Ok(bytes) => Ok(serde_json::from_slice(&bytes).unwrap_or_default()),
+        Err(_) => Ok(Decisions::new()),
+    }
+}
+
+/// The decision kept for `key` (the model's fingerprint and the adapter), if any.
+pub async fn backend_decision(key: &str) -> Option<BackendDecision> {
+    decisions().await.ok()?.remove(key)
+}
+
+pub async fn keep_backend_decision(key: &str, decision: BackendDecision) -> Result<(), String> {
+    let mut all = decisions().await?;
+    all.insert(key.to_string(), decision);
+    let json = serde_json::to_vec(&all).map_err(|e| e.to_string())?;
+    write(&root().await?, BACKEND_CHOICES, &json).await
+}

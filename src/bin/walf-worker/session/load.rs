@@ -1,6 +1,8 @@
 //! Loading a model: the bundled one beside the page, a Hub repository (cached in the browser),
 //! or files the user picked; the device opened first, helpers started where they help.
 
+use walf_lab::speed::{BackendTime, SpeedBatch, describe, fastest};
+
 use super::*;
 
 async fn fetch_file(
@@ -130,6 +132,11 @@ pub(super) async fn load(
             )
         }
     };
+    let (device, info, built) = if backend::to_time(choice, &info) {
+        choose(s, job, &bytes, device, info).await?
+    } else {
+        (device, info, None)
+    };
     let generation = s.next_generation();
     if !info.gpu && bytes.weights.len() <= pool::MAX_SHARED_WEIGHTS {
         // Helpers build their copies while this worker builds its own.
@@ -142,8 +149,11 @@ pub(super) async fn load(
     }
     mark("files read");
     progress(Some(job), "building the model", 0, 1);
-    let lm = LanguageModel::load(bytes.files(), &device)
-        .map_err(|e| (FailureKind::of(&e, info.gpu), e.to_string()))?;
+    let lm = match built {
+        Some(lm) => lm,
+        None => LanguageModel::load(bytes.files(), &device)
+            .map_err(|e| (FailureKind::of(&e, info.gpu), e.to_string()))?,
+    };
     mark("model built");
     let reply = Reply::Loaded {
         name: bytes.name.clone(),
@@ -169,6 +179,12 @@ pub(super) async fn load(
 }
 
 async fn open_device(s: &Session, job: u64, choice: BackendChoice) -> (Device, BackendInfo) {
+    if choice == BackendChoice::Auto {
+        // timed again against the CPU for the model about to load
+        if let Some(gpu) = s.auto_gpu.borrow().clone() {
+            return gpu;
+        }
+    }
     let same = s
         .device
         .borrow()
@@ -180,6 +196,108 @@ async fn open_device(s: &Session, job: u64, choice: BackendChoice) -> (Device, B
     }
     progress(Some(job), "starting the backend", 0, 1);
     let (device, info) = backend::open(choice).await;
+    if backend::to_time(choice, &info) {
+        *s.auto_gpu.borrow_mut() = Some((device.clone(), info.clone()));
+    }
     *s.device.borrow_mut() = Some((device.clone(), info.clone(), choice));
     (device, info)
+}
+
+/// Milliseconds for one batch of the model's probe on `lm`'s device: the second of two passes
+/// (the first compiles the GPU's kernels); infinite when the device fails it.
+async fn time_batch(lm: &LanguageModel) -> f64 {
+    let Ok(batch) = SpeedBatch::new(lm) else {
+        return f64::INFINITY;
+    };
+    let model = lm.model.for_inference();
+    let mut ms = f64::INFINITY;
+    for _ in 0..2 {
+        let started = js_sys::Date::now();
+        if batch.run(lm, &model).await.is_err() {
+            return f64::INFINITY;
+        }
+        ms = js_sys::Date::now() - started;
+    }
+    ms
+}
+
+/// `automatic` with a GPU: the faster of it and the CPU for this model, timed on one batch of the
+/// probe the first time the model loads here and kept for the next (`store`, per model and
+/// adapter). The CPU's time is per worker: a probe shares its batches between this worker and
+/// its helpers. Returns the device, what the page says of it, and the model already built there.
+async fn choose(
+    s: &Session,
+    job: u64,
+    bytes: &ModelBytes,
+    gpu: Device,
+    gpu_info: BackendInfo,
+) -> Result<(Device, BackendInfo, Option<LanguageModel>), (FailureKind, String)> {
+    let key = format!("{}|{}", bytes.files().fingerprint(), gpu_info.detail);
+    let workers = 1 + if bytes.weights.len() <= pool::MAX_SHARED_WEIGHTS {
+        pool::helper_count()
+    } else {
+        0
+    };
+    let (decision, built) = match store::backend_decision(&key).await {
+        Some(kept) => (
+            store::BackendDecision {
+                figures: format!(
+                    "{} (timed when this model was first loaded here)",
+                    kept.figures
+                ),
+                ..kept
+            },
+            None,
+        ),
+        None => {
+            progress(Some(job), "timing the GPU and the CPU on this model", 0, 2);
+            let on_gpu = LanguageModel::load(bytes.files(), &gpu)
+                .map_err(|e| (FailureKind::of(&e, true), e.to_string()))?;
+            let gpu_ms = time_batch(&on_gpu).await;
+            progress(Some(job), "timing the GPU and the CPU on this model", 1, 2);
+            let on_cpu = LanguageModel::load(bytes.files(), &Device::flex())
+                .map_err(|e| (FailureKind::of(&e, false), e.to_string()))?;
+            let cpu_ms = time_batch(&on_cpu).await / workers as f64;
+            let times = [
+                BackendTime {
+                    label: "WebGPU".into(),
+                    ms_per_batch: gpu_ms,
+                },
+                BackendTime {
+                    label: format!(
+                        "CPU, {workers} worker{}",
+                        if workers == 1 { "" } else { "s" }
+                    ),
+                    ms_per_batch: cpu_ms,
+                },
+            ];
+            let gpu_won = fastest(&times) == Some(0);
+            let decision = store::BackendDecision {
+                gpu: gpu_won,
+                figures: describe(&times),
+            };
+            if let Err(e) = store::keep_backend_decision(&key, decision.clone()).await {
+                // timed again next time: costs a second, never the load
+                web_sys::console::warn_1(&e.into());
+            }
+            (decision, Some(if gpu_won { on_gpu } else { on_cpu }))
+        }
+    };
+    let (device, info) = if decision.gpu {
+        let notice = format!("{}: running on the GPU", decision.figures);
+        (
+            gpu,
+            BackendInfo {
+                notice: Some(notice),
+                ..gpu_info
+            },
+        )
+    } else {
+        backend::cpu(Some(format!(
+            "{}: running on the CPU, the faster here for this model",
+            decision.figures
+        )))
+    };
+    *s.device.borrow_mut() = Some((device.clone(), info.clone(), BackendChoice::Auto));
+    Ok((device, info, built))
 }

@@ -1,0 +1,117 @@
+//! Choosing a backend by speed rather than by presence: one representative batch of the probe
+//! timed on each backend offered, the faster taken. A GPU is not always the faster choice for
+//! models of this size (dispatch and read-back costs, software adapters).
+//!
+//! The engine builds and runs the batch; the caller opens the devices, holds the clock (the
+//! browser's worker has no std clock) and says what it chose.
+
+use crate::data::{Benchmark, Split};
+use crate::engine::LanguageModel;
+use crate::error::{Error, Result};
+use crate::measure::{MaskedSentence, ProbeSettings, SentencePlan, batch_log_probs};
+use crate::model::Inference;
+
+/// A batch the size of the probe's, of the test split's sentences of middling length: what most
+/// of a probe's time is spent on.
+pub struct SpeedBatch {
+    sentences: Vec<MaskedSentence>,
+    candidates: Vec<u32>,
+}
+
+impl SpeedBatch {
+    pub fn new(lm: &LanguageModel) -> Result<Self> {
+        let bench = Benchmark::bundled();
+        let data = bench.split(Split::Test);
+        let plan = SentencePlan::new(&lm.tokenizer, data.input(), lm.max_len())?;
+        // batches come sorted by length: the middle one
+        let mut batches = plan.batches(ProbeSettings::default().batch_size);
+        if batches.is_empty() {
+            return Err(Error::Input(
+                "the test split has no sentences to time".into(),
+            ));
+        }
+        let middle = batches.swap_remove(batches.len() / 2);
+        Ok(Self {
+            sentences: middle
+                .into_iter()
+                .map(|i| plan.sentences[i].clone())
+                .collect(),
+            candidates: plan.candidate_ids,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.sentences.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sentences.is_empty()
+    }
+
+    /// One pass of the batch through `model` (weights prepared for inference once, as a probe
+    /// prepares them), answers read back: the time of one batch of a probe.
+    pub async fn run(&self, lm: &LanguageModel, model: &Inference) -> Result<()> {
+        let refs: Vec<&MaskedSentence> = self.sentences.iter().collect();
+        batch_log_probs(model, &refs, lm.tokenizer.pad_id(), &self.candidates)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// One backend's time for the batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendTime {
+    /// "WebGPU", "CPU, 4 workers", "wgpu (NVIDIA …)"
+    pub label: String,
+    pub ms_per_batch: f64,
+}
+
+/// The faster of the times (the first on a tie); `None` for none.
+pub fn fastest(times: &[BackendTime]) -> Option<usize> {
+    times
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.ms_per_batch.is_finite())
+        .min_by(|(_, a), (_, b)| a.ms_per_batch.total_cmp(&b.ms_per_batch))
+        .map(|(i, _)| i)
+}
+
+/// "WebGPU 412 ms/batch, CPU 96 ms/batch": each figure, in the order measured.
+pub fn describe(times: &[BackendTime]) -> String {
+    times
+        .iter()
+        .map(|t| format!("{} {:.0} ms/batch", t.label, t.ms_per_batch))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn time(label: &str, ms: f64) -> BackendTime {
+        BackendTime {
+            label: label.into(),
+            ms_per_batch: ms,
+        }
+    }
+
+    #[test]
+    fn the_faster_backend_wins_and_a_failed_timing_never_does() {
+        assert_eq!(
+            fastest(&[time("WebGPU", 412.0), time("CPU", 96.0)]),
+            Some(1)
+        );
+        assert_eq!(fastest(&[time("WebGPU", 40.0), time("CPU", 96.0)]), Some(0));
+        assert_eq!(fastest(&[time("WebGPU", 40.0), time("CPU", 40.0)]), Some(0));
+        assert_eq!(
+            fastest(&[time("WebGPU", f64::NAN), time("CPU", 96.0)]),
+            Some(1)
+        );
+        assert_eq!(fastest(&[]), None);
+        assert_eq!(
+            describe(&[time("WebGPU", 412.4), time("CPU, 4 workers", 95.6)]),
+            "WebGPU 412 ms/batch, CPU, 4 workers 96 ms/batch"
+        );
+    }
+}
