@@ -380,34 +380,42 @@ fn tune_method_cda_trains_on_the_swapped_text_and_says_what_it_needs() {
     );
 }
 
+/// `walf probe` of the tiny BERT on the test split, on `backend`, with the given environment.
+fn probe_tiny_bert(backend: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let model = fixture_model("bert");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_walf"));
+    command.args(["probe", "--model"]).arg(&model).args([
+        "--split",
+        "test",
+        "--target",
+        "equal",
+        "--backend",
+        backend,
+    ]);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("walf runs")
+}
+
+/// A probe's printed results, without the first line (how long it took).
+fn probe_results(o: &std::process::Output) -> String {
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    out.lines().skip(1).collect::<Vec<_>>().join("\n")
+}
+
 #[test]
 fn backend_auto_takes_a_graphics_card_or_the_cpu_never_a_software_adapter() {
-    let model = fixture_model("bert");
-    let probe = |backend: &str| {
-        walf(&[
-            "probe",
-            "--model",
-            model.to_str().unwrap(),
-            "--split",
-            "test",
-            "--target",
-            "equal",
-            "--backend",
-            backend,
-        ])
-    };
-    let auto = probe("auto");
+    let auto = probe_tiny_bert("auto", &[]);
     let err = stderr(&auto);
     assert!(auto.status.success(), "{err}");
-    // without the first line, which says how long the probe took
-    let body = |o: &std::process::Output| {
-        let out = String::from_utf8_lossy(&o.stdout).to_string();
-        out.lines().skip(1).collect::<Vec<_>>().join("\n")
-    };
     if err.contains("running on the CPU") {
         // this machine has no graphics card (lavapipe, if installed, is passed over)
         assert!(err.contains("no graphics card that wgpu can use"), "{err}");
-        assert_eq!(body(&auto), body(&probe("cpu")));
+        assert_eq!(
+            probe_results(&auto),
+            probe_results(&probe_tiny_bert("cpu", &[]))
+        );
     } else {
         assert!(err.contains("ms/batch"), "a graphics card is timed: {err}");
     }
@@ -421,22 +429,7 @@ fn backend_auto_with_a_gpu_runs_on_the_faster_of_it_and_the_cpu() {
         eprintln!("no wgpu adapter: not checked");
         return;
     }
-    let model = fixture_model("bert");
-    let args = [
-        "probe",
-        "--model",
-        model.to_str().unwrap(),
-        "--split",
-        "test",
-        "--target",
-        "equal",
-    ];
-    let auto = Command::new(env!("CARGO_BIN_EXE_walf"))
-        .args(args)
-        .args(["--backend", "auto"])
-        .env("WALF_AUTO_COUNT_SOFTWARE_ADAPTERS", "1")
-        .output()
-        .expect("walf runs");
+    let auto = probe_tiny_bert("auto", &[("WALF_AUTO_COUNT_SOFTWARE_ADAPTERS", "1")]);
     let err = stderr(&auto);
     assert!(auto.status.success(), "{err}");
     let line = err
@@ -456,16 +449,8 @@ fn backend_auto_with_a_gpu_runs_on_the_faster_of_it_and_the_cpu() {
     );
     assert_eq!(on_cpu, cpu < gpu, "the faster is taken: {line}");
     // the same numbers as the backend it chose, asked for by name
-    let body = |o: &std::process::Output| {
-        let out = String::from_utf8_lossy(&o.stdout).to_string();
-        out.lines().skip(1).collect::<Vec<_>>().join("\n")
-    };
-    if on_cpu {
-        assert_eq!(
-            body(&auto),
-            body(&walf(&[&args[..], &["--backend", "cpu"]].concat()))
-        );
-    }
+    let chosen = probe_tiny_bert(if on_cpu { "cpu" } else { "wgpu" }, &[]);
+    assert_eq!(probe_results(&auto), probe_results(&chosen));
 }
 
 #[test]
