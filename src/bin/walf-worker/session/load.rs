@@ -232,7 +232,7 @@ async fn choose(
     gpu: Device,
     gpu_info: BackendInfo,
 ) -> Result<(Device, BackendInfo, Option<LanguageModel>), (FailureKind, String)> {
-    let key = format!("{}|{}", bytes.files().fingerprint(), gpu_info.detail);
+    let key = format!("{}|{}", bytes.fingerprint(), gpu_info.detail);
     let workers = 1 + if bytes.weights.len() <= pool::MAX_SHARED_WEIGHTS {
         pool::helper_count()
     } else {
