@@ -58,6 +58,18 @@ impl SpeedBatch {
     }
 }
 
+impl SpeedBatch {
+    /// Milliseconds for the batch on `lm`'s device, by the caller's clock (`now_ms`): the second
+    /// of two passes, since the first compiles the GPU's kernels and packs the weights.
+    pub async fn time_ms(&self, lm: &LanguageModel, now_ms: &dyn Fn() -> f64) -> Result<f64> {
+        let model = lm.model.for_inference();
+        self.run(lm, &model).await?;
+        let started = now_ms();
+        self.run(lm, &model).await?;
+        Ok(now_ms() - started)
+    }
+}
+
 /// One backend's time for the batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackendTime {

@@ -44,31 +44,37 @@ impl BackendChoice {
             }
         };
         let cpu = walf_lab::device::cpu();
+        let clock = Instant::now();
+        let now_ms = || clock.elapsed().as_secs_f64() * 1e3;
         let mut times = Vec::new();
-        let mut sentences = 0;
+        let mut batch = None;
         for (label, device) in [("wgpu", &gpu), ("CPU", &cpu)] {
             let lm = super::load_model_on(dir, device)?;
-            let batch = SpeedBatch::new(&lm)?;
-            let model = lm.model.for_inference();
-            // the first pass compiles the GPU's kernels; the second is the one a probe repeats
-            let mut ms = f64::INFINITY;
-            for _ in 0..2 {
-                let started = Instant::now();
-                match pollster::block_on(batch.run(&lm, &model)) {
-                    Ok(()) => ms = started.elapsed().as_secs_f64() * 1e3,
+            // the same sentences on both: the tokenizer is the model's, whatever the device
+            let batch = match &batch {
+                Some(batch) => batch,
+                None => match SpeedBatch::new(&lm) {
+                    Ok(made) => batch.insert(made),
                     Err(e) => {
-                        eprintln!("{label} failed the timing batch: {e}");
-                        ms = f64::INFINITY;
-                        break;
+                        // the model may still run a benchmark of the user's own (--data)
+                        eprintln!(
+                            "running on the CPU: the bundled test split cannot be timed on \
+                             this model ({e})"
+                        );
+                        return Ok(walf_lab::device::cpu());
                     }
-                }
-            }
-            sentences = batch.len();
+                },
+            };
+            let ms = pollster::block_on(batch.time_ms(&lm, &now_ms)).unwrap_or_else(|e| {
+                eprintln!("{label} failed the timing batch: {e}");
+                f64::INFINITY
+            });
             times.push(BackendTime {
                 label: label.into(),
                 ms_per_batch: ms,
             });
         }
+        let sentences = batch.map_or(0, |b| b.len());
         let chosen = fastest(&times).unwrap_or(1);
         eprintln!(
             "backend: {} (a probe batch of {sentences} sentences): running on {}",

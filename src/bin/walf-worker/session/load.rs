@@ -203,22 +203,16 @@ async fn open_device(s: &Session, job: u64, choice: BackendChoice) -> (Device, B
     (device, info)
 }
 
-/// Milliseconds for one batch of the model's probe on `lm`'s device: the second of two passes
-/// (the first compiles the GPU's kernels); infinite when the device fails it.
-async fn time_batch(lm: &LanguageModel) -> f64 {
-    let Ok(batch) = SpeedBatch::new(lm) else {
-        return f64::INFINITY;
-    };
-    let model = lm.model.for_inference();
-    let mut ms = f64::INFINITY;
-    for _ in 0..2 {
-        let started = js_sys::Date::now();
-        if batch.run(lm, &model).await.is_err() {
-            return f64::INFINITY;
-        }
-        ms = js_sys::Date::now() - started;
+/// Milliseconds for `batch` on `lm`'s device; infinite when the device fails it, or when the
+/// model cannot run the bundled test split (it still loads: the user may edit the benchmark).
+async fn time_batch(batch: Option<&SpeedBatch>, lm: &LanguageModel) -> f64 {
+    match batch {
+        Some(batch) => batch
+            .time_ms(lm, &js_sys::Date::now)
+            .await
+            .unwrap_or(f64::INFINITY),
+        None => f64::INFINITY,
     }
-    ms
 }
 
 /// `automatic` with a GPU: the faster of it and the CPU for this model, timed on one batch of the
@@ -253,11 +247,12 @@ async fn choose(
             progress(Some(job), "timing the GPU and the CPU on this model", 0, 2);
             let on_gpu = LanguageModel::load(bytes.files(), &gpu)
                 .map_err(|e| (FailureKind::of(&e, true), e.to_string()))?;
-            let gpu_ms = time_batch(&on_gpu).await;
+            let batch = SpeedBatch::new(&on_gpu).ok();
+            let gpu_ms = time_batch(batch.as_ref(), &on_gpu).await;
             progress(Some(job), "timing the GPU and the CPU on this model", 1, 2);
             let on_cpu = LanguageModel::load(bytes.files(), &Device::flex())
                 .map_err(|e| (FailureKind::of(&e, false), e.to_string()))?;
-            let cpu_ms = time_batch(&on_cpu).await / workers as f64;
+            let cpu_ms = time_batch(batch.as_ref(), &on_cpu).await / workers as f64;
             let times = [
                 BackendTime {
                     label: "WebGPU".into(),
