@@ -79,6 +79,14 @@ export RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
 
 stage "native build, lints and tests"
 cargo test
+stage "GPU benchmark smoke (lavapipe)"
+# The GPU benchmark (scripts/gpu-bench.sh) on the tiny fixture: that it runs and that wgpu's
+# results are the CPU's; the example was built, and linted, by `cargo test`.
+if ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1; then
+  ./scripts/gpu-bench.sh --smoke --out target/gpu-bench-smoke.txt
+else
+  echo "note: no Vulkan driver (mesa-vulkan-drivers); the GPU benchmark smoke is skipped" >&2
+fi
 stage "web build, lints and end-to-end tests"
 wait_for_downloads
 # The web app in headless Chromium (installs Trunk, wasm-bindgen, wasm-opt, chromium if missing).
