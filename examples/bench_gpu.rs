@@ -19,6 +19,10 @@
 //! - `--software`: wgpu may take a software adapter (lavapipe, for the smoke test); otherwise a
 //!   graphics card only.
 //!
+//! With `CUBECL_DEBUG_LOG=FILE CUBECL_DEBUG_OPTION=profile` in the environment it also counts
+//! the GPU's kernel launches per probe batch and per step, from cubecl's log (which times each
+//! kernel, so the times of such a run are not the GPU's own).
+//!
 //! Exits with status 1 when a model fails or the GPU's results are not the CPU's (probabilities
 //! within 1e-4, step losses within 1e-3 of their size).
 
@@ -35,7 +39,7 @@ use walf_lab::bias::{Target, bias_report};
 use walf_lab::config::ModelConfig;
 use walf_lab::data::{Benchmark, Split};
 use walf_lab::engine::LanguageModel;
-use walf_lab::measure::ProbeSettings;
+use walf_lab::measure::{ProbeSettings, SentencePlan};
 use walf_lab::walf::{WalfConfig, WalfTrainer};
 
 const TARGETS: [(Target, &str); 2] = [(Target::Equal, "equal"), (Target::RealWorld, "real-world")];
@@ -49,6 +53,8 @@ struct Figures {
     /// P(female) of each test profession, for comparing the backends.
     p_female: Vec<f64>,
     kl_all: Vec<f64>,
+    /// Kernel launches per batch of the warm probe, where cubecl logs them.
+    kernels_per_batch: Option<f64>,
     /// Per target: the first step's seconds, then ms per profession over the other steps.
     steps: Vec<Option<Steps>>,
 }
@@ -58,7 +64,26 @@ struct Steps {
     ms_per_profession: f64,
     steps: usize,
     reads_per_step: f64,
+    kernels_per_step: Option<f64>,
     losses: Vec<f64>,
+}
+
+/// Kernel launches cubecl has logged so far: with `CUBECL_DEBUG_LOG=FILE` and
+/// `CUBECL_DEBUG_OPTION=profile` it writes one line per launch, beginning "| ", flushed as it
+/// goes (each count is taken after a read-back, so every launch before it is in). `None` without
+/// that log, and always for the CPU backend, which launches none.
+fn kernels_logged() -> Option<usize> {
+    let path = std::env::var("CUBECL_DEBUG_LOG").ok()?;
+    let text = std::fs::read(path).ok()?;
+    Some(
+        text.split(|&b| b == b'\n')
+            .filter(|line| line.starts_with(b"| "))
+            .count(),
+    )
+}
+
+fn per(count: Option<(usize, usize)>, n: usize) -> Option<f64> {
+    count.map(|(before, after)| (after - before) as f64 / n.max(1) as f64)
 }
 
 struct Bench {
@@ -102,7 +127,13 @@ fn probe_twice(lm: &LanguageModel, figures: &mut Figures) -> Result<(), String> 
         Ok::<_, String>((started.elapsed().as_secs_f64(), result))
     };
     let (cold, _) = timed()?;
+    let kernels = kernels_logged();
     let (warm, result) = timed()?;
+    let batches = SentencePlan::new(&lm.tokenizer, data.input(), lm.max_len())
+        .map_err(|e| e.to_string())?
+        .batches(ProbeSettings::default().batch_size)
+        .len();
+    figures.kernels_per_batch = per(kernels.zip(kernels_logged()), batches);
     figures.probe_cold_s = cold;
     figures.probe_warm_s = warm;
     figures.p_female = result.professions.iter().map(|p| p.p_female).collect();
@@ -133,6 +164,7 @@ fn train(bench: &Bench, dir: &Path, device: &Device, target: Target) -> Result<S
     };
     let mut losses = vec![first.total_loss];
     let reads = walf_lab::readback::read_backs();
+    let kernels = kernels_logged();
     let started = Instant::now();
     let (mut professions, mut done) = (0, 0);
     while done + 1 < bench.steps
@@ -150,6 +182,7 @@ fn train(bench: &Bench, dir: &Path, device: &Device, target: Target) -> Result<S
         ms_per_profession: 1e3 * seconds / professions.max(1) as f64,
         steps: done + 1,
         reads_per_step: (walf_lab::readback::read_backs() - reads) as f64 / done.max(1) as f64,
+        kernels_per_step: per(kernels.zip(kernels_logged()), done),
         losses,
     })
 }
@@ -240,6 +273,11 @@ fn report(bench: &mut Bench, name: &str, cpu: &Figures, gpu: &Figures) -> bool {
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f64::max);
     agree &= p_diff <= MAX_P_DIFF;
+    if let Some(k) = gpu.kernels_per_batch {
+        bench.say(&format!(
+            "{name}: GPU kernel launches per probe batch: {k:.1}"
+        ));
+    }
     bench.say(&format!(
         "{name}: GPU against CPU: max |dP(female)| {p_diff:.1e}, max |dKL mean| {kl_diff:.1e}{}",
         if p_diff <= MAX_P_DIFF {
@@ -261,8 +299,8 @@ fn report(bench: &mut Bench, name: &str, cpu: &Figures, gpu: &Figures) -> bool {
                 bench.say(&format!(
                     "{name}: WALF {label}: CPU {:.1} ms/profession ({} steps), GPU {:.1} \
                      ms/profession ({} steps; first step {:.2} s): {} the CPU's speed; \
-                     reads/step {:.1}; losses of the common steps agree to {loss_diff:.1e} \
-                     (relative){}",
+                     reads/step {:.1}{}; losses of the common steps agree to \
+                     {loss_diff:.1e} (relative){}",
                     c.ms_per_profession,
                     c.steps,
                     g.ms_per_profession,
@@ -270,6 +308,9 @@ fn report(bench: &mut Bench, name: &str, cpu: &Figures, gpu: &Figures) -> bool {
                     g.first_s,
                     ratio(c.ms_per_profession, g.ms_per_profession),
                     g.reads_per_step,
+                    g.kernels_per_step
+                        .map(|k| format!(", kernel launches/step {k:.0}"))
+                        .unwrap_or_default(),
                     if loss_diff <= MAX_LOSS_DIFF {
                         String::new()
                     } else {

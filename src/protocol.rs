@@ -620,6 +620,11 @@ pub enum Reply {
         job: u64,
         epochs_done: usize,
     },
+    /// The engine moved to another device, or says more of why it runs where it does:
+    /// `automatic` timed a training step when a run started.
+    Backend {
+        backend: BackendInfo,
+    },
     /// Something the user should know that does not stop the job (e.g. the run cannot be kept
     /// in the browser's storage).
     Warning {

@@ -10,6 +10,7 @@ use crate::engine::LanguageModel;
 use crate::error::{Error, Result};
 use crate::measure::{MaskedSentence, ProbeSettings, SentencePlan, batch_log_probs};
 use crate::model::Inference;
+use crate::walf::WalfTrainer;
 
 /// A batch the size of the probe's, of the test split's sentences of middling length: what most
 /// of a probe's time is spent on.
@@ -70,12 +71,28 @@ impl SpeedBatch {
     }
 }
 
-/// One backend's time for the batch.
+/// Professions (WALF) or text sentences (CDA) a trial step works on. One profession is a
+/// twelfth of the paper's batch: in the paper's real-world mode, where a step of eight takes over
+/// a minute on two cores, timing both backends costs seconds, not minutes.
+pub const TRIAL_ITEMS: usize = 1;
+
+/// Milliseconds for a training step's work on `trainer`'s device (forward, backward and the read
+/// of the losses, on the next batch's first [`TRIAL_ITEMS`]), by the caller's clock: the second of
+/// two passes, as [`SpeedBatch::time_ms`]. The trainer is left as it was
+/// ([`WalfTrainer::trial_step`]), so the run can start on it.
+pub async fn step_time_ms(trainer: &mut WalfTrainer, now_ms: &dyn Fn() -> f64) -> Result<f64> {
+    trainer.trial_step(TRIAL_ITEMS).await?;
+    let started = now_ms();
+    trainer.trial_step(TRIAL_ITEMS).await?;
+    Ok(now_ms() - started)
+}
+
+/// One backend's time for the same work (a probe batch, a trial step).
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackendTime {
     /// "WebGPU", "CPU, 4 workers", "wgpu (NVIDIA …)"
     pub label: String,
-    pub ms_per_batch: f64,
+    pub ms: f64,
 }
 
 /// The faster of the times (the first on a tie); `None` for none.
@@ -83,16 +100,20 @@ pub fn fastest(times: &[BackendTime]) -> Option<usize> {
     times
         .iter()
         .enumerate()
-        .filter(|(_, t)| t.ms_per_batch.is_finite())
-        .min_by(|(_, a), (_, b)| a.ms_per_batch.total_cmp(&b.ms_per_batch))
+        .filter(|(_, t)| t.ms.is_finite())
+        .min_by(|(_, a), (_, b)| a.ms.total_cmp(&b.ms))
         .map(|(i, _)| i)
 }
 
-/// "WebGPU 412 ms/batch, CPU 96 ms/batch": each figure, in the order measured.
-pub fn describe(times: &[BackendTime]) -> String {
+/// "WebGPU 412 ms/batch, CPU 96 ms/batch" (`per`: "batch"): each figure, in the order measured;
+/// a timing that failed says so.
+pub fn describe(times: &[BackendTime], per: &str) -> String {
     times
         .iter()
-        .map(|t| format!("{} {:.0} ms/batch", t.label, t.ms_per_batch))
+        .map(|t| match t.ms.is_finite() {
+            true => format!("{} {:.0} ms/{per}", t.label, t.ms),
+            false => format!("{} failed", t.label),
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -104,7 +125,7 @@ mod tests {
     fn time(label: &str, ms: f64) -> BackendTime {
         BackendTime {
             label: label.into(),
-            ms_per_batch: ms,
+            ms,
         }
     }
 
@@ -122,8 +143,15 @@ mod tests {
         );
         assert_eq!(fastest(&[]), None);
         assert_eq!(
-            describe(&[time("WebGPU", 412.4), time("CPU, 4 workers", 95.6)]),
+            describe(
+                &[time("WebGPU", 412.4), time("CPU, 4 workers", 95.6)],
+                "batch"
+            ),
             "WebGPU 412 ms/batch, CPU, 4 workers 96 ms/batch"
+        );
+        assert_eq!(
+            describe(&[time("wgpu", 1.5), time("CPU", f64::INFINITY)], "step"),
+            "wgpu 2 ms/step, CPU failed"
         );
     }
 }

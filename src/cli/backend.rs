@@ -6,7 +6,8 @@ use std::time::Instant;
 use anyhow::Result;
 use burn::tensor::Device;
 use clap::ValueEnum;
-use walf_lab::speed::{BackendTime, SpeedBatch, describe, fastest};
+use walf_lab::speed::{BackendTime, SpeedBatch, TRIAL_ITEMS, describe, fastest, step_time_ms};
+use walf_lab::walf::WalfTrainer;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum BackendChoice {
@@ -15,8 +16,8 @@ pub enum BackendChoice {
     /// WebGPU's native API (Vulkan, Metal or DX12) through burn-wgpu.
     Wgpu,
     /// With a graphics card (never a software adapter such as lavapipe, slower than the CPU),
-    /// the faster of it and the CPU on one batch of the model's probe; else the CPU. Says which
-    /// and why on stderr, with both times.
+    /// the faster of it and the CPU on one batch of the model's probe (for `tune`, on a training
+    /// step's work); else the CPU. Says which and why on stderr, with both times.
     Auto,
 }
 
@@ -26,66 +27,62 @@ pub const COUNT_SOFTWARE_ADAPTERS: &str = "WALF_AUTO_COUNT_SOFTWARE_ADAPTERS";
 
 impl BackendChoice {
     /// The device for the model in `dir` (see [`super::load_model_on`]): for `auto` with a
-    /// graphics card, the faster one for this model.
+    /// graphics card, the faster one for this model on a batch of its probe.
     pub fn device_for(self, dir: Option<&Path>) -> Result<Device> {
         if self != BackendChoice::Auto {
             return self.device();
         }
-        let gpu = if std::env::var_os(COUNT_SOFTWARE_ADAPTERS).is_some() {
-            walf_lab::device::wgpu()
-        } else {
-            walf_lab::device::graphics_card()
+        let Some(gpu) = auto_gpu() else {
+            return Ok(walf_lab::device::cpu());
         };
-        let gpu = match gpu {
-            Ok(gpu) => gpu,
-            Err(why) => {
-                eprintln!("running on the CPU: {}", reason(why));
-                return Ok(walf_lab::device::cpu());
-            }
-        };
-        let cpu = walf_lab::device::cpu();
-        let clock = Instant::now();
-        let now_ms = || clock.elapsed().as_secs_f64() * 1e3;
-        let mut times = Vec::new();
-        let mut batch = None;
-        for (label, device) in [("wgpu", &gpu), ("CPU", &cpu)] {
+        // the same sentences on both: the tokenizer is the model's, whatever the device
+        let mut batch: Option<SpeedBatch> = None;
+        let mut sentences = 0;
+        let chosen = faster(gpu, "batch", |device, now_ms| {
             let lm = super::load_model_on(dir, device)?;
-            // the same sentences on both: the tokenizer is the model's, whatever the device
-            let batch = match &batch {
+            let batch = match &mut batch {
                 Some(batch) => batch,
-                None => match SpeedBatch::new(&lm) {
-                    Ok(made) => batch.insert(made),
-                    Err(e) => {
-                        // the model may still run a benchmark of the user's own (--data)
-                        eprintln!(
-                            "running on the CPU: the bundled test split cannot be timed on \
-                             this model ({e})"
-                        );
-                        return Ok(walf_lab::device::cpu());
-                    }
-                },
+                // a model that cannot run the bundled test split may still run the user's own
+                // benchmark (--data): both timings fail, and the CPU is taken
+                None => batch.insert(SpeedBatch::new(&lm)?),
             };
-            let ms = pollster::block_on(batch.time_ms(&lm, &now_ms)).unwrap_or_else(|e| {
-                eprintln!("{label} failed the timing batch: {e}");
-                f64::INFINITY
-            });
-            times.push(BackendTime {
-                label: label.into(),
-                ms_per_batch: ms,
-            });
-        }
-        let sentences = batch.map_or(0, |b| b.len());
-        let chosen = fastest(&times).unwrap_or(1);
+            sentences = batch.len();
+            Ok(pollster::block_on(batch.time_ms(&lm, now_ms))?)
+        });
         eprintln!(
             "backend: {} (a probe batch of {sentences} sentences): running on {}",
-            describe(&times),
-            if chosen == 0 {
-                "the graphics card, through wgpu"
-            } else {
-                "the CPU"
-            }
+            chosen.figures, chosen.on
         );
-        Ok(if chosen == 0 { gpu } else { cpu })
+        Ok(chosen.device)
+    }
+
+    /// The device for a tuning run: for `auto` with a graphics card, the faster one for a
+    /// training step of this run's kind, each trainer made by `trainer` on the device given
+    /// (an autodiff device: the one to train on).
+    /// `item` names what a step trains on ("profession", "sentence").
+    pub fn device_for_training(
+        self,
+        item: &str,
+        trainer: impl Fn(&Device) -> Result<WalfTrainer>,
+    ) -> Result<Device> {
+        if self != BackendChoice::Auto {
+            return self.device();
+        }
+        let Some(gpu) = auto_gpu() else {
+            return Ok(walf_lab::device::cpu());
+        };
+        let chosen = faster(gpu, "step", |device, now_ms| {
+            let mut trainer = trainer(&device.clone().autodiff())?;
+            Ok(pollster::block_on(step_time_ms(&mut trainer, now_ms))?)
+        });
+        eprintln!(
+            "backend: {} (a training step's work on {TRIAL_ITEMS} {item}{} of the first batch): \
+             running on {}",
+            chosen.figures,
+            if TRIAL_ITEMS == 1 { "" } else { "s" },
+            chosen.on
+        );
+        Ok(chosen.device)
     }
 
     pub fn device(self) -> Result<Device> {
@@ -103,6 +100,59 @@ impl BackendChoice {
                 }
             },
         })
+    }
+}
+
+/// The GPU `auto` may time, or `None` (said on stderr: the CPU is taken).
+fn auto_gpu() -> Option<Device> {
+    let gpu = if std::env::var_os(COUNT_SOFTWARE_ADAPTERS).is_some() {
+        walf_lab::device::wgpu()
+    } else {
+        walf_lab::device::graphics_card()
+    };
+    gpu.map_err(|why| eprintln!("running on the CPU: {}", reason(why)))
+        .ok()
+}
+
+/// What [`faster`] chose.
+struct Chosen {
+    device: Device,
+    /// Both figures, e.g. "wgpu 216 ms/batch, CPU 14 ms/batch".
+    figures: String,
+    /// "the CPU" or "the graphics card, through wgpu".
+    on: &'static str,
+}
+
+/// Times the same work on the GPU and on the CPU (`time` by the clock it is given) and takes
+/// the faster; a device whose timing fails (said on stderr) loses, and the CPU is taken when
+/// both fail.
+fn faster(
+    gpu: Device,
+    per: &str,
+    mut time: impl FnMut(&Device, &dyn Fn() -> f64) -> Result<f64>,
+) -> Chosen {
+    let cpu = walf_lab::device::cpu();
+    let clock = Instant::now();
+    let now_ms = || clock.elapsed().as_secs_f64() * 1e3;
+    let times: Vec<BackendTime> = [("wgpu", &gpu), ("CPU", &cpu)]
+        .into_iter()
+        .map(|(label, device)| BackendTime {
+            label: label.into(),
+            ms: time(device, &now_ms).unwrap_or_else(|e| {
+                eprintln!("{label} failed the timing: {e:#}");
+                f64::INFINITY
+            }),
+        })
+        .collect();
+    let on_gpu = fastest(&times) == Some(0);
+    Chosen {
+        figures: describe(&times, per),
+        on: if on_gpu {
+            "the graphics card, through wgpu"
+        } else {
+            "the CPU"
+        },
+        device: if on_gpu { gpu } else { cpu },
     }
 }
 

@@ -1,6 +1,7 @@
 //! `walf tune`: WALF with progress, JSON-lines records, the best weights saved atomically and
 //! never replaced by worse ones.
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write as _;
@@ -9,6 +10,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
+use burn::tensor::Device;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -296,31 +298,61 @@ impl GroupMeans {
 
 pub fn run(args: TuneArgs) -> Result<()> {
     let config = args.config();
-    let device = args.backend.device_for(args.model.as_deref())?.autodiff();
-    let mut lm = super::load_model_on(args.model.as_deref(), &device)?;
-    if args.preset == Preset::Classroom {
-        eprintln!("classroom preset, changed from the paper's settings:");
-        for change in classroom::changes() {
-            eprintln!("  {change}");
-        }
-    }
-    if !args.settings().dropout {
-        lm.model.set_dropout(0.0, 0.0);
-    }
-    fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
     if args.out.join("model.safetensors").exists() {
         bail!(
             "{} already holds a model; choose another --out (a tuned model is never overwritten by another run)",
             args.out.display()
         );
     }
+    let bench = super::benchmark(args.data.as_deref())?;
+    let dropout = args.settings().dropout;
+    let load = |device: &Device| -> Result<LanguageModel> {
+        let mut lm = super::load_model_on(args.model.as_deref(), device)?;
+        if !dropout {
+            lm.model.set_dropout(0.0, 0.0);
+        }
+        Ok(lm)
+    };
+    // made once: CDA's text is read and tokenized once, whatever the device
+    let made = OnceCell::new();
+    let objective_for = |lm: &LanguageModel| -> Result<Objective> {
+        if let Some(objective) = made.get() {
+            return Ok(Objective::clone(objective));
+        }
+        let objective = objective(&args, lm, &bench)?;
+        Ok(made.get_or_init(|| objective).clone())
+    };
+    let item = match args.method {
+        TuneMethod::Walf => "profession",
+        TuneMethod::Cda => "sentence",
+    };
+    let device = args
+        .backend
+        .device_for_training(item, |device| {
+            let lm = load(device)?;
+            let objective = objective_for(&lm)?;
+            Ok(WalfTrainer::with_objective(
+                lm,
+                &bench,
+                config.clone(),
+                objective,
+            )?)
+        })?
+        .autodiff();
+    let lm = load(&device)?;
+    if args.preset == Preset::Classroom {
+        eprintln!("classroom preset, changed from the paper's settings:");
+        for change in classroom::changes() {
+            eprintln!("  {change}");
+        }
+    }
+    fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
     let log_path = args.out.join("training.jsonl");
     let mut log = fs::File::create(&log_path)
         .with_context(|| format!("cannot create {}", log_path.display()))?;
 
-    let bench = super::benchmark(args.data.as_deref())?;
-    let objective = objective(&args, &lm, &bench)?;
+    let objective = objective_for(&lm)?;
     if args.method == TuneMethod::Cda
         && (args.gamma.is_some() || args.beta.is_some() || args.mlm_positions.is_some())
     {

@@ -545,6 +545,7 @@ impl Page {
             Reply::Ready => effects.push(self.request(|job| Request::SavedRun { job })),
             Reply::SavedRun { run } => self.saved_run = run.map(|r| *r),
             Reply::Warning { message } => self.notice = Some(Notice::info(message)),
+            Reply::Backend { backend } => self.backend_info = Some(backend),
             Reply::TuneSaved { job, epochs_done } => {
                 if Some(job) == self.tune_job {
                     self.kept_epochs = Some(epochs_done);

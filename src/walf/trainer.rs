@@ -493,6 +493,35 @@ impl WalfTrainer {
         }))
     }
 
+    /// A training step's work on the first `items` professions (WALF) or sentences (CDA) of the
+    /// next batch, read back, and nothing kept: the weights, the KL tracker and the place in the
+    /// epoch stay as they were. For timing a step on a device before a run starts.
+    pub async fn trial_step(&mut self, items: usize) -> Result<()> {
+        let Some(batch) = self.queue.get(self.next).cloned() else {
+            return Err(Error::Input("the epoch has no batch left to try".into()));
+        };
+        let tracker = self.tracker.clone();
+        let drafted = match batch {
+            Batch::Professions(group, members) => {
+                let professions: Vec<Profession> = members
+                    .iter()
+                    .take(items.max(1))
+                    .map(|&i| self.train[i].clone())
+                    .collect();
+                self.draft(group, &professions).await
+            }
+            Batch::Sentences(rows) => {
+                let rows: Vec<usize> = rows.into_iter().take(items.max(1)).collect();
+                self.text_draft(&rows).await
+            }
+        };
+        self.tracker = tracker;
+        let (draft, grads) = drafted?;
+        let check = gradient_check(&self.lm.model, &grads);
+        read_all(draft.pending().into_iter().chain(check).collect()).await?;
+        Ok(())
+    }
+
     /// One WALF update on `professions`, all of `group`.
     pub async fn train_on(
         &mut self,

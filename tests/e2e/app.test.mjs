@@ -56,6 +56,36 @@ async function waitForRows(page, n) {
     n, { timeout: LONG, polling: 500 });
 }
 
+// The first `n` step losses of `walf tune` on the fixture towards the equal target, dropout off.
+function nativeSteps(n) {
+  const dir = mkdtempSync(join(tmpdir(), 'walf-tune-'));
+  walf(['tune', '--model', FIXTURE, '--target', 'equal', '--out', dir, '--max-epochs', '1', '--no-dropout']);
+  return readFileSync(join(dir, 'training.jsonl'), 'utf8').trim().split('\n')
+    .map((l) => JSON.parse(l)).filter((r) => r.step).slice(0, n).map((r) => r.step.total_loss);
+}
+
+// `n` WALF steps in the page (its defaults, dropout off), run to the step limit: their losses.
+async function pageSteps(page, n) {
+  await page.click('button[role=tab]:has-text("Tune")');
+  await page.fill('#tune-steps', String(n));
+  await page.dispatchEvent('#tune-steps', 'change');
+  await page.uncheck('#tune-dropout');
+  await page.click('#tune-start');
+  await page.waitForFunction(() => /step limit/.test(document.querySelector('#tune-status')?.textContent ?? ''),
+    null, { timeout: LONG, polling: 500 });
+  const steps = await page.$$eval('.step-row', (rows) =>
+    rows.map((r) => [Number(r.dataset.step), Number(r.dataset.totalLoss)]).sort((a, b) => a[0] - b[0]).map((r) => r[1]));
+  assert.equal(steps.length, n);
+  return steps;
+}
+
+function assertSameSteps(steps, native, what) {
+  steps.forEach((loss, i) => {
+    const rel = Math.abs(loss - native[i]) / Math.abs(native[i]);
+    assert.ok(rel < 1e-4, `${what}, step ${i + 1}: page ${loss}, native ${native[i]}`);
+  });
+}
+
 async function shot(page, name) {
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 }
@@ -292,7 +322,7 @@ test('a helper worker that breaks or falls silent costs only speed', { timeout: 
   }
 });
 
-test('automatic times the GPU against the CPU on each model, takes the faster, and keeps the choice', { timeout: LONG }, async () => {
+test('automatic times the GPU against the CPU on each model and each run, takes the faster, and keeps the choice', { timeout: LONG }, async () => {
   // SwiftShader counted as a graphics card (a test hook): the timing runs without a GPU.
   const served = await staticServer(DIST, {
     '/walf-worker-loader.js': `self.walfCountSoftwareAdapters = true;\n${readFileSync(join(DIST, 'walf-worker-loader.js'), 'utf8')}`,
@@ -321,6 +351,44 @@ test('automatic times the GPU against the CPU on each model, takes the faster, a
     assert.deepEqual([gpuAgain, cpuAgain, chosenAgain], [gpuMs, cpuMs, chosen], again);
     assert.match(keptAgain, /timed when this model was first loaded here/);
     assertClose(await chartValues(page), want, 1e-4, 'the probe after the reload');
+
+    // A run times a training step's work on both as well (a step adds the backward pass and
+    // the optimizer), trains on the faster, and gives the native engine's losses there.
+    const native = nativeSteps(2);
+    const steps = await pageSteps(page, 2);
+    const withStep = await page.textContent('.backend-notice');
+    const stepFigures = /^(.*) · a training step: WebGPU (\d+) ms\/step, CPU (\d+) ms\/step(.*): training on the (GPU|CPU)$/;
+    const [, loadPart, gpuStep, cpuStep, keptStep, trainedOn] = withStep.match(stepFigures) ?? assert.fail(`no step timing in ${withStep}`);
+    assert.equal(loadPart, again, 'the load\'s figures stay beside the run\'s');
+    assert.equal(keptStep, '', 'timed, the first time');
+    assert.equal(trainedOn, Number(gpuStep) < Number(cpuStep) ? 'GPU' : 'CPU', withStep);
+    assert.match(await page.textContent('.backend'), trainedOn === 'GPU' ? /WebGPU/ : /CPU/);
+    assertSameSteps(steps, native, `on the ${trainedOn}`);
+    console.log(`automatic, a run: ${withStep}`);
+
+    // The next such run takes the kept decision without timing. Edited here to say the GPU
+    // (SwiftShader never wins), it moves the session there: the run's step is still the native
+    // engine's, and the page says where it runs.
+    const flipped = await page.evaluate(async () => {
+      const root = await navigator.storage.getDirectory();
+      const handle = await root.getFileHandle('backend-choices.json');
+      const all = JSON.parse(await (await handle.getFile()).text());
+      const keys = Object.keys(all).filter((k) => k.includes('|step '));
+      for (const key of keys) all[key].gpu = true;
+      const out = await handle.createWritable();
+      await out.write(JSON.stringify(all));
+      await out.close();
+      return keys.length;
+    });
+    assert.equal(flipped, 1, 'one kind of run was timed');
+    await page.reload();
+    await waitForRows(page, want.size);
+    const moved = await pageSteps(page, 1);
+    const movedNotice = await page.textContent('.backend-notice');
+    assert.match(movedNotice, / · a training step: WebGPU \d+ ms\/step, CPU \d+ ms\/step \(timed when such a run first started here\): training on the GPU$/);
+    assert.match(await page.textContent('.backend'), /WebGPU/);
+    assertSameSteps(moved, native, 'moved to the GPU');
+    console.log(`automatic, a kept decision for the GPU: ${movedNotice}`);
     assert.deepEqual(errors, []);
   } finally {
     await page.close();
@@ -368,24 +436,9 @@ test('a Hub model downloads with progress, probes the same on WebGPU as on the C
   await auto.close();
 
   // Two WALF steps, without dropout, give the native engine's first two losses.
-  const dir = mkdtempSync(join(tmpdir(), 'walf-tune-'));
-  walf(['tune', '--model', FIXTURE, '--target', 'equal', '--out', dir, '--max-epochs', '1', '--no-dropout']);
-  const native = readFileSync(join(dir, 'training.jsonl'), 'utf8').trim().split('\n')
-    .map((l) => JSON.parse(l)).filter((r) => r.step).slice(0, 2).map((r) => r.step.total_loss);
-  await cpu.click('button[role=tab]:has-text("Tune")');
-  await cpu.fill('#tune-steps', '2');
-  await cpu.dispatchEvent('#tune-steps', 'change');
-  await cpu.uncheck('#tune-dropout');
-  await cpu.click('#tune-start');
-  await cpu.waitForFunction(() => /step limit/.test(document.querySelector('#tune-status')?.textContent ?? ''),
-    null, { timeout: LONG, polling: 500 });
-  const steps = await cpu.$$eval('.step-row', (rows) =>
-    rows.map((r) => [Number(r.dataset.step), Number(r.dataset.totalLoss)]).sort((a, b) => a[0] - b[0]).map((r) => r[1]));
-  assert.equal(steps.length, 2);
-  steps.forEach((loss, i) => {
-    const rel = Math.abs(loss - native[i]) / Math.abs(native[i]);
-    assert.ok(rel < 1e-4, `step ${i + 1}: page ${loss}, native ${native[i]}`);
-  });
+  const native = nativeSteps(2);
+  const steps = await pageSteps(cpu, 2);
+  assertSameSteps(steps, native, 'CPU');
   console.log(`WALF steps: page ${steps.join(', ')}; native ${native.join(', ')}`);
   // The tuned model's distribution appears beside the one before, and it is what `walf probe`
   // finds in the exported model (the tuned weights went to the helper workers too).

@@ -453,6 +453,69 @@ fn backend_auto_with_a_gpu_runs_on_the_faster_of_it_and_the_cpu() {
     assert_eq!(probe_results(&auto), probe_results(&chosen));
 }
 
+/// `walf tune` of the tiny BERT for one epoch towards the equal target, dropout off, on
+/// `backend`: what it printed and its steps' losses.
+fn tune_tiny_bert(backend: &str, env: &[(&str, &str)]) -> (String, Vec<f64>) {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("tuned");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_walf"));
+    command
+        .args(["tune", "--model"])
+        .arg(fixture_model("bert"))
+        .args(["--target", "equal", "--max-epochs", "1", "--no-dropout"])
+        .args(["--batch-size", "16", "--backend", backend, "--out"])
+        .arg(&dir);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let o = command.output().expect("walf runs");
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    let losses = std::fs::read_to_string(dir.join("training.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter_map(|l| l["step"]["total_loss"].as_f64())
+        .collect();
+    (err, losses)
+}
+
+/// `walf tune --backend auto` with a GPU times a training step's work, not a probe batch, on it
+/// and on the CPU, and trains on the faster (lavapipe stands in for a graphics card).
+#[test]
+fn backend_auto_for_tuning_times_a_training_step() {
+    if walf_lab::device::wgpu().is_err() {
+        eprintln!("no wgpu adapter: not checked");
+        return;
+    }
+    let (err, losses) = tune_tiny_bert("auto", &[("WALF_AUTO_COUNT_SOFTWARE_ADAPTERS", "1")]);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("backend: wgpu "))
+        .unwrap_or_else(|| panic!("no timing line: {err}"));
+    assert!(
+        line.contains("ms/step") && line.contains("(a training step's work on 1 profession"),
+        "{line}"
+    );
+    let ms = |after: &str| -> f64 {
+        let rest = &line[line.find(after).unwrap() + after.len()..];
+        rest.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let on_cpu = line.ends_with("running on the CPU");
+    assert_eq!(
+        on_cpu,
+        ms("CPU ") < ms("wgpu "),
+        "the faster is taken: {line}"
+    );
+    // the run itself is the one the chosen backend gives when asked for by name
+    let (_, chosen) = tune_tiny_bert(if on_cpu { "cpu" } else { "wgpu" }, &[]);
+    assert!(!losses.is_empty());
+    for (a, b) in losses.iter().zip(&chosen) {
+        assert!((a - b).abs() <= 1e-6 * b.abs().max(1e-9), "{a} vs {b}");
+    }
+    assert_eq!(losses.len(), chosen.len());
+}
+
 #[test]
 fn lm_loss_reads_a_text_file() {
     let dir = tempfile::tempdir().unwrap();

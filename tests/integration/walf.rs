@@ -534,3 +534,41 @@ fn a_step_waits_for_the_device_once_and_the_real_world_target_twice() {
         }
     }
 }
+
+#[test]
+fn a_trial_step_for_timing_leaves_the_run_as_it_was() {
+    // `automatic` times a step's work on each device before a run starts, on the trainer the run
+    // then uses: the weights, the KL tracker (which λ reads) and the place in the epoch must not
+    // move, so the run's steps are those of a trainer never tried.
+    let bench = few_professions(4, 40);
+    for target in [Target::Equal, Target::RealWorld] {
+        let config = WalfConfig {
+            mlm_positions: Some(2),
+            batch_size: 2,
+            ..WalfConfig::paper(target)
+        };
+        let run = |trial: bool| {
+            let mut trainer = WalfTrainer::new(trainable("bert"), &bench, config.clone()).unwrap();
+            if trial {
+                let reads = walf_lab::readback::read_backs();
+                let clock = std::time::Instant::now();
+                let now_ms = || clock.elapsed().as_secs_f64() * 1e3;
+                let ms = pollster::block_on(walf_lab::speed::step_time_ms(&mut trainer, &now_ms))
+                    .unwrap();
+                assert!(ms.is_finite() && ms >= 0.0, "{ms}");
+                // each pass reads its losses back, as a step does
+                let per_pass = if target == Target::Equal { 1 } else { 2 };
+                assert_eq!(walf_lab::readback::read_backs() - reads, 2 * per_pass);
+                assert_eq!(trainer.steps_done(), 0);
+            }
+            let steps: Vec<_> = (0..3)
+                .map(|_| pollster::block_on(trainer.step()).unwrap().unwrap())
+                .collect();
+            steps
+                .iter()
+                .map(|s| (s.professions.clone(), s.total_loss, s.lambda, s.kl))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(true), run(false), "{target:?}");
+    }
+}

@@ -412,6 +412,38 @@ fn a_lost_gpu_ends_the_run_offers_the_cpu_once_and_the_cpu_loads_the_model_again
 }
 
 #[test]
+fn a_run_that_moves_to_the_gpu_is_shown_there_and_its_lost_device_offers_the_cpu() {
+    // loaded on the CPU, then `automatic` found the GPU faster for the run's steps
+    let mut page = tuning(false);
+    let Some(BackendInfo { gpu: false, .. }) = page.backend_info else {
+        panic!("{:?}", page.backend_info)
+    };
+    let notice = "WebGPU 90 ms/batch, CPU, 2 workers 60 ms/batch: running on the CPU · a \
+                  training step: WebGPU 200 ms/step, CPU 900 ms/step: training on the GPU";
+    page.on_reply(Reply::Backend {
+        backend: BackendInfo {
+            name: "this computer's graphics card (WebGPU)".into(),
+            detail: String::new(),
+            notice: Some(notice.into()),
+            gpu: true,
+        },
+    });
+    assert!(
+        page.backend_info
+            .as_ref()
+            .is_some_and(|b| b.gpu && b.notice.as_deref() == Some(notice))
+    );
+    assert!(page.tuning_now(), "the run goes on");
+    page.on_reply(step(3, 0, 0));
+    page.on_reply(Reply::Failed {
+        job: Some(3),
+        kind: FailureKind::DeviceLost,
+        message: "the device stopped answering".into(),
+    });
+    assert!(page.notice.as_ref().is_some_and(|n| n.offer_cpu));
+}
+
+#[test]
 fn an_internal_failure_on_the_gpu_is_not_taken_for_a_lost_device() {
     let mut page = measured(true);
     let effects = page.start_job(JobKind::Export, |job| Request::Export { job });

@@ -1,7 +1,7 @@
 //! Loading a model: the bundled one beside the page, a Hub repository (cached in the browser),
 //! or files the user picked; the device opened first, helpers started where they help.
 
-use walf_lab::speed::{BackendTime, SpeedBatch, describe, fastest};
+use walf_lab::speed::{BackendTime, SpeedBatch, describe, fastest, step_time_ms};
 
 use super::*;
 
@@ -256,20 +256,20 @@ async fn choose(
             let times = [
                 BackendTime {
                     label: "WebGPU".into(),
-                    ms_per_batch: gpu_ms,
+                    ms: gpu_ms,
                 },
                 BackendTime {
                     label: format!(
                         "CPU, {workers} worker{}",
                         if workers == 1 { "" } else { "s" }
                     ),
-                    ms_per_batch: cpu_ms,
+                    ms: cpu_ms,
                 },
             ];
             let gpu_won = fastest(&times) == Some(0);
             let decision = store::BackendDecision {
                 gpu: gpu_won,
-                figures: describe(&times),
+                figures: describe(&times, "batch"),
             };
             if let Err(e) = store::keep_backend_decision(&key, decision.clone()).await {
                 // timed again next time: costs a second, never the load
@@ -295,4 +295,140 @@ async fn choose(
     };
     *s.device.borrow_mut() = Some((device.clone(), info.clone(), BackendChoice::Auto));
     Ok((device, info, built))
+}
+
+/// Set between a notice's figures from the load and a run's training-step figures.
+const STEP_MARK: &str = " · a training step: ";
+
+/// `automatic` with a GPU, when a run starts: the faster of it and the CPU for a training step's
+/// work of this run's kind (method, target, masked positions, dropout), timed the first time and
+/// kept as the load's decision is. A probe batch and a step need not agree: a step adds the
+/// backward pass and the optimizer. When the faster is not the device the model is on, the
+/// session moves there: the loaded model and the current weights are built on it, the helpers
+/// follow, and the page is told (`Reply::Backend`). Returns the device to train on.
+pub(super) async fn choose_for_training(
+    s: &Session,
+    job: u64,
+    settings: &TuneSettings,
+    bench: &Benchmark,
+    cda_text: Option<&str>,
+) -> Result<Device, Error> {
+    let (lm, current, files) = loaded(s)?;
+    let here = lm.model.device();
+    let auto = s
+        .device
+        .borrow()
+        .as_ref()
+        .filter(|(_, _, choice)| *choice == BackendChoice::Auto)
+        .map(|(_, info, _)| info.clone());
+    let (Some(info), Some((gpu, gpu_info))) = (auto, s.auto_gpu.borrow().clone()) else {
+        return Ok(here);
+    };
+    let kind = format!(
+        "step {:?} {:?} {:?} dropout {}",
+        settings.method, settings.target, settings.mlm_positions, settings.dropout
+    );
+    let key = format!("{}|{}|{kind}", files.fingerprint(), gpu_info.detail);
+    let decision = match store::backend_decision(&key).await {
+        Some(kept) => store::BackendDecision {
+            figures: format!(
+                "{} (timed when such a run first started here)",
+                kept.figures
+            ),
+            ..kept
+        },
+        None => {
+            let what = "timing a training step on the GPU and the CPU";
+            let mut times = Vec::new();
+            for (i, (label, device)) in [("WebGPU", gpu.clone()), ("CPU", Device::flex())]
+                .into_iter()
+                .enumerate()
+            {
+                progress(Some(job), what, i as u64, 2);
+                let ms = time_step(&files, &device, settings, bench, cda_text)
+                    .await
+                    .unwrap_or_else(|e| {
+                        web_sys::console::warn_1(&format!("{label}: {e}").into());
+                        f64::INFINITY
+                    });
+                times.push(BackendTime {
+                    label: label.into(),
+                    ms,
+                });
+            }
+            let decision = store::BackendDecision {
+                gpu: fastest(&times) == Some(0),
+                figures: describe(&times, "step"),
+            };
+            if let Err(e) = store::keep_backend_decision(&key, decision.clone()).await {
+                web_sys::console::warn_1(&e.into());
+            }
+            decision
+        }
+    };
+    let step = format!(
+        "{}: training on the {}",
+        decision.figures,
+        if decision.gpu { "GPU" } else { "CPU" }
+    );
+    // the load's figures stay, a run's replace the last run's
+    let notice = Some(match info.notice.as_deref() {
+        Some(earlier) => {
+            let earlier = earlier.split(STEP_MARK).next().unwrap_or(earlier);
+            format!("{earlier}{STEP_MARK}{step}")
+        }
+        None => format!("a training step: {step}"),
+    });
+    let (device, info) = if decision.gpu {
+        (gpu, BackendInfo { notice, ..gpu_info })
+    } else {
+        backend::cpu(notice)
+    };
+    if decision.gpu != s.on_gpu() {
+        progress(Some(job), "moving the model to the faster device", 0, 1);
+        let moved = LanguageModel::load(files.files(), &device)?;
+        let weights = current.to_safetensors_f32().await?;
+        let mut current = LanguageModel::load(
+            ModelFiles {
+                weights: &weights,
+                weights_name: "the current weights",
+                ..files.files()
+            },
+            &device,
+        )?
+        .model;
+        current.keep_dtypes_of(&moved.model);
+        if decision.gpu {
+            s.pool.borrow_mut().take();
+        } else if files.weights.len() <= pool::MAX_SHARED_WEIGHTS {
+            // the helpers get the current weights with the next probe
+            s.pool();
+        }
+        if let Some(m) = s.model.borrow_mut().as_mut() {
+            m.lm = Rc::new(moved);
+            m.current = current;
+        }
+    }
+    *s.device.borrow_mut() = Some((device.clone(), info.clone(), BackendChoice::Auto));
+    post(&Reply::Backend { backend: info });
+    Ok(device)
+}
+
+/// Milliseconds for a training step's work of this run's kind on `device`, on a model built
+/// there for the trial only.
+async fn time_step(
+    files: &ModelBytes,
+    device: &Device,
+    settings: &TuneSettings,
+    bench: &Benchmark,
+    cda_text: Option<&str>,
+) -> Result<f64, Error> {
+    let mut trainable = LanguageModel::load(files.files(), &device.clone().autodiff())?;
+    if !settings.dropout {
+        trainable.model.set_dropout(0.0, 0.0);
+    }
+    let objective = settings.objective(cda_text, bench, &trainable)?;
+    let mut trainer =
+        WalfTrainer::with_objective(trainable, bench, settings.walf_config(), objective)?;
+    step_time_ms(&mut trainer, &js_sys::Date::now).await
 }

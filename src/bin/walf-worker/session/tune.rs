@@ -18,9 +18,10 @@ pub(super) async fn tune(
     edits: &BenchmarkEdits,
     cda_text: Option<String>,
 ) -> Result<(), Error> {
-    let (lm, _, files) = loaded(s)?;
     let bench = edits.benchmark()?;
-    let device = lm.model.device();
+    // `automatic` with a GPU: the faster for this run's steps, which may move the model
+    let device = load::choose_for_training(s, job, &settings, &bench, cda_text.as_deref()).await?;
+    let (_, _, files) = loaded(s)?;
     progress(Some(job), "preparing the model for training", 0, 1);
     // A new run replaces a kept one.
     if let Err(e) = store::discard().await {
