@@ -393,12 +393,17 @@ fn main() {
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     bench.say(&format!(
-        "bench_gpu: burn's CPU backend on {threads} thread(s) against wgpu ({}), dropout off, \
-         up to {} WALF steps or {} s a run",
+        "bench_gpu: burn's CPU backend on {threads} thread(s) against wgpu ({}, fusion {}), \
+         dropout off, up to {} WALF steps or {} s a run",
         if software {
             "any adapter"
         } else {
             "a graphics card"
+        },
+        if cfg!(feature = "fusion") {
+            "on"
+        } else {
+            "off"
         },
         bench.steps,
         bench.budget_s

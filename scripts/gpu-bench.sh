@@ -4,25 +4,28 @@
 # probe of the test split and up to 20 WALF steps of each target, with the GPU's ratios to the
 # CPU and how far its results are from the CPU's. Unattended, and ends within 8 minutes.
 #
-#   scripts/gpu-bench.sh [--bin PATH] [--out FILE] [--smoke] [-- BENCH_ARGS...]
+#   scripts/gpu-bench.sh [--bin PATH] [--out FILE] [--smoke] [--fusion] [-- BENCH_ARGS...]
 #
 #   --bin PATH  a bench_gpu built before (`cargo build --release --example bench_gpu`), for a
 #               machine with a GPU and no registry to build from; without it, it is built here
 #   --out FILE  also write the results to FILE (default: target/gpu-bench.txt)
 #   --smoke     the tiny fixture BERT, two steps, any adapter (lavapipe too), a debug build:
 #               checks that the benchmark runs, on a machine without a GPU (CI)
+#   --fusion    built with burn's operation fusion for wgpu (`--features fusion`): run once with
+#               it and once without for the figures that decide whether the app turns it on
 #
 # It needs a Vulkan driver for the GPU (wgpu); without a usable adapter it says so and fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bin="" out="target/gpu-bench.txt" smoke=0
-extra=()
+extra=() features=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin) bin="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --smoke) smoke=1; shift ;;
+    --fusion) features=(--features fusion); shift ;;
     --) shift; extra=("$@"); break ;;
     *) echo "gpu-bench: unknown option $1 (see the comment at the top of $0)" >&2; exit 2 ;;
   esac
@@ -30,10 +33,10 @@ done
 
 if [ -z "$bin" ]; then
   if [ "$smoke" = 1 ]; then
-    cargo build --quiet --example bench_gpu
+    cargo build --quiet --example bench_gpu ${features[@]+"${features[@]}"}
     bin=target/debug/examples/bench_gpu
   else
-    cargo build --quiet --release --example bench_gpu
+    cargo build --quiet --release --example bench_gpu ${features[@]+"${features[@]}"}
     bin=target/release/examples/bench_gpu
   fi
 fi
