@@ -242,6 +242,13 @@ fn ratio(cpu: f64, gpu: f64) -> String {
     }
 }
 
+fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
 /// Agreement asked of the GPU: the e2e test's 1e-4 on probabilities, and on a step's loss
 /// relative to its size (float sums in another order, over a few steps of training).
 const MAX_P_DIFF: f64 = 1e-4;
@@ -260,18 +267,8 @@ fn report(bench: &mut Bench, name: &str, cpu: &Figures, gpu: &Figures) -> bool {
         ratio(cpu.probe_warm_s, gpu.probe_warm_s),
         gpu.probe_cold_s,
     ));
-    let p_diff = cpu
-        .p_female
-        .iter()
-        .zip(&gpu.p_female)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
-    let kl_diff = cpu
-        .kl_all
-        .iter()
-        .zip(&gpu.kl_all)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
+    let p_diff = max_abs_diff(&cpu.p_female, &gpu.p_female);
+    let kl_diff = max_abs_diff(&cpu.kl_all, &gpu.kl_all);
     agree &= p_diff <= MAX_P_DIFF;
     if let Some(k) = gpu.kernels_per_batch {
         bench.say(&format!(
