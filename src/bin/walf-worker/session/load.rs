@@ -305,14 +305,15 @@ const STEP_MARK: &str = " · a training step: ";
 /// kept as the load's decision is. A probe batch and a step need not agree: a step adds the
 /// backward pass and the optimizer. When the faster is not the device the model is on, the
 /// session moves there: the loaded model and the current weights are built on it, the helpers
-/// follow, and the page is told (`Reply::Backend`). Returns the device to train on.
+/// follow, and the page is told (`Reply::Backend`). Returns the device to train on and, when it
+/// was timed now, the winner's trainer: a trial step leaves it as it was, so the run starts on it.
 pub(super) async fn choose_for_training(
     s: &Session,
     job: u64,
     settings: &TuneSettings,
     bench: &Benchmark,
     cda_text: Option<&str>,
-) -> Result<Device, Error> {
+) -> Result<(Device, Option<WalfTrainer>), Error> {
     let (lm, current, files) = loaded(s)?;
     let here = lm.model.device();
     let auto = s
@@ -322,13 +323,14 @@ pub(super) async fn choose_for_training(
         .filter(|(_, _, choice)| *choice == BackendChoice::Auto)
         .map(|(_, info, _)| info.clone());
     let (Some(info), Some((gpu, gpu_info))) = (auto, s.auto_gpu.borrow().clone()) else {
-        return Ok(here);
+        return Ok((here, None));
     };
     let kind = format!(
         "step {:?} {:?} {:?} dropout {}",
         settings.method, settings.target, settings.mlm_positions, settings.dropout
     );
     let key = format!("{}|{}|{kind}", files.fingerprint(), gpu_info.detail);
+    let mut trainers: Vec<Option<WalfTrainer>> = Vec::new();
     let decision = match store::backend_decision(&key).await {
         Some(kept) => store::BackendDecision {
             figures: format!(
@@ -345,12 +347,23 @@ pub(super) async fn choose_for_training(
                 .enumerate()
             {
                 progress(Some(job), what, i as u64, 2);
-                let ms = time_step(&files, &device, settings, bench, cda_text)
-                    .await
-                    .unwrap_or_else(|e| {
+                let timed = match new_trainer(&files, &device, settings, bench, cda_text) {
+                    Ok(mut trainer) => step_time_ms(&mut trainer, &js_sys::Date::now)
+                        .await
+                        .map(|ms| (ms, trainer)),
+                    Err(e) => Err(e),
+                };
+                let ms = match timed {
+                    Ok((ms, trainer)) => {
+                        trainers.push(Some(trainer));
+                        ms
+                    }
+                    Err(e) => {
                         web_sys::console::warn_1(&format!("{label}: {e}").into());
+                        trainers.push(None);
                         f64::INFINITY
-                    });
+                    }
+                };
                 times.push(BackendTime {
                     label: label.into(),
                     ms,
@@ -411,24 +424,25 @@ pub(super) async fn choose_for_training(
     }
     *s.device.borrow_mut() = Some((device.clone(), info.clone(), BackendChoice::Auto));
     post(&Reply::Backend { backend: info });
-    Ok(device)
+    let tried = trainers
+        .get_mut(if decision.gpu { 0 } else { 1 })
+        .and_then(Option::take);
+    Ok((device, tried))
 }
 
-/// Milliseconds for a training step's work of this run's kind on `device`, on a model built
-/// there for the trial only.
-async fn time_step(
+/// A trainer for this run on `device` (its autodiff device), from the loaded files.
+pub(super) fn new_trainer(
     files: &ModelBytes,
     device: &Device,
     settings: &TuneSettings,
     bench: &Benchmark,
     cda_text: Option<&str>,
-) -> Result<f64, Error> {
+) -> Result<WalfTrainer, Error> {
+    // Training needs the weights on an autodiff device, built there directly.
     let mut trainable = LanguageModel::load(files.files(), &device.clone().autodiff())?;
     if !settings.dropout {
         trainable.model.set_dropout(0.0, 0.0);
     }
     let objective = settings.objective(cda_text, bench, &trainable)?;
-    let mut trainer =
-        WalfTrainer::with_objective(trainable, bench, settings.walf_config(), objective)?;
-    step_time_ms(&mut trainer, &js_sys::Date::now).await
+    WalfTrainer::with_objective(trainable, bench, settings.walf_config(), objective)
 }

@@ -20,24 +20,23 @@ pub(super) async fn tune(
 ) -> Result<(), Error> {
     let bench = edits.benchmark()?;
     // `automatic` with a GPU: the faster for this run's steps, which may move the model
-    let device = load::choose_for_training(s, job, &settings, &bench, cda_text.as_deref()).await?;
+    let (device, tried) =
+        load::choose_for_training(s, job, &settings, &bench, cda_text.as_deref()).await?;
     let (_, _, files) = loaded(s)?;
     progress(Some(job), "preparing the model for training", 0, 1);
     // A new run replaces a kept one.
     if let Err(e) = store::discard().await {
         web_sys::console::warn_1(&e.into());
     }
-    // Training needs the weights on an autodiff device, built there directly.
-    let mut trainable = LanguageModel::load(files.files(), &device.autodiff())?;
-    if !settings.dropout {
-        trainable.model.set_dropout(0.0, 0.0);
-    }
-    if settings.method == TuneMethod::Cda {
-        progress(Some(job), "swapping the gendered words of the text", 0, 1);
-    }
-    let objective = settings.objective(cda_text.as_deref(), &bench, &trainable)?;
-    let trainer =
-        WalfTrainer::with_objective(trainable, &bench, settings.walf_config(), objective)?;
+    let trainer = match tried {
+        Some(trainer) => trainer,
+        None => {
+            if settings.method == TuneMethod::Cda {
+                progress(Some(job), "swapping the gendered words of the text", 0, 1);
+            }
+            load::new_trainer(&files, &device, &settings, &bench, cda_text.as_deref())?
+        }
+    };
     // Where the valid-KL curve and the live chart start.
     progress(Some(job), "measuring the valid split before tuning", 0, 1);
     let validation = trainer.validation().await?;
