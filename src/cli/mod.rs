@@ -5,6 +5,7 @@ mod backend;
 mod bundled;
 mod output;
 mod pretrain;
+mod progress;
 mod tune;
 
 use std::path::{Path, PathBuf};
@@ -13,7 +14,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use walf_lab::bias::{Target, bias_report};
 use walf_lab::data::{Benchmark, Split};
@@ -22,6 +22,7 @@ use walf_lab::lm_loss::{LmLossSettings, LossRule};
 use walf_lab::measure::{MeasureInput, ProbeSettings};
 
 use backend::BackendChoice;
+use progress::Progress;
 
 #[derive(Parser)]
 #[command(
@@ -195,17 +196,6 @@ pub(crate) fn benchmark(data: Option<&Path>) -> Result<Benchmark> {
     Ok(edits.benchmark()?)
 }
 
-pub(crate) fn progress_bar(total: u64, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} sentences, {eta} left")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_message(what.to_string());
-    bar
-}
-
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Probe {
@@ -265,14 +255,19 @@ fn run(cli: Cli) -> Result<()> {
                 templates: &templates,
                 phrases: &bench.phrases,
             };
-            let bar = progress_bar(0, "probing");
+            let bar = Progress::new(
+                "probing",
+                "sentences",
+                0,
+                "{prefix} [{bar:40}] {pos}/{len} sentences, {eta} left",
+            );
             let started = Instant::now();
             let result =
                 pollster::block_on(lm.probe(input, ProbeSettings { batch_size }, &mut |p| {
                     bar.set_length(p.total as u64);
                     bar.set_position(p.done as u64);
                 }))?;
-            bar.finish_and_clear();
+            bar.finish();
             let seconds = started.elapsed().as_secs_f64();
             let reports: Vec<_> = targets
                 .iter()
@@ -316,13 +311,11 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("{} holds no text", text.display());
             }
             let lm = load_model(model.as_deref(), backend)?;
-            let bar = ProgressBar::new(passages.len() as u64);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "masked-LM loss [{bar:40}] {pos}/{len} passages, {eta} left",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
+            let bar = Progress::new(
+                "masked-LM loss",
+                "passages",
+                passages.len() as u64,
+                "{prefix} [{bar:40}] {pos}/{len} passages, {eta} left",
             );
             let settings = LmLossSettings {
                 mask_prob,
@@ -337,7 +330,7 @@ fn run(cli: Cli) -> Result<()> {
             let report = pollster::block_on(lm.lm_loss(&passages, settings, &mut |p| {
                 bar.set_position(p.done as u64)
             }))?;
-            bar.finish_and_clear();
+            bar.finish();
             println!(
                 "{} passages, {} tokens, {} masked: masked-LM loss {:.4} (perplexity {:.2}){}",
                 report.passages,

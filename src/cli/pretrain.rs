@@ -9,7 +9,6 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use safetensors::Dtype;
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +29,7 @@ use walf_lab::tokenizer::MaskTokenizer;
 use walf_lab::weights::Weights;
 
 use super::backend::BackendChoice;
+use super::progress::Progress;
 use super::tune::save_atomically;
 use super::write_atomically;
 
@@ -607,15 +607,12 @@ pub fn run(args: PretrainArgs) -> Result<()> {
         let mut rng = SplitMix64::new(config.seed.wrapping_add(1_000_003 * (epoch as u64 + 1)));
         let mut order: Vec<usize> = (0..train.len()).collect();
         rng.shuffle(&mut order);
-        let bar = ProgressBar::new(steps_per_epoch as u64);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "epoch {prefix} [{bar:30}] {pos}/{len} steps, {per_sec}, {eta} left  {msg}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
+        let bar = Progress::new(
+            &format!("epoch {}/{}", epoch + 1, config.epochs),
+            "steps",
+            steps_per_epoch as u64,
+            "{prefix} [{bar:30}] {pos}/{len} steps, {per_sec}, {eta} left  {msg}",
         );
-        bar.set_prefix(format!("{}/{}", epoch + 1, config.epochs));
         let epoch_started = Instant::now();
         let (mut loss_sum, mut steps, mut tokens) = (0.0, 0usize, 0usize);
         for chunk in order.chunks(config.batch_size) {
@@ -638,7 +635,7 @@ pub fn run(args: PretrainArgs) -> Result<()> {
             bar.set_message(format!("loss {loss:.3}"));
             bar.inc(1);
         }
-        bar.finish_and_clear();
+        bar.finish();
         let seconds = epoch_started.elapsed().as_secs_f64();
         let (sum, count) = pollster::block_on(trainer.evaluate(&held_batches))?;
         let entry = EpochLog {

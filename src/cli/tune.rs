@@ -12,7 +12,6 @@ use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::tensor::Device;
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use walf_lab::bias::{BiasReport, Target, bias_report};
@@ -25,6 +24,7 @@ use walf_lab::protocol::{TuneMethod, TuneSettings};
 use walf_lab::walf::{Objective, StepRecord, WalfConfig, WalfTrainer, classroom};
 
 use super::backend::BackendChoice;
+use super::progress::Progress;
 
 /// `--method`, read as the page's links write it.
 fn method(s: &str) -> Result<TuneMethod, String> {
@@ -388,15 +388,12 @@ pub fn run(args: TuneArgs) -> Result<()> {
     let started = Instant::now();
     let mut outcome = Ok(());
     'epochs: loop {
-        let bar = ProgressBar::new(trainer.batches_in_epoch() as u64);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "epoch {prefix} [{bar:30}] {pos}/{len} batches, {eta} left  {msg}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
+        let bar = Progress::new(
+            &format!("epoch {}", trainer.epoch() + 1),
+            "batches",
+            trainer.batches_in_epoch() as u64,
+            "{prefix} [{bar:30}] {pos}/{len} batches, {eta} left  {msg}",
         );
-        bar.set_prefix((trainer.epoch() + 1).to_string());
         let mut groups = GroupMeans::default();
         loop {
             match pollster::block_on(trainer.step()) {
@@ -418,7 +415,7 @@ pub fn run(args: TuneArgs) -> Result<()> {
                 }
             }
         }
-        bar.finish_and_clear();
+        bar.finish();
         let epoch = match pollster::block_on(trainer.validate()) {
             Ok(epoch) => epoch,
             Err(e) => {

@@ -398,6 +398,37 @@ fn probe_tiny_bert(backend: &str, env: &[(&str, &str)]) -> std::process::Output 
     command.output().expect("walf runs")
 }
 
+/// With stderr in a file or a pipe (as here) there is no bar to draw: long work writes a plain
+/// line now and then instead, with its count, rate and time left (every 30 s unless
+/// WALF_PROGRESS_SECONDS says otherwise).
+#[test]
+fn progress_off_a_terminal_is_written_as_lines() {
+    let o = probe_tiny_bert("cpu", &[("WALF_PROGRESS_SECONDS", "0")]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("probing: ")).collect();
+    assert!(!lines.is_empty(), "{err}");
+    for line in &lines {
+        assert!(
+            line.contains(" sentences (") && line.ends_with(" left"),
+            "{line}"
+        );
+    }
+    let (err, _) = tune_tiny_bert("cpu", &[("WALF_PROGRESS_SECONDS", "0")]);
+    assert!(
+        err.lines().any(|l| l.starts_with("epoch 1: 1/")
+            && l.contains(" batches (")
+            && l.contains(" KL ")),
+        "{err}"
+    );
+    let quiet = probe_tiny_bert("cpu", &[]);
+    assert!(
+        !stderr(&quiet).contains("probing: "),
+        "a short run writes no progress lines by default: {}",
+        stderr(&quiet)
+    );
+}
+
 /// A probe's printed results, without the first line (how long it took).
 fn probe_results(o: &std::process::Output) -> String {
     let out = String::from_utf8_lossy(&o.stdout).to_string();
