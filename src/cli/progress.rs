@@ -125,14 +125,13 @@ impl Lines {
         let per = elapsed / self.pos.max(1) as f64;
         let left = per * self.total.saturating_sub(self.pos) as f64;
         let mut line = format!(
-            "{}: {}/{} {} ({:.0}%), {}/{}, about {} left",
+            "{}: {}/{} {} ({:.0}%), {} each, about {} left",
             self.what,
             self.pos,
             self.total,
             self.unit,
             100.0 * self.pos as f64 / self.total.max(1) as f64,
             short_duration(per),
-            singular(self.unit),
             short_duration(left),
         );
         if !self.message.is_empty() {
@@ -141,10 +140,6 @@ impl Lines {
         }
         line
     }
-}
-
-fn singular(unit: &str) -> &str {
-    unit.strip_suffix('s').unwrap_or(unit)
 }
 
 fn short_duration(seconds: f64) -> String {
@@ -172,7 +167,7 @@ mod tests {
         lines.message = "loss 4.512".into();
         assert_eq!(
             lines.due(t0 + Duration::from_secs(40)).as_deref(),
-            Some("epoch 1/2: 10/100 steps (10%), 4.0 s/step, about 6 min left, loss 4.512")
+            Some("epoch 1/2: 10/100 steps (10%), 4.0 s each, about 6 min left, loss 4.512")
         );
         lines.pos = 11;
         assert_eq!(
