@@ -25,6 +25,14 @@ impl<'a> Weights<'a> {
         &self.file
     }
 
+    /// Values stored, over every tensor of the file.
+    pub fn value_count(&self) -> usize {
+        self.tensors
+            .iter()
+            .map(|(_, view)| view.shape().iter().product::<usize>())
+            .sum()
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.resolve(name).is_some()
     }
@@ -198,4 +206,25 @@ fn to_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
             .collect(),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_counts_every_tensors_elements_whatever_its_dtype() {
+        let tensors: Vec<StoredTensor> = vec![
+            ("a".into(), Dtype::F32, vec![2, 3], vec![0; 24]),
+            ("b".into(), Dtype::F16, vec![5], vec![0; 10]),
+            ("c".into(), Dtype::BF16, vec![1, 1, 4], vec![0; 8]),
+        ];
+        let bytes = serialize(&tensors).unwrap();
+        assert_eq!(
+            Weights::parse("m", &bytes).unwrap().value_count(),
+            6 + 5 + 4
+        );
+        let empty = serialize(&[]).unwrap();
+        assert_eq!(Weights::parse("m", &empty).unwrap().value_count(), 0);
+    }
 }

@@ -8,13 +8,44 @@
 //! - the engine worker takes the next batch nobody has, else the last one a full helper has not
 //!   started (it only waits there: computing it here ends the probe sooner);
 //! - a helper that fails gives its batches back to the front of the queue and gets none again;
-//! - a batch is taken in once, from whoever answers first.
+//! - a batch is taken in once, from whoever answers first;
+//! - a model's weights go to as many helpers as [`helpers_within`] allows.
 
 use std::collections::VecDeque;
 
 /// Batches a helper holds at once: one it computes, one waiting, so it never idles between
 /// them.
 pub const DEPTH: usize = 2;
+
+/// Weights files this small go to every helper whatever the device's memory.
+pub const ALWAYS_SHARED_WEIGHTS: usize = 160 << 20;
+/// The share of the device's memory that helpers' copies of a larger model may take together.
+pub const HELPERS_SHARE_OF_MEMORY: u64 = 4;
+
+/// How many of `wanted` helpers should hold a copy of a model whose file is `file_bytes` long
+/// and whose copy costs a helper `copy_bytes` (`None`: unknown): all for a small file; for a
+/// larger one, as many copies as fit in a quarter of the device's memory (`device_gib`, as
+/// `navigator.deviceMemory` says), and none where the browser does not say.
+/// Bytes are counted in u64: the device's memory is more than a 32-bit `usize` holds.
+pub fn helpers_within(
+    wanted: usize,
+    file_bytes: usize,
+    copy_bytes: Option<u64>,
+    device_gib: Option<f64>,
+) -> usize {
+    if file_bytes <= ALWAYS_SHARED_WEIGHTS {
+        return wanted;
+    }
+    let gib = device_gib.filter(|g| g.is_finite() && *g > 0.0);
+    match (gib, copy_bytes) {
+        (Some(gib), Some(copy)) => {
+            let budget = (gib * (1u64 << 30) as f64) as u64 / HELPERS_SHARE_OF_MEMORY;
+            let copies = budget / copy.max(1);
+            wanted.min(usize::try_from(copies).unwrap_or(usize::MAX))
+        }
+        _ => 0,
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq)]
 struct HelperState {
@@ -166,6 +197,41 @@ impl Dispatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_models_go_to_every_helper_large_ones_to_as_many_as_memory_allows() {
+        let mb = 1 << 20;
+        // the bundled models: every helper, whatever the browser says of its memory
+        assert_eq!(helpers_within(3, 25 * mb, Some(125 << 20), None), 3);
+        assert_eq!(helpers_within(3, 160 * mb, None, Some(0.5)), 3);
+        // bert-base in f32: 440 MB file, 440 MB tensors, 440 MB packed, about 1.3 GB a copy
+        let (file, copy) = (440 * mb, Some(1320u64 << 20));
+        assert_eq!(
+            helpers_within(3, file, copy, Some(8.0)),
+            1,
+            "2 GiB of 8 for helpers"
+        );
+        assert_eq!(helpers_within(3, file, copy, Some(16.0)), 3);
+        assert_eq!(
+            helpers_within(1, file, copy, Some(16.0)),
+            1,
+            "never more than wanted"
+        );
+        assert_eq!(
+            helpers_within(3, file, copy, Some(4.0)),
+            0,
+            "1 GiB holds no copy"
+        );
+        assert_eq!(helpers_within(3, file, copy, None), 0, "no figure: none");
+        assert_eq!(helpers_within(3, file, copy, Some(f64::NAN)), 0);
+        assert_eq!(
+            helpers_within(3, file, None, Some(16.0)),
+            0,
+            "not safetensors"
+        );
+        // more memory than 32 bits count (the browser's usize): still counted whole
+        assert_eq!(helpers_within(3, file, Some(5u64 << 30), Some(32.0)), 1);
+    }
 
     #[test]
     fn batches_go_out_costliest_first_to_helpers_with_the_weights_up_to_the_depth() {

@@ -23,7 +23,7 @@ use walf_lab::measure::{MaskedSentence, SentenceLogProbs, SentencePlan, batch_lo
 use walf_lab::model::{Inference, MaskedLm};
 use walf_lab::weights::Weights;
 
-use crate::dispatch::Dispatch;
+use crate::dispatch::{Dispatch, helpers_within};
 use crate::net::{here, js_error, scope, sleep};
 use crate::transport::{self, Buffer, Received};
 
@@ -34,9 +34,6 @@ const HELPER_NAME: &str = "walf-helper";
 const HELPER_SCRIPT: &str = "walf-helper.js";
 /// At most this many helpers, whatever the core count: each holds a copy of the model.
 const MAX_HELPERS: usize = 3;
-/// Larger weights are not copied to helpers (the copies would cost more memory than the time
-/// they save is worth): such a model probes on one core.
-pub const MAX_SHARED_WEIGHTS: usize = 160 << 20;
 /// A helper that has answered nothing for this long while this worker has nothing left to do,
 /// and for four times the slowest batch computed here, is taken for dead (a worker can end
 /// without an error event) and its batches run here.
@@ -321,6 +318,31 @@ pub fn helper_count() -> usize {
     cores.saturating_sub(1).min(MAX_HELPERS)
 }
 
+/// Memory a helper's copy of a model costs: the weights file it is sent, the model's f32
+/// tensors and their packed copy (WebAssembly memory never shrinks, so its peak is what it
+/// keeps). `None` for a file that is not safetensors.
+fn helper_copy_bytes(weights: &[u8]) -> Option<u64> {
+    let values = Weights::parse("model.safetensors", weights)
+        .ok()?
+        .value_count() as u64;
+    Some(weights.len() as u64 + 2 * 4 * values)
+}
+
+/// How many helpers should hold a copy of these weights ([`helpers_within`], with this
+/// device's memory as `navigator.deviceMemory` says). A model with no helper probes on this
+/// worker's core alone.
+pub fn helpers_for(weights: &[u8]) -> usize {
+    let device_gib = Reflect::get(&scope().navigator(), &"deviceMemory".into())
+        .ok()
+        .and_then(|v| v.as_f64());
+    helpers_within(
+        helper_count(),
+        weights.len(),
+        helper_copy_bytes(weights),
+        device_gib,
+    )
+}
+
 impl Pool {
     /// Starts `count` helpers (they load their WebAssembly meanwhile); `None` when none could
     /// be started (a browser without workers in workers), which only costs speed.
@@ -415,6 +437,11 @@ impl Pool {
         for index in 0..shared.helpers.len() {
             send_model(&mut shared, index);
         }
+    }
+
+    /// Helpers started (some may have failed since).
+    pub fn size(&self) -> usize {
+        self.shared.borrow().helpers.len()
     }
 
     /// Any helper alive to share work.

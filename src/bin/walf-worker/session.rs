@@ -123,6 +123,24 @@ impl Session {
         self.pool.borrow().clone()
     }
 
+    /// The helpers for a model of these weights: as many as may hold a copy of them
+    /// ([`pool::helpers_for`]), the pool started again when it has another number; none (and
+    /// none kept) when no copy fits.
+    fn pool_for(&self, weights: &[u8]) -> Option<Rc<Pool>> {
+        let wanted = pool::helpers_for(weights);
+        let kept = self.pool.borrow().as_ref().map(|p| p.size());
+        if kept.is_some_and(|size| size != wanted) || wanted == 0 {
+            self.pool.borrow_mut().take();
+        }
+        if wanted == 0 {
+            return None;
+        }
+        if self.pool.borrow().is_none() {
+            *self.pool.borrow_mut() = Pool::start(wanted).map(Rc::new);
+        }
+        self.pool.borrow().clone()
+    }
+
     fn on_cpu(&self) -> bool {
         self.device
             .borrow()

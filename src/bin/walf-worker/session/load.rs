@@ -138,14 +138,12 @@ pub(super) async fn load(
         (device, info, None)
     };
     let generation = s.next_generation();
-    if !info.gpu && bytes.weights.len() <= pool::MAX_SHARED_WEIGHTS {
-        // Helpers build their copies while this worker builds its own.
-        if let Some(pool) = s.pool() {
-            pool.load(generation, bytes.config.clone(), bytes.weights.clone());
-        }
-    } else {
-        // Helpers serve the CPU backend and small models only; they would hold memory in vain.
+    if info.gpu {
+        // Helpers serve the CPU backend only; they would hold memory in vain.
         s.pool.borrow_mut().take();
+    } else if let Some(pool) = s.pool_for(&bytes.weights) {
+        // Helpers build their copies while this worker builds its own.
+        pool.load(generation, bytes.config.clone(), bytes.weights.clone());
     }
     mark("files read");
     progress(Some(job), "building the model", 0, 1);
@@ -227,11 +225,7 @@ async fn choose(
     gpu_info: BackendInfo,
 ) -> Result<(Device, BackendInfo, Option<LanguageModel>), (FailureKind, String)> {
     let key = format!("{}|{}", bytes.fingerprint(), gpu_info.detail);
-    let workers = 1 + if bytes.weights.len() <= pool::MAX_SHARED_WEIGHTS {
-        pool::helper_count()
-    } else {
-        0
-    };
+    let workers = 1 + pool::helpers_for(&bytes.weights);
     let (decision, built) = match store::backend_decision(&key).await {
         Some(kept) => (
             store::BackendDecision {
@@ -413,9 +407,9 @@ pub(super) async fn choose_for_training(
         current.keep_dtypes_of(&moved.model);
         if decision.gpu {
             s.pool.borrow_mut().take();
-        } else if files.weights.len() <= pool::MAX_SHARED_WEIGHTS {
+        } else {
             // the helpers get the current weights with the next probe
-            s.pool();
+            s.pool_for(&files.weights);
         }
         if let Some(m) = s.model.borrow_mut().as_mut() {
             m.lm = Rc::new(moved);

@@ -23,7 +23,7 @@ async fn probe_shared(
     if pool.generation() != Some(generation) {
         // Tuned weights: the helpers get a copy (the loaded ones were sent at load).
         let weights = current.to_safetensors_f32().await?;
-        if weights.len() > pool::MAX_SHARED_WEIGHTS {
+        if pool::helpers_for(&weights) < pool.size() {
             return Ok(None);
         }
         pool.load(generation, files.config.clone(), weights);
