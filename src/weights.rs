@@ -213,7 +213,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn values_counts_every_tensors_elements_whatever_its_dtype() {
+    fn value_count_counts_every_tensors_elements_whatever_its_dtype() {
         let tensors: Vec<StoredTensor> = vec![
             ("a".into(), Dtype::F32, vec![2, 3], vec![0; 24]),
             ("b".into(), Dtype::F16, vec![5], vec![0; 10]),

@@ -18,9 +18,9 @@ use std::collections::VecDeque;
 pub const DEPTH: usize = 2;
 
 /// Weights files this small go to every helper whatever the device's memory.
-pub const ALWAYS_SHARED_WEIGHTS: usize = 160 << 20;
+const ALWAYS_SHARED_WEIGHTS: usize = 160 << 20;
 /// The share of the device's memory that helpers' copies of a larger model may take together.
-pub const HELPERS_SHARE_OF_MEMORY: u64 = 4;
+const HELPERS_SHARE_OF_MEMORY: u64 = 4;
 
 /// How many of `wanted` helpers should hold a copy of a model whose file is `file_bytes` long
 /// and whose copy costs a helper `copy_bytes` (`None`: unknown): all for a small file; for a
