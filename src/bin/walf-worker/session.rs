@@ -117,26 +117,28 @@ impl Session {
 
     /// The helpers, started if they are not yet (none on a machine with one core).
     fn pool(&self) -> Option<Rc<Pool>> {
-        if self.pool.borrow().is_none() {
-            *self.pool.borrow_mut() = Pool::start(pool::helper_count()).map(Rc::new);
-        }
-        self.pool.borrow().clone()
+        self.pool_of(pool::helper_count())
     }
 
     /// The helpers for a model of these weights: as many as may hold a copy of them
-    /// ([`pool::helpers_for`]), the pool started again when it has another number; none (and
-    /// none kept) when no copy fits.
+    /// ([`pool::helpers_for`]).
     fn pool_for(&self, weights: &[u8]) -> Option<Rc<Pool>> {
-        let wanted = pool::helpers_for(weights);
-        let kept = self.pool.borrow().as_ref().map(|p| p.size());
-        if kept.is_some_and(|size| size != wanted) || wanted == 0 {
+        self.pool_of(pool::helpers_for(weights))
+    }
+
+    /// A pool of `count` helpers, started again when it has another number; none (and none
+    /// kept) for 0.
+    fn pool_of(&self, count: usize) -> Option<Rc<Pool>> {
+        if self
+            .pool
+            .borrow()
+            .as_ref()
+            .is_some_and(|p| p.size() != count)
+        {
             self.pool.borrow_mut().take();
         }
-        if wanted == 0 {
-            return None;
-        }
-        if self.pool.borrow().is_none() {
-            *self.pool.borrow_mut() = Pool::start(wanted).map(Rc::new);
+        if count > 0 && self.pool.borrow().is_none() {
+            *self.pool.borrow_mut() = Pool::start(count).map(Rc::new);
         }
         self.pool.borrow().clone()
     }
