@@ -142,6 +142,9 @@ pub struct TuneSettings {
     /// every token in turn, as the paper.
     #[serde(default)]
     pub mlm_positions: Option<usize>,
+    /// Filled-in sentences drawn per profession for that term; `None`: all, as the paper.
+    #[serde(default)]
+    pub mlm_sentences: Option<usize>,
     /// AdamW's decoupled weight decay.
     #[serde(default = "paper_weight_decay")]
     pub weight_decay: f64,
@@ -177,6 +180,7 @@ impl TuneSettings {
             max_steps: None,
             dropout: true,
             mlm_positions: None,
+            mlm_sentences: None,
             weight_decay: paper::WEIGHT_DECAY,
             seed: paper::SEED,
             min_delta: None,
@@ -196,6 +200,7 @@ impl TuneSettings {
         Self {
             dropout: classroom::DROPOUT,
             mlm_positions: Some(classroom::MLM_POSITIONS),
+            mlm_sentences: Some(classroom::MLM_SENTENCES),
             max_epochs: classroom::MAX_EPOCHS,
             ..Self::paper(target)
         }
@@ -227,6 +232,7 @@ impl TuneSettings {
             max_epochs: self.max_epochs,
             patience: self.patience,
             mlm_positions: self.mlm_positions,
+            mlm_sentences: self.mlm_sentences,
             weight_decay: self.weight_decay,
             seed: self.seed,
             min_delta: self.min_delta(),
@@ -685,14 +691,16 @@ mod tests {
                 TuneSettings {
                     dropout: paper.dropout,
                     mlm_positions: paper.mlm_positions,
+                    mlm_sentences: paper.mlm_sentences,
                     max_epochs: paper.max_epochs,
                     ..classroom.clone()
                 },
                 paper,
-                "dropout, masked positions and epochs are all it changes"
+                "dropout, the masked-LM sampling and epochs are all it changes"
             );
             assert_ne!(classroom.dropout, paper.dropout);
             assert_ne!(classroom.mlm_positions, paper.mlm_positions);
+            assert_ne!(classroom.mlm_sentences, paper.mlm_sentences);
             // a step limit is the user's, not the preset's
             let limited = TuneSettings {
                 max_steps: Some(5),
@@ -711,7 +719,13 @@ mod tests {
     #[test]
     fn settings_saved_before_masked_positions_existed_still_read() {
         let mut old = serde_json::to_value(TuneSettings::paper(Target::RealWorld)).unwrap();
-        for field in ["mlm_positions", "weight_decay", "seed", "min_delta"] {
+        for field in [
+            "mlm_positions",
+            "mlm_sentences",
+            "weight_decay",
+            "seed",
+            "min_delta",
+        ] {
             old.as_object_mut().unwrap().remove(field);
         }
         let read: TuneSettings = serde_json::from_value(old).unwrap();

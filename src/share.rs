@@ -82,6 +82,8 @@ pub struct SharedRunSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mlm_positions: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mlm_sentences: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_steps: Option<u32>,
     /// Where the run's weight decay, seed or early-stopping threshold were not the paper's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -322,6 +324,7 @@ mod tests {
                     patience: 5,
                     dropout: false,
                     mlm_positions: Some(1),
+                    mlm_sentences: Some(20),
                     max_steps: None,
                     weight_decay: None,
                     seed: Some(3),

@@ -322,6 +322,7 @@ pub fn shared_run_settings(s: &TuneSettings) -> SharedRunSettings {
         patience: small(s.patience),
         dropout: s.dropout,
         mlm_positions: s.mlm_positions.map(small),
+        mlm_sentences: s.mlm_sentences.map(small),
         max_steps: s.max_steps.map(small),
         weight_decay: (s.weight_decay != crate::walf::paper::WEIGHT_DECAY)
             .then_some(s.weight_decay),
@@ -388,6 +389,9 @@ pub fn walf_commands(result: &SharedResult) -> Vec<String> {
             if let Some(k) = run.mlm_positions {
                 tune += &format!(" --mlm-positions {k}");
             }
+            if let Some(m) = run.mlm_sentences {
+                tune += &format!(" --mlm-sentences {m}");
+            }
             if let Some(d) = run.weight_decay {
                 tune += &format!(" --weight-decay {d}");
             }
@@ -430,6 +434,7 @@ pub fn run_manifest(result: &SharedResult) -> serde_json::Value {
             "patience": r.map(|r| r.patience),
             "dropout": r.map(|r| r.dropout),
             "mlm_positions": r.and_then(|r| r.mlm_positions),
+            "mlm_sentences": r.and_then(|r| r.mlm_sentences),
             "max_steps": r.and_then(|r| r.max_steps),
             "weight_decay": r.map(|r| r.weight_decay.unwrap_or(crate::walf::paper::WEIGHT_DECAY)),
             "seed": r.map(|r| r.seed.unwrap_or(crate::walf::paper::SEED)),
@@ -699,6 +704,7 @@ mod tests {
             crate::walf::paper::min_delta(Target::RealWorld)
         );
         assert_eq!(t["mlm_positions"], crate::walf::classroom::MLM_POSITIONS);
+        assert_eq!(t["mlm_sentences"], crate::walf::classroom::MLM_SENTENCES);
         assert_eq!(t["dropout"], false);
         assert!(m["walf_commands"][1].as_str().unwrap().contains("--seed 9"));
         let untuned = shared_result("m", &before, None, None);
@@ -777,7 +783,7 @@ mod tests {
             lines[4],
             "walf tune --model ./org-some-model --target real-world --lr 0.00002 --gamma 0.1 \
              --beta 0.95 --batch-size 8 --max-epochs 8 --patience 5 --no-dropout \
-             --mlm-positions 1 --out walf-tuned"
+             --mlm-positions 1 --mlm-sentences 20 --out walf-tuned"
         );
     }
 

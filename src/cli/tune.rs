@@ -114,6 +114,11 @@ pub struct TuneArgs {
     /// every token in turn as the paper.
     #[arg(long, value_name = "K")]
     mlm_positions: Option<usize>,
+    /// Real-world target: draw this many of each profession's filled-in sentences for the
+    /// masked-LM loss (an unbiased estimate, each weighted by the profession's sentences over
+    /// M) instead of all of them as the paper.
+    #[arg(long, value_name = "M")]
+    mlm_sentences: Option<usize>,
     #[arg(long, value_enum, default_value = "cpu")]
     backend: BackendChoice,
 }
@@ -142,6 +147,7 @@ impl TuneArgs {
             max_epochs: self.max_epochs.unwrap_or(d.max_epochs),
             seed: self.seed.unwrap_or(d.seed),
             mlm_positions: self.mlm_positions.or(d.mlm_positions),
+            mlm_sentences: self.mlm_sentences.or(d.mlm_sentences),
             dropout: d.dropout && !self.no_dropout,
             ..d
         }
@@ -354,10 +360,13 @@ pub fn run(args: TuneArgs) -> Result<()> {
 
     let objective = objective_for(&lm)?;
     if args.method == TuneMethod::Cda
-        && (args.gamma.is_some() || args.beta.is_some() || args.mlm_positions.is_some())
+        && (args.gamma.is_some()
+            || args.beta.is_some()
+            || args.mlm_positions.is_some()
+            || args.mlm_sentences.is_some())
     {
         eprintln!(
-            "note: --gamma, --beta and --mlm-positions are WALF's; the CDA run does not use them"
+            "note: --gamma, --beta, --mlm-positions and --mlm-sentences are WALF's; the CDA run does not use them"
         );
     }
     let cda_text = match &objective {

@@ -97,7 +97,8 @@ impl Notice {
 #[derive(Clone, PartialEq, Debug)]
 pub enum Effect {
     /// Send this request to the engine. A load of local files takes the files last picked.
-    Send(Request),
+    /// (Boxed: a run's settings make a request several times the size of the other effects.)
+    Send(Box<Request>),
     /// Save the files that came with the reply, in their order, under these names.
     Download(Vec<String>),
     /// End the engine's worker and start a fresh one; everything on the page stays.
@@ -226,13 +227,13 @@ impl Page {
             done: 0,
             total: 0,
         });
-        vec![Effect::Send(make(job))]
+        vec![Effect::Send(Box::new(make(job)))]
     }
 
     /// A request that no progress bar shows (asking for the kept run, say).
     fn request(&mut self, make: impl FnOnce(u64) -> Request) -> Effect {
         let job = self.next_job();
-        Effect::Send(make(job))
+        Effect::Send(Box::new(make(job)))
     }
 
     /// The progress bar's job has ended (or, with `None`, the engine's every job).
@@ -370,7 +371,7 @@ impl Page {
         match self.tune_job {
             Some(job) if self.tune == TuneStatus::Running => {
                 self.tune = TuneStatus::Pausing;
-                vec![Effect::Send(Request::TunePause { job })]
+                vec![Effect::Send(Box::new(Request::TunePause { job }))]
             }
             _ => Vec::new(),
         }
@@ -380,7 +381,7 @@ impl Page {
         match self.tune_job {
             Some(job) if matches!(self.tune, TuneStatus::Paused | TuneStatus::Pausing) => {
                 self.tune = TuneStatus::Running;
-                vec![Effect::Send(Request::TuneResume { job })]
+                vec![Effect::Send(Box::new(Request::TuneResume { job }))]
             }
             _ => Vec::new(),
         }
@@ -388,7 +389,9 @@ impl Page {
 
     pub fn stop_tuning(&mut self) -> Vec<Effect> {
         match self.tune_job {
-            Some(job) if self.tuning_now() => vec![Effect::Send(Request::TuneStop { job })],
+            Some(job) if self.tuning_now() => {
+                vec![Effect::Send(Box::new(Request::TuneStop { job }))]
+            }
             _ => Vec::new(),
         }
     }
@@ -467,6 +470,7 @@ impl Page {
                 settings.patience = run.patience as usize;
                 settings.dropout = run.dropout;
                 settings.mlm_positions = run.mlm_positions.map(|n| n as usize);
+                settings.mlm_sentences = run.mlm_sentences.map(|n| n as usize);
                 settings.max_steps = run.max_steps.map(|n| n as usize);
                 settings.weight_decay = run.weight_decay.unwrap_or(settings.weight_decay);
                 settings.seed = run.seed.unwrap_or(settings.seed);

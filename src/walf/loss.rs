@@ -127,7 +127,8 @@ pub struct MlmRow {
     pub position: usize,
     pub label: u32,
     /// 1 when every token is masked in turn; `n / k` when `k` of a sentence's `n` tokens are drawn,
-    /// so that the weighted sum is an unbiased estimate of the exact one.
+    /// times `s / m` when `m` of its profession's `s` sentences are, so that the weighted sum is an
+    /// unbiased estimate of the exact one.
     pub weight: f32,
 }
 
@@ -139,19 +140,56 @@ pub struct MlmRows {
     pub tokens: usize,
 }
 
-/// The masked copies of `sentences` for the masked-LM loss. `sample: None` masks every token of
-/// each sentence but the first and last (the special tokens) in turn, as the paper's
-/// `get_mlm_loss` does. `Some((k, rng))` masks `k` of them per sentence (all when it has fewer),
-/// drawn without replacement, each weighted `n / k`: a cheaper, unbiased estimate of the same mean.
+/// How much of the masked-LM loss a step runs. The default masks every token of every
+/// filled-in sentence in turn, as the paper's `get_mlm_loss` does; each limit draws instead, with
+/// the run's seed, and weights what it draws so that the weighted sum stays an unbiased estimate
+/// of the exact one.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct MlmSampling {
+    /// Masked positions drawn per sentence (all of a sentence's when it has fewer).
+    pub positions: Option<usize>,
+    /// Sentences drawn per profession (all of a profession's when it has fewer).
+    pub sentences: Option<usize>,
+}
+
+/// The masked copies of `sentences` (each with the profession it was filled in with) for the
+/// masked-LM loss. Every token but the first and last (the special tokens) is maskable.
+/// Exact `sampling` masks each in turn; otherwise `sampling.sentences` of each profession's `s`
+/// sentences are drawn (weight `s / m`), then `sampling.positions` of each drawn sentence's `n`
+/// tokens (weight `n / k`), both without replacement. The denominator counts every maskable
+/// token of every sentence in both modes.
 pub fn mlm_rows(
     tokenizer: &MaskTokenizer,
-    sentences: &[String],
+    sentences: &[(usize, String)],
     max_len: usize,
-    mut sample: Option<(usize, &mut SplitMix64)>,
+    sampling: MlmSampling,
+    rng: &mut SplitMix64,
 ) -> Result<MlmRows> {
+    let mut sentence_weight = vec![1.0f32; sentences.len()];
+    if let Some(m) = sampling.sentences {
+        let mut professions: Vec<usize> = sentences.iter().map(|(p, _)| *p).collect();
+        professions.sort_unstable();
+        professions.dedup();
+        for p in professions {
+            let mut of_p: Vec<usize> = (0..sentences.len())
+                .filter(|&i| sentences[i].0 == p)
+                .collect();
+            let s = of_p.len();
+            if m >= s {
+                continue;
+            }
+            draw_first(&mut of_p, m, rng);
+            for &i in &of_p[m..] {
+                sentence_weight[i] = 0.0;
+            }
+            for &i in &of_p[..m] {
+                sentence_weight[i] = s as f32 / m as f32;
+            }
+        }
+    }
     let mut rows = Vec::new();
     let mut tokens = 0;
-    for s in sentences {
+    for ((_, s), sentence_weight) in sentences.iter().zip(sentence_weight) {
         let ids = tokenizer.encode(s)?;
         if ids.len() > max_len {
             return Err(Error::Input(format!(
@@ -161,14 +199,17 @@ pub fn mlm_rows(
         let mut positions: Vec<usize> = (1..ids.len().saturating_sub(1)).collect();
         let n = positions.len();
         tokens += n;
-        let mut weight = 1.0;
-        if let Some((k, rng)) = sample.as_mut()
-            && *k < n
+        if sentence_weight == 0.0 {
+            continue;
+        }
+        let mut weight = sentence_weight;
+        if let Some(k) = sampling.positions
+            && k < n
         {
-            draw_first(&mut positions, *k, rng);
-            positions.truncate(*k);
+            draw_first(&mut positions, k, rng);
+            positions.truncate(k);
             positions.sort_unstable();
-            weight = n as f32 / *k as f32;
+            weight *= n as f32 / k as f32;
         }
         for position in positions {
             let mut masked = ids.clone();

@@ -6,7 +6,7 @@ use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::cda::CdaText;
-use super::loss::{MlmRows, mean_kl, mlm_loss_sum, mlm_rows, profession_distribution};
+use super::loss::{MlmRows, MlmSampling, mean_kl, mlm_loss_sum, mlm_rows, profession_distribution};
 use super::paper;
 use super::tracker::{GroupKl, KlTracker, adjust_lambda, alpha};
 use crate::bias::{ProfessionDistribution, Target, bias_report};
@@ -46,6 +46,11 @@ pub struct WalfConfig {
     /// `None` masks every token in turn, as the paper. Drawing `k` gives an unbiased estimate of
     /// the same mean at a fraction of the cost (most of a paper-mode step is that loss).
     pub mlm_positions: Option<usize>,
+    /// Filled-in sentences drawn per profession for that loss; `None`: all of them. With one
+    /// position per sentence a profession still costs one masked copy per sentence, several
+    /// times the forward passes of its KL: drawing sentences too cuts that, at the price of a
+    /// noisier (still unbiased) estimate.
+    pub mlm_sentences: Option<usize>,
     /// Under dropout, run every use of a masked sentence on its own so that each draws its own
     /// dropout mask, as the paper's code does (true). The default, false, shares one pass, and so
     /// one mask, among the professions and phrases that use the same sentence: a slightly
@@ -94,6 +99,7 @@ impl WalfConfig {
             forward_batch: 64,
             mlm_chunk: 64,
             mlm_positions: None,
+            mlm_sentences: None,
             dropout_per_use: false,
             cda_batch: 32,
         }
@@ -119,6 +125,9 @@ impl WalfConfig {
         }
         if self.mlm_positions == Some(0) {
             return bad("at least one masked position per sentence");
+        }
+        if self.mlm_sentences == Some(0) {
+            return bad("at least one masked-LM sentence per profession");
         }
         if self.max_epochs == 0 {
             return bad("max epochs must be at least 1");
@@ -694,15 +703,21 @@ impl WalfTrainer {
                     GradientsParams::from_grads(weighted.backward(), &lm.model),
                 );
 
-                let sentences: Vec<String> =
-                    plan.instances.iter().map(|i| i.sentence.clone()).collect();
+                let sentences: Vec<(usize, String)> = plan
+                    .instances
+                    .iter()
+                    .map(|i| (i.profession, i.sentence.clone()))
+                    .collect();
                 // Drawn from the seed and the step, so a resumed run draws the same positions.
                 let mut rng = SplitMix64::new(
                     config.seed ^ (self.steps_done as u64 + 1).wrapping_mul(0xA076_1D64_78BD_642F),
                 );
-                let sample = config.mlm_positions.map(|k| (k, &mut rng));
+                let sampling = MlmSampling {
+                    positions: config.mlm_positions,
+                    sentences: config.mlm_sentences,
+                };
                 let MlmRows { mut rows, tokens } =
-                    mlm_rows(&lm.tokenizer, &sentences, lm.max_len(), sample)?;
+                    mlm_rows(&lm.tokenizer, &sentences, lm.max_len(), sampling, &mut rng)?;
                 // rows of similar length together: less padding in each chunk
                 rows.sort_by_key(|r| r.ids.len());
                 for chunk in rows.chunks(config.mlm_chunk) {

@@ -682,10 +682,12 @@ test('local files, an edited benchmark, the masked-LM loss, pause and resume, an
   assert.match(await page.textContent('#tune-preset-note'), /dropout off/);
   assert.equal(await page.isChecked('#tune-dropout'), false);
   assert.equal(await page.inputValue('#tune-mlm-positions'), '1');
+  assert.equal(await page.inputValue('#tune-mlm-sentences'), '20');
   await page.click('#tune-preset-paper');
   assert.ok(!(await page.isVisible('#tune-preset-note')));
   assert.equal(await page.isChecked('#tune-dropout'), true);
   assert.equal(await page.inputValue('#tune-mlm-positions'), 'all');
+  assert.equal(await page.inputValue('#tune-mlm-sentences'), 'all');
 
   // While WALF trains, the probe tab shows the valid split moving: each profession before the
   // run beside its distribution after the last validated epoch, as `walf tune` records them.

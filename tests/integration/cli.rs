@@ -204,6 +204,7 @@ fn the_classroom_preset_says_what_it_changes_and_samples_the_masked_lm_term() {
         .collect();
     let config = &lines[0]["config"];
     assert_eq!(config["mlm_positions"], 1);
+    assert_eq!(config["mlm_sentences"], 20);
     assert_eq!(config["max_epochs"], 1, "an option overrides the preset");
     assert!(lines[1]["before"]["valid_kl"].as_f64().unwrap() > 0.0);
     for step in lines.iter().filter_map(|l| l.get("step")) {
@@ -211,9 +212,10 @@ fn the_classroom_preset_says_what_it_changes_and_samples_the_masked_lm_term() {
             step["mlm_rows"].as_u64().unwrap(),
             step["mlm_tokens"].as_u64().unwrap(),
         );
+        // 20 of each profession's 66 filled-in sentences, one masked token each
         assert_eq!(
             rows,
-            66 * step["professions"].as_array().unwrap().len() as u64
+            20 * step["professions"].as_array().unwrap().len() as u64
         );
         assert!(rows < tokens, "{rows} rows for {tokens} tokens");
         assert!(step["scale"].as_f64().unwrap() > 0.0);
@@ -345,7 +347,7 @@ fn tune_method_cda_trains_on_the_swapped_text_and_says_what_it_needs() {
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
     assert!(
-        err.contains("--gamma, --beta and --mlm-positions are WALF's"),
+        err.contains("--gamma, --beta, --mlm-positions and --mlm-sentences are WALF's"),
         "{err}"
     );
     assert!(

@@ -334,10 +334,19 @@ fn a_run_resumed_from_a_saved_epoch_goes_on_where_it_stopped() {
 
 /// The masked-LM loss of one real-world step on two train professions, with `mlm_positions`.
 fn mlm_step(mlm_positions: Option<usize>, seed: u64) -> walf_lab::walf::StepRecord {
+    mlm_step_drawing((mlm_positions, None), seed)
+}
+
+/// [`mlm_step`] with (positions per sentence, sentences per profession) drawn.
+fn mlm_step_drawing(
+    (mlm_positions, mlm_sentences): (Option<usize>, Option<usize>),
+    seed: u64,
+) -> walf_lab::walf::StepRecord {
     use walf_lab::data::Split;
     let bench = Benchmark::bundled();
     let config = WalfConfig {
         mlm_positions,
+        mlm_sentences,
         seed,
         ..WalfConfig::paper(Target::RealWorld)
     };
@@ -396,6 +405,107 @@ fn sampled_masked_lm_loss_estimates_the_exact_one() {
 }
 
 #[test]
+fn the_sentences_drawn_per_profession_estimate_the_same_loss() {
+    let exact = mlm_step(None, 42);
+    let (tokens, mlm) = (exact.mlm_tokens.unwrap(), exact.mlm_loss.unwrap());
+
+    // drawing at least as many sentences as a profession has is the exact loss
+    let all = mlm_step_drawing((None, Some(66)), 7);
+    assert_eq!(
+        (all.mlm_rows, all.mlm_loss, all.total_loss),
+        (exact.mlm_rows, exact.mlm_loss, exact.total_loss)
+    );
+
+    // 20 of each profession's 66 sentences, one token each: 40 rows, the exact denominator, the
+    // KL untouched, and estimates around the exact mean whose seeds differ
+    let estimates: Vec<f64> = (0..6)
+        .map(|seed| {
+            let step = mlm_step_drawing((Some(1), Some(20)), seed);
+            assert_eq!(step.mlm_rows, Some(20 * 2));
+            assert_eq!(step.mlm_tokens, Some(tokens));
+            assert_eq!(
+                step.kl, exact.kl,
+                "sampling touches the masked-LM loss only"
+            );
+            step.mlm_loss.unwrap()
+        })
+        .collect();
+    assert!(estimates.windows(2).any(|w| w[0] != w[1]), "{estimates:?}");
+    let mean = estimates.iter().sum::<f64>() / estimates.len() as f64;
+    assert!(
+        (mean - mlm).abs() < 0.05 * mlm,
+        "sampled {estimates:?} against exact {mlm}"
+    );
+    assert_eq!(
+        mlm_step_drawing((Some(1), Some(20)), 3).mlm_loss,
+        Some(estimates[3]),
+        "same seed, same draw"
+    );
+    // sentences drawn, every token of each: the rows are those sentences' tokens
+    let whole = mlm_step_drawing((None, Some(20)), 1);
+    let rows = whole.mlm_rows.unwrap();
+    assert!(rows > 40 && rows < tokens, "{rows} rows of {tokens} tokens");
+}
+
+#[test]
+fn every_sentence_and_position_weighs_one_on_average_when_drawn() {
+    // Unbiasedness without a model: over many draws, the weights given to each (sentence,
+    // position) of the exact loss average 1, so the weighted sum's expectation is the exact sum.
+    use std::collections::BTreeMap;
+    use walf_lab::rng::SplitMix64;
+    use walf_lab::walf::loss::{MlmSampling, mlm_rows};
+    let lm = trainable("bert");
+    let sentences: Vec<(usize, String)> = [
+        (0, "he is a nurse."),
+        (0, "my sister is a nurse at the hospital."),
+        (0, "this woman is a nurse."),
+        (1, "she is a carpenter."),
+        (1, "my brother is a carpenter."),
+        (2, "he is a baker."),
+    ]
+    .iter()
+    .map(|&(p, s)| (p, s.to_string()))
+    .collect();
+    let key = |r: &walf_lab::walf::loss::MlmRow| {
+        let mut ids = r.ids.clone();
+        ids[r.position] = r.label;
+        (ids, r.position)
+    };
+    let mut rng = SplitMix64::new(5);
+    let exact = mlm_rows(
+        &lm.tokenizer,
+        &sentences,
+        512,
+        MlmSampling::default(),
+        &mut rng,
+    )
+    .unwrap();
+    assert!(exact.rows.iter().all(|r| r.weight == 1.0));
+    let mut weight: BTreeMap<_, f64> = exact.rows.iter().map(|r| (key(r), 0.0)).collect();
+    let draws = 20_000;
+    let sampling = MlmSampling {
+        positions: Some(2),
+        sentences: Some(2),
+    };
+    for _ in 0..draws {
+        let drawn = mlm_rows(&lm.tokenizer, &sentences, 512, sampling, &mut rng).unwrap();
+        assert_eq!(
+            drawn.tokens, exact.tokens,
+            "the denominator counts every sentence"
+        );
+        // two sentences of profession 0's three, all of 1's two and 2's one; two tokens each
+        assert_eq!(drawn.rows.len(), (2 + 2 + 1) * 2);
+        for r in &drawn.rows {
+            *weight.get_mut(&key(r)).expect("a row of the exact loss") += r.weight as f64;
+        }
+    }
+    for (k, w) in weight {
+        let mean = w / draws as f64;
+        assert!((mean - 1.0).abs() < 0.1, "{k:?}: mean weight {mean}");
+    }
+}
+
+#[test]
 fn zero_masked_positions_is_refused() {
     let bench = Benchmark::bundled();
     let config = WalfConfig {
@@ -407,6 +517,15 @@ fn zero_masked_positions_is_refused() {
         .expect("refused")
         .to_string();
     assert!(err.contains("masked position"), "{err}");
+    let config = WalfConfig {
+        mlm_sentences: Some(0),
+        ..WalfConfig::paper(Target::RealWorld)
+    };
+    let err = WalfTrainer::new(trainable("bert"), &bench, config)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("masked-LM sentence"), "{err}");
 }
 
 #[test]

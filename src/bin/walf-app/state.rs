@@ -168,6 +168,7 @@ impl AppState {
         for effect in effects {
             match effect {
                 Effect::Send(request) => {
+                    let request = *request;
                     let local = matches!(
                         request,
                         Request::Load {

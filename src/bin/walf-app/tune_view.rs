@@ -58,6 +58,7 @@ pub fn TuneView() -> impl IntoView {
                     method: old.method,
                     dropout: old.dropout,
                     mlm_positions: old.mlm_positions,
+                    mlm_sentences: old.mlm_sentences,
                     ..TuneSettings::paper(t)
                 }
             });
@@ -320,6 +321,9 @@ pub fn TuneView() -> impl IntoView {
                     {number_input("masked tokens per sentence ", "tune-mlm-positions",
                         |s| s.mlm_positions.map(|m| m.to_string()).unwrap_or_else(|| "all".into()),
                         |s, v| s.mlm_positions = v.parse().ok().filter(|&m: &usize| m > 0), settings)}
+                    {number_input("masked-LM sentences per profession ", "tune-mlm-sentences",
+                        |s| s.mlm_sentences.map(|m| m.to_string()).unwrap_or_else(|| "all".into()),
+                        |s, v| s.mlm_sentences = v.parse().ok().filter(|&m: &usize| m > 0), settings)}
                 </span>
                 {number_input("weight decay ", "tune-weight-decay", |s| s.weight_decay.to_string(),
                     |s, v| s.weight_decay = parse_or(v, s.weight_decay), settings)}

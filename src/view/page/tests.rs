@@ -78,7 +78,7 @@ fn sent(effects: &[Effect]) -> Vec<Request> {
     effects
         .iter()
         .map(|e| match e {
-            Effect::Send(r) => r.clone(),
+            Effect::Send(r) => (**r).clone(),
             other => panic!("not a request: {other:?}"),
         })
         .collect()
@@ -536,7 +536,7 @@ fn cancel_stops_a_run_after_its_step_and_restarts_the_engine_for_anything_else()
     assert_eq!(effects[0], Effect::RestartEngine);
     assert!(matches!(
         &effects[1..],
-        [Effect::Send(Request::Load { source, .. })] if *source == bundled()
+        [Effect::Send(r)] if matches!(&**r, Request::Load { source, .. } if *source == bundled())
     ));
     assert!(page.before.is_some(), "the chart stays");
     assert_eq!(page.job.as_ref().map(|j| j.kind), Some(JobKind::Load));

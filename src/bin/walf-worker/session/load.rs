@@ -320,8 +320,12 @@ pub(super) async fn choose_for_training(
         return Ok((here, None));
     };
     let kind = format!(
-        "step {:?} {:?} {:?} dropout {}",
-        settings.method, settings.target, settings.mlm_positions, settings.dropout
+        "step {:?} {:?} {:?} {:?} dropout {}",
+        settings.method,
+        settings.target,
+        settings.mlm_positions,
+        settings.mlm_sentences,
+        settings.dropout
     );
     let key = format!("{}|{}|{kind}", files.fingerprint(), gpu_info.detail);
     let mut trainers: Vec<Option<WalfTrainer>> = Vec::new();
