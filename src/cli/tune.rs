@@ -153,6 +153,28 @@ impl TuneArgs {
         }
     }
 
+    /// The options given that change one of the preset's values, as flags.
+    fn overrides(&self) -> Vec<&'static str> {
+        let (d, s) = (self.preset_settings(self.target), self.settings());
+        [
+            (d.gamma != s.gamma, "--gamma"),
+            (d.beta != s.beta, "--beta"),
+            (d.lr != s.lr, "--lr"),
+            (d.weight_decay != s.weight_decay, "--weight-decay"),
+            (d.batch_size != s.batch_size, "--batch-size"),
+            (d.patience != s.patience, "--patience"),
+            (d.min_delta != s.min_delta, "--min-delta"),
+            (d.max_epochs != s.max_epochs, "--max-epochs"),
+            (d.seed != s.seed, "--seed"),
+            (d.dropout != s.dropout, "--no-dropout"),
+            (d.mlm_positions != s.mlm_positions, "--mlm-positions"),
+            (d.mlm_sentences != s.mlm_sentences, "--mlm-sentences"),
+        ]
+        .into_iter()
+        .filter_map(|(changed, flag)| changed.then_some(flag))
+        .collect()
+    }
+
     /// The trainer's settings: the page's mapping ([`TuneSettings::walf_config`]) and the two
     /// options only the command line has.
     fn config(&self) -> WalfConfig {
@@ -350,6 +372,13 @@ pub fn run(args: TuneArgs) -> Result<()> {
         eprintln!("classroom preset, changed from the paper's settings:");
         for change in classroom::changes() {
             eprintln!("  {change}");
+        }
+        let overrides = args.overrides();
+        if !overrides.is_empty() {
+            eprintln!(
+                "  and {} given here in its place (training.jsonl records every setting)",
+                overrides.join(", ")
+            );
         }
     }
     fs::create_dir_all(&args.out)

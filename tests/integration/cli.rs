@@ -192,6 +192,10 @@ fn the_classroom_preset_says_what_it_changes_and_samples_the_masked_lm_term() {
         err.contains("classroom preset") && err.contains("dropout off"),
         "{err}"
     );
+    assert!(
+        err.contains("and --batch-size, --max-epochs given here in its place"),
+        "the options that change the preset are named: {err}"
+    );
     assert!(err.contains("valid KL before tuning"), "{err}");
     assert!(
         err.contains("λ 0.800, scale"),
