@@ -93,16 +93,46 @@ async function shot(page, name) {
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 }
 
-// What the page said when a test failed on it: its statuses, notices and errors, and a screenshot.
-async function explain(page, errors, name) {
+// Each page's errors and crashes from its opening, for the account of a failed test.
+const pageErrors = new WeakMap();
+function watch(page) {
+  const errors = [];
+  pageErrors.set(page, errors);
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('crash', () => errors.push('the page crashed'));
+}
+
+// What a page showed when a test failed: its statuses, notices and errors, and a screenshot.
+async function explain(page, name) {
+  const errors = (pageErrors.get(page) ?? []).map((e) => `page error: ${e}`);
   try {
-    const said = await page.evaluate(() => ['#model-status', '#chart-heading', '#tune-status', '.job-what', '.notice', '#probe-error']
-      .flatMap((s) => [...document.querySelectorAll(s)].map((e) => `${s}: ${e.textContent.trim()}`)));
-    console.log(`${name} failed; the page said:\n  ${[...said, ...errors.map((e) => `page error: ${e}`)].join('\n  ')}`);
-    await shot(page, `failed-${name}`);
+    // a page that hangs must not hang the account of it
+    const said = await Promise.race([
+      page.evaluate(() => ['#model-status', '#chart-heading', '#tune-status', '.job-what', '.notice', '#probe-error']
+        .flatMap((s) => [...document.querySelectorAll(s)].map((e) => `${s}: ${e.textContent.trim()}`))),
+      new Promise((_, no) => setTimeout(() => no(new Error('no answer within 10 s')), 10_000)),
+    ]);
+    console.log(`failed: ${name}: ${page.url()}\n  ${[...said, ...errors].join('\n  ')}`);
+    await page.screenshot({
+      path: join(ARTIFACTS, `failed-${name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}.png`), fullPage: true, timeout: 10_000,
+    });
   } catch (e) {
-    console.log(`${name} failed; the page could not be read: ${e}`);
+    console.log(`failed: ${name}: the page could not be read (${e}); ${errors.join('; ')}`);
   }
+}
+
+// A test in the one browser. When it fails, every page still open says what it showed, so that
+// a failure seen only in CI can be read from its log.
+function e2e(name, body) {
+  test(name, { timeout: TEST_LIMIT }, async () => {
+    try {
+      await body();
+    } catch (e) {
+      const pages = (chrome?.context.pages() ?? []).filter((p) => p.url() !== 'about:blank');
+      for (const [i, page] of pages.entries()) await explain(page, `${name}, page ${i + 1} of ${pages.length}`);
+      throw e;
+    }
+  });
 }
 
 let app, hub, chrome, bundledShown, shareLink, compareLink;
@@ -114,6 +144,7 @@ before(async () => {
     'fixtures/tiny-bert': { dir: FIXTURE },
   });
   chrome = await launch();
+  chrome.context.on('page', watch);
 });
 
 after(async () => {
@@ -150,7 +181,7 @@ async function labelPixels(page, src, scale) {
   }, [src, scale]);
 }
 
-test('the bundled model loads on the CPU backend and probes as `walf probe` does', { timeout: TEST_LIMIT }, async () => {
+e2e('the bundled model loads on the CPU backend and probes as `walf probe` does', async () => {
   const page = await chrome.context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
@@ -302,7 +333,7 @@ test('the bundled model loads on the CPU backend and probes as `walf probe` does
   await page.close();
 });
 
-test('a helper worker that breaks or falls silent costs only speed', { timeout: TEST_LIMIT }, async () => {
+e2e('a helper worker that breaks or falls silent costs only speed', async () => {
   const want = nativeProbe(['--split', 'test', '--target', 'equal']);
   const helpers = {
     // Fails as it starts: the engine worker hears an error event.
@@ -337,7 +368,7 @@ test('a helper worker that breaks or falls silent costs only speed', { timeout: 
   }
 });
 
-test('automatic times the GPU against the CPU on each model and each run, takes the faster, and keeps the choice', { timeout: TEST_LIMIT }, async () => {
+e2e('automatic times the GPU against the CPU on each model and each run, takes the faster, and keeps the choice', async () => {
   // SwiftShader counted as a graphics card (a test hook): the timing runs without a GPU.
   const served = await staticServer(DIST, {
     '/walf-worker-loader.js': `self.walfCountSoftwareAdapters = true;\n${readFileSync(join(DIST, 'walf-worker-loader.js'), 'utf8')}`,
@@ -411,7 +442,7 @@ test('automatic times the GPU against the CPU on each model and each run, takes 
   }
 });
 
-test('a Hub model downloads with progress, probes the same on WebGPU as on the CPU, then loads from the cache', { timeout: TEST_LIMIT }, async () => {
+e2e('a Hub model downloads with progress, probes the same on WebGPU as on the CPU, then loads from the cache', async () => {
   const want = nativeProbe(['--model', FIXTURE, '--split', 'test', '--target', 'equal']);
   const address = (backend) => `${app.url}?model=fixtures/tiny-bert&hub=${encodeURIComponent(hub.url)}&backend=${backend}&split=test`;
 
@@ -529,7 +560,7 @@ test('a Hub model downloads with progress, probes the same on WebGPU as on the C
   await cpu.close();
 });
 
-test('a share link opens the same numbers in a fresh browser profile', { timeout: TEST_LIMIT }, async () => {
+e2e('a share link opens the same numbers in a fresh browser profile', async () => {
   assert.ok(shareLink, 'the first test made a link');
   const fresh = await launch();
   try {
@@ -567,7 +598,7 @@ test('a share link opens the same numbers in a fresh browser profile', { timeout
   }
 });
 
-test('a corrupted link, hostile link contents and broken models give messages', { timeout: TEST_LIMIT }, async () => {
+e2e('a corrupted link, hostile link contents and broken models give messages', async () => {
   const page = await chrome.context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
@@ -621,202 +652,196 @@ async function measured(page, act) {
   }, null, { timeout: LONG, polling: 200 });
 }
 
-test('local files, an edited benchmark, the masked-LM loss, pause and resume, and the PNG chart', { timeout: TEST_LIMIT }, async () => {
+e2e('local files, an edited benchmark, the masked-LM loss, pause and resume, and the PNG chart', async () => {
   const page = await chrome.context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
-  page.on('crash', () => errors.push('the page crashed'));
-  try {
-    await page.goto(`${app.url}?backend=cpu&split=test`);
-    await waitForRows(page, 45);
+  await page.goto(`${app.url}?backend=cpu&split=test`);
+  await waitForRows(page, 45);
 
-    // The fixture model from the file picker replaces the bundled one.
-    const want = nativeProbe(['--model', FIXTURE, '--split', 'test', '--target', 'equal']);
-    await measured(page, () => page.setInputFiles('#local-files',
-      ['config.json', 'tokenizer.json', 'model.safetensors'].map((f) => join(FIXTURE, f))));
-    const worst = assertClose(await chartValues(page), want, 1e-4, 'local files, CPU');
-    console.log(`local files: largest |ΔP(female)| vs walf probe ${worst.toExponential(2)}`);
+  // The fixture model from the file picker replaces the bundled one.
+  const want = nativeProbe(['--model', FIXTURE, '--split', 'test', '--target', 'equal']);
+  await measured(page, () => page.setInputFiles('#local-files',
+    ['config.json', 'tokenizer.json', 'model.safetensors'].map((f) => join(FIXTURE, f))));
+  const worst = assertClose(await chartValues(page), want, 1e-4, 'local files, CPU');
+  console.log(`local files: largest |ΔP(female)| vs walf probe ${worst.toExponential(2)}`);
 
-    // A profession added in the benchmark editor is measured as `walf probe --data` measures it.
-    const row = 'Night watchmen\tnight watchman\ta\t0.25\t0.75\tmale_dominated\ttest';
-    const professions = `${readFileSync(join(ROOT, 'public/data/professions.tsv'), 'utf8').trimEnd()}\n${row}\n`;
-    const data = mkdtempSync(join(tmpdir(), 'walf-data-'));
-    writeFileSync(join(data, 'professions.tsv'), professions);
-    const edited = nativeProbe(['--model', FIXTURE, '--split', 'test', '--target', 'equal', '--data', data]);
-    assert.ok(edited.has('night watchman'));
-    await page.click('details.editor summary');
-    await page.fill('#edit-professions', professions);
-    await measured(page, () => page.click('button:has-text("Measure with these")'));
-    assertClose(await chartValues(page), edited, 1e-4, 'edited benchmark');
-    // A malformed row is named above the chart it did not replace, not in the banner; a later
-    // measurement clears it.
-    await page.fill('#edit-professions', `${professions}Broken\tbroken\ta\tmany\t0.5\tbalanced\ttest\n`);
-    await page.click('button:has-text("Measure with these")');
-    await page.waitForSelector('#probe-error', { timeout: LONG });
-    assert.match(await page.textContent('#probe-error'), /`many` is not a number.*last one measured/);
-    assert.equal(await page.$('.notice.error'), null, 'said above the chart');
-    assertClose(await chartValues(page), edited, 1e-4, 'the chart before the malformed row');
-    await page.fill('#edit-professions', professions);
-    await measured(page, () => page.click('button:has-text("Measure with these")'));
-    assert.equal(await page.$('#probe-error'), null, 'a measurement clears the error');
+  // A profession added in the benchmark editor is measured as `walf probe --data` measures it.
+  const row = 'Night watchmen\tnight watchman\ta\t0.25\t0.75\tmale_dominated\ttest';
+  const professions = `${readFileSync(join(ROOT, 'public/data/professions.tsv'), 'utf8').trimEnd()}\n${row}\n`;
+  const data = mkdtempSync(join(tmpdir(), 'walf-data-'));
+  writeFileSync(join(data, 'professions.tsv'), professions);
+  const edited = nativeProbe(['--model', FIXTURE, '--split', 'test', '--target', 'equal', '--data', data]);
+  assert.ok(edited.has('night watchman'));
+  await page.click('details.editor summary');
+  await page.fill('#edit-professions', professions);
+  await measured(page, () => page.click('button:has-text("Measure with these")'));
+  assertClose(await chartValues(page), edited, 1e-4, 'edited benchmark');
+  // A malformed row is named above the chart it did not replace, not in the banner; a later
+  // measurement clears it.
+  await page.fill('#edit-professions', `${professions}Broken\tbroken\ta\tmany\t0.5\tbalanced\ttest\n`);
+  await page.click('button:has-text("Measure with these")');
+  await page.waitForSelector('#probe-error', { timeout: LONG });
+  assert.match(await page.textContent('#probe-error'), /`many` is not a number.*last one measured/);
+  assert.equal(await page.$('.notice.error'), null, 'said above the chart');
+  assertClose(await chartValues(page), edited, 1e-4, 'the chart before the malformed row');
+  await page.fill('#edit-professions', professions);
+  await measured(page, () => page.click('button:has-text("Measure with these")'));
+  assert.equal(await page.$('#probe-error'), null, 'a measurement clears the error');
 
-    // The masked-LM loss of the held-out text is `walf lm-loss`'s (same masks, seed 42).
-    const native = walf(['lm-loss', '--model', FIXTURE, '--text', join(ROOT, 'public/data/heldout.txt')]);
-    const [, nativeTokens, nativeLoss] = native.match(/(\d+) masked: masked-LM loss ([\d.]+)/);
-    await page.click('button[role=tab]:has-text("Tune")');
-    await page.click('#run-lm-loss');
-    await page.waitForSelector('#lm-loss', { timeout: LONG });
-    const [, tokens, before, after] = (await page.textContent('#lm-loss'))
-      .match(/(\d+) masked tokens: loss ([\d.]+) with the loaded weights, ([\d.]+)/);
-    assert.equal(tokens, nativeTokens);
-    assert.ok(Math.abs(Number(before) - Number(nativeLoss)) <= 1e-4, `page ${before}, walf lm-loss ${nativeLoss}`);
-    assert.equal(before, after, 'nothing tuned yet');
-    // and by the paper's rule (every token scored), as `walf lm-loss --paper`
-    const paperNative = walf(['lm-loss', '--model', FIXTURE, '--text', join(ROOT, 'public/data/heldout.txt'), '--paper'])
-      .match(/(\d+) masked: masked-LM loss ([\d.]+)/)[2];
-    await page.check('#lm-loss-paper');
-    await page.click('#run-lm-loss');
-    await page.waitForSelector('#lm-loss[data-rule=Paper]', { timeout: LONG });
-    const paperPage = (await page.textContent('#lm-loss')).match(/loss ([\d.]+) with the loaded weights/)[1];
-    assert.ok(Math.abs(Number(paperPage) - Number(paperNative)) <= 1e-4, `page ${paperPage}, walf lm-loss --paper ${paperNative}`);
-    assert.notEqual(paperPage, before, 'the two rules score different tokens');
-    await page.uncheck('#lm-loss-paper');
-    // Without text the page says so beside the box, not above the tabs; a later success clears it.
-    const heldout = await page.inputValue('#heldout-text');
-    await page.fill('#heldout-text', '');
-    await page.click('#run-lm-loss');
-    await page.waitForSelector('#lm-loss-error', { timeout: LONG });
-    assert.equal(await page.$('#lm-loss'), null, 'no old loss under the error');
-    assert.equal(await page.$('.notice.error'), null, 'said beside the box');
-    await page.fill('#heldout-text', heldout);
-    await page.click('#run-lm-loss');
-    await page.waitForSelector('#lm-loss', { timeout: LONG });
-    assert.equal(await page.$('#lm-loss-error'), null, 'a success clears the error');
+  // The masked-LM loss of the held-out text is `walf lm-loss`'s (same masks, seed 42).
+  const native = walf(['lm-loss', '--model', FIXTURE, '--text', join(ROOT, 'public/data/heldout.txt')]);
+  const [, nativeTokens, nativeLoss] = native.match(/(\d+) masked: masked-LM loss ([\d.]+)/);
+  await page.click('button[role=tab]:has-text("Tune")');
+  await page.click('#run-lm-loss');
+  await page.waitForSelector('#lm-loss', { timeout: LONG });
+  const [, tokens, before, after] = (await page.textContent('#lm-loss'))
+    .match(/(\d+) masked tokens: loss ([\d.]+) with the loaded weights, ([\d.]+)/);
+  assert.equal(tokens, nativeTokens);
+  assert.ok(Math.abs(Number(before) - Number(nativeLoss)) <= 1e-4, `page ${before}, walf lm-loss ${nativeLoss}`);
+  assert.equal(before, after, 'nothing tuned yet');
+  // and by the paper's rule (every token scored), as `walf lm-loss --paper`
+  const paperNative = walf(['lm-loss', '--model', FIXTURE, '--text', join(ROOT, 'public/data/heldout.txt'), '--paper'])
+    .match(/(\d+) masked: masked-LM loss ([\d.]+)/)[2];
+  await page.check('#lm-loss-paper');
+  await page.click('#run-lm-loss');
+  await page.waitForSelector('#lm-loss[data-rule=Paper]', { timeout: LONG });
+  const paperPage = (await page.textContent('#lm-loss')).match(/loss ([\d.]+) with the loaded weights/)[1];
+  assert.ok(Math.abs(Number(paperPage) - Number(paperNative)) <= 1e-4, `page ${paperPage}, walf lm-loss --paper ${paperNative}`);
+  assert.notEqual(paperPage, before, 'the two rules score different tokens');
+  await page.uncheck('#lm-loss-paper');
+  // Without text the page says so beside the box, not above the tabs; a later success clears it.
+  const heldout = await page.inputValue('#heldout-text');
+  await page.fill('#heldout-text', '');
+  await page.click('#run-lm-loss');
+  await page.waitForSelector('#lm-loss-error', { timeout: LONG });
+  assert.equal(await page.$('#lm-loss'), null, 'no old loss under the error');
+  assert.equal(await page.$('.notice.error'), null, 'said beside the box');
+  await page.fill('#heldout-text', heldout);
+  await page.click('#run-lm-loss');
+  await page.waitForSelector('#lm-loss', { timeout: LONG });
+  assert.equal(await page.$('#lm-loss-error'), null, 'a success clears the error');
 
-    // The classroom preset fills in its settings and says what it changes; the paper's restores them.
-    await page.click('#tune-preset-classroom');
-    assert.ok(await page.isVisible('#tune-preset-note'));
-    assert.match(await page.textContent('#tune-preset-note'), /dropout off/);
-    assert.equal(await page.isChecked('#tune-dropout'), false);
-    assert.equal(await page.inputValue('#tune-mlm-positions'), '1');
-    assert.equal(await page.inputValue('#tune-mlm-sentences'), '20');
-    await page.click('#tune-preset-paper');
-    assert.ok(!(await page.isVisible('#tune-preset-note')));
-    assert.equal(await page.isChecked('#tune-dropout'), true);
-    assert.equal(await page.inputValue('#tune-mlm-positions'), 'all');
-    assert.equal(await page.inputValue('#tune-mlm-sentences'), 'all');
+  // The classroom preset fills in its settings and says what it changes; the paper's restores them.
+  await page.click('#tune-preset-classroom');
+  assert.ok(await page.isVisible('#tune-preset-note'));
+  assert.match(await page.textContent('#tune-preset-note'), /dropout off/);
+  assert.equal(await page.isChecked('#tune-dropout'), false);
+  assert.equal(await page.inputValue('#tune-mlm-positions'), '1');
+  assert.equal(await page.inputValue('#tune-mlm-sentences'), '20');
+  await page.click('#tune-preset-paper');
+  assert.ok(!(await page.isVisible('#tune-preset-note')));
+  assert.equal(await page.isChecked('#tune-dropout'), true);
+  assert.equal(await page.inputValue('#tune-mlm-positions'), 'all');
+  assert.equal(await page.inputValue('#tune-mlm-sentences'), 'all');
 
-    // While WALF trains, the probe tab shows the valid split moving: each profession before the
-    // run beside its distribution after the last validated epoch, as `walf tune` records them.
-    // (The classroom preset: no dropout, so the page's run and the native one are the same run.)
-    const liveDir = mkdtempSync(join(tmpdir(), 'walf-tune-'));
-    walf(['tune', '--model', FIXTURE, '--target', 'equal', '--preset', 'classroom', '--data', data, '--out', liveDir,
-      '--max-epochs', '3', '--patience', '3']);
-    const nativeEpochs = readFileSync(join(liveDir, 'training.jsonl'), 'utf8').trim().split('\n')
-      .map((l) => JSON.parse(l)).filter((r) => r.epoch).map((r) => r.epoch);
-    const validBefore = nativeProbe(['--model', FIXTURE, '--split', 'valid', '--target', 'equal', '--data', data]);
-    await page.click('#tune-preset-classroom');
-    // long enough to be paused and stopped below (epochs and patience change no step)
-    for (const [id, value] of [['#tune-steps', '2000'], ['#tune-epochs', '50'], ['#tune-patience', '50']]) {
-      await page.fill(id, value);
-      await page.dispatchEvent(id, 'change');
-    }
-    await page.click('#tune-start');
-    await page.click('button[role=tab]:has-text("Probe")');
-    await page.waitForSelector('#chart-heading[data-live=true]', { timeout: LONG });
-    assertClose(await chartValues(page), validBefore, 1e-4, 'live chart before tuning');
-    // heading and dots read in one go: the next epoch may be validated at any moment
-    const live = await (await page.waitForFunction(() => {
-      const epoch = document.querySelector('#chart-heading[data-live=true]')?.dataset.epoch;
-      if (!epoch) return null;
-      const rows = [...document.querySelectorAll('#probe-chart .chart-row')];
-      return { epoch: Number(epoch), after: rows.map((r) => [r.dataset.profession, Number(r.dataset.pFemaleAfter)]) };
-    }, null, { timeout: LONG, polling: 50 })).jsonValue();
-    assert.ok(live.epoch >= 1 && live.epoch <= nativeEpochs.length, `live chart after epoch ${live.epoch}`);
-    const nativeAfter = new Map(nativeEpochs[live.epoch - 1].valid_professions.map((p) => [p.profession, p.p_female]));
-    const moved = assertClose(new Map(live.after), nativeAfter, 1e-4, `live chart after epoch ${live.epoch}`);
-    const shift = Math.max(...live.after.map(([n, a]) => Math.abs(a - validBefore.get(n))));
-    assert.ok(shift > 1e-4, `the dots moved (largest shift ${shift})`);
-    console.log(`live chart after epoch ${live.epoch}: largest |ΔP(female)| vs walf tune ${moved.toExponential(2)}, largest move ${shift.toFixed(4)}`);
-    await shot(page, 'probe-live');
-    await page.click('button[role=tab]:has-text("Tune")');
-
-    // Pause holds the run between steps; resume continues it; stop ends it.
-    // the table shows the last few steps; it counts them all
-    const stepCount = async () => Number(await page.getAttribute('#tune-steps-table', 'data-steps'));
-    await page.waitForSelector('.step-row', { timeout: LONG });
-    // No other model during a run: its buttons are off, and a Hub id sent with Enter is refused
-    // while the run goes on, shown as running.
-    for (const control of ['button.bundled-model[data-model="brown-bert"]', '#hub-load', '#local-files', '#backend']) {
-      assert.ok(await page.isDisabled(control), `${control} is disabled during a run`);
-    }
-    const beforeRefusal = await stepCount();
-    await page.fill('#hub-id', 'fixtures/tiny-bert');
-    await page.press('#hub-id', 'Enter');
-    await page.waitForSelector('.notice.error', { timeout: LONG });
-    assert.match(await page.textContent('.notice.error'), /stop it before loading another model/);
-    await page.click('.notice .close');
-    await page.waitForFunction((n) => Number(document.querySelector('#tune-steps-table')?.dataset.steps) > n,
-      beforeRefusal, { timeout: LONG, polling: 200 });
-    assert.equal(await page.textContent('#tune-status'), 'running');
-    assert.match(await page.textContent('#model-status'), /local model/);
-    await page.click('#tune-pause');
-    await page.waitForFunction(() => /paused/i.test(document.querySelector('#tune-status')?.textContent ?? ''),
-      null, { timeout: LONG, polling: 200 });
-    const held = await stepCount();
-    await new Promise((ok) => setTimeout(ok, 2000));
-    assert.equal(await stepCount(), held, 'no step while paused');
-    await page.click('#tune-resume');
-    await page.waitForFunction((n) => Number(document.querySelector('#tune-steps-table')?.dataset.steps) > n, held,
-      { timeout: LONG, polling: 200 });
-    await page.click('#tune-stop');
-    await page.waitForSelector('#tune-start:not([disabled])', { timeout: LONG });
-    assert.ok(await stepCount() > held);
-
-    // The chart as PNG.
-    await page.click('button[role=tab]:has-text("Share")');
-    const [download] = await Promise.all([
-      page.waitForEvent('download', { timeout: LONG }),
-      page.click('button:has-text("Chart (PNG)")'),
-    ]);
-    const png = readFileSync(await download.path());
-    assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-    assert.ok(png.length > 2000, `a ${png.length}-byte PNG`);
-    // Both exports, drawn as images (which see no page stylesheet): the profession names must be
-    // readable, dark text on a light background, as in the page.
-    const [svgDownload] = await Promise.all([
-      page.waitForEvent('download', { timeout: LONG }),
-      page.click('button:has-text("Chart (SVG)")'),
-    ]);
-    const svg = readFileSync(await svgDownload.path());
-    for (const [kind, bytes, scale] of [['image/png', png, 2], ['image/svg+xml', svg, 1]]) {
-      const labels = await labelPixels(page, `data:${kind};base64,${bytes.toString('base64')}`, scale);
-      assert.ok(labels.light > 0.8, `${kind}: ${(100 * labels.light).toFixed(1)}% of the label area is light`);
-      assert.ok(labels.dark > 0.01, `${kind}: ${(100 * labels.dark).toFixed(2)}% of the label area is dark text`);
-    }
-    // The share link of the tuned result opens with its run in the Tune tab: target and curves.
-    await page.waitForFunction(() => /#v1\./.test(document.querySelector('#share-link')?.value ?? ''), null,
-      { timeout: LONG, polling: 200 });
-    const tunedLink = await page.inputValue('#share-link');
-    const opened = await chrome.context.newPage();
-    await opened.goto(tunedLink);
-    await opened.waitForSelector('.shared-banner', { timeout: LONG });
-    assert.match(await opened.textContent('.shared-banner'), /towards the equal target/);
-    await opened.click('button[role=tab]:has-text("Tune")');
-    await opened.waitForSelector('#tune-shared[data-target=equal]', { timeout: LONG });
-    assert.ok(await opened.$('#shared-curve-kl polyline'), 'the run\'s KL curve is drawn');
-    await opened.close();
-    // Choosing another split measures it at once, and the chart says which split it shows.
-    await page.click('button[role=tab]:has-text("Probe")');
-    await page.selectOption('#split', 'valid');
-    await page.waitForSelector('#chart-heading[data-split=valid]', { timeout: LONG });
-    await waitForRows(page, 34);
-    assert.match(await page.textContent('#chart-heading'), /34 professions of the valid split/);
-    assert.deepEqual(errors, []);
-  } catch (e) {
-    await explain(page, errors, 'local-files');
-    throw e;
+  // While WALF trains, the probe tab shows the valid split moving: each profession before the
+  // run beside its distribution after the last validated epoch, as `walf tune` records them.
+  // (The classroom preset: no dropout, so the page's run and the native one are the same run.)
+  const liveDir = mkdtempSync(join(tmpdir(), 'walf-tune-'));
+  walf(['tune', '--model', FIXTURE, '--target', 'equal', '--preset', 'classroom', '--data', data, '--out', liveDir,
+    '--max-epochs', '3', '--patience', '3']);
+  const nativeEpochs = readFileSync(join(liveDir, 'training.jsonl'), 'utf8').trim().split('\n')
+    .map((l) => JSON.parse(l)).filter((r) => r.epoch).map((r) => r.epoch);
+  const validBefore = nativeProbe(['--model', FIXTURE, '--split', 'valid', '--target', 'equal', '--data', data]);
+  await page.click('#tune-preset-classroom');
+  // long enough to be paused and stopped below (epochs and patience change no step)
+  for (const [id, value] of [['#tune-steps', '2000'], ['#tune-epochs', '50'], ['#tune-patience', '50']]) {
+    await page.fill(id, value);
+    await page.dispatchEvent(id, 'change');
   }
+  await page.click('#tune-start');
+  await page.click('button[role=tab]:has-text("Probe")');
+  await page.waitForSelector('#chart-heading[data-live=true]', { timeout: LONG });
+  assertClose(await chartValues(page), validBefore, 1e-4, 'live chart before tuning');
+  // heading and dots read in one go: the next epoch may be validated at any moment
+  const live = await (await page.waitForFunction(() => {
+    const epoch = document.querySelector('#chart-heading[data-live=true]')?.dataset.epoch;
+    if (!epoch) return null;
+    const rows = [...document.querySelectorAll('#probe-chart .chart-row')];
+    return { epoch: Number(epoch), after: rows.map((r) => [r.dataset.profession, Number(r.dataset.pFemaleAfter)]) };
+  }, null, { timeout: LONG, polling: 50 })).jsonValue();
+  assert.ok(live.epoch >= 1 && live.epoch <= nativeEpochs.length, `live chart after epoch ${live.epoch}`);
+  const nativeAfter = new Map(nativeEpochs[live.epoch - 1].valid_professions.map((p) => [p.profession, p.p_female]));
+  const moved = assertClose(new Map(live.after), nativeAfter, 1e-4, `live chart after epoch ${live.epoch}`);
+  const shift = Math.max(...live.after.map(([n, a]) => Math.abs(a - validBefore.get(n))));
+  assert.ok(shift > 1e-4, `the dots moved (largest shift ${shift})`);
+  console.log(`live chart after epoch ${live.epoch}: largest |ΔP(female)| vs walf tune ${moved.toExponential(2)}, largest move ${shift.toFixed(4)}`);
+  await shot(page, 'probe-live');
+  await page.click('button[role=tab]:has-text("Tune")');
+
+  // Pause holds the run between steps; resume continues it; stop ends it.
+  // the table shows the last few steps; it counts them all
+  const stepCount = async () => Number(await page.getAttribute('#tune-steps-table', 'data-steps'));
+  await page.waitForSelector('.step-row', { timeout: LONG });
+  // No other model during a run: its buttons are off, and a Hub id sent with Enter is refused
+  // while the run goes on, shown as running.
+  for (const control of ['button.bundled-model[data-model="brown-bert"]', '#hub-load', '#local-files', '#backend']) {
+    assert.ok(await page.isDisabled(control), `${control} is disabled during a run`);
+  }
+  const beforeRefusal = await stepCount();
+  await page.fill('#hub-id', 'fixtures/tiny-bert');
+  await page.press('#hub-id', 'Enter');
+  await page.waitForSelector('.notice.error', { timeout: LONG });
+  assert.match(await page.textContent('.notice.error'), /stop it before loading another model/);
+  await page.click('.notice .close');
+  await page.waitForFunction((n) => Number(document.querySelector('#tune-steps-table')?.dataset.steps) > n,
+    beforeRefusal, { timeout: LONG, polling: 200 });
+  assert.equal(await page.textContent('#tune-status'), 'running');
+  assert.match(await page.textContent('#model-status'), /local model/);
+  await page.click('#tune-pause');
+  await page.waitForFunction(() => /paused/i.test(document.querySelector('#tune-status')?.textContent ?? ''),
+    null, { timeout: LONG, polling: 200 });
+  const held = await stepCount();
+  await new Promise((ok) => setTimeout(ok, 2000));
+  assert.equal(await stepCount(), held, 'no step while paused');
+  await page.click('#tune-resume');
+  await page.waitForFunction((n) => Number(document.querySelector('#tune-steps-table')?.dataset.steps) > n, held,
+    { timeout: LONG, polling: 200 });
+  await page.click('#tune-stop');
+  await page.waitForSelector('#tune-start:not([disabled])', { timeout: LONG });
+  assert.ok(await stepCount() > held);
+
+  // The chart as PNG.
+  await page.click('button[role=tab]:has-text("Share")');
+  const [download] = await Promise.all([
+    page.waitForEvent('download', { timeout: LONG }),
+    page.click('button:has-text("Chart (PNG)")'),
+  ]);
+  const png = readFileSync(await download.path());
+  assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  assert.ok(png.length > 2000, `a ${png.length}-byte PNG`);
+  // Both exports, drawn as images (which see no page stylesheet): the profession names must be
+  // readable, dark text on a light background, as in the page.
+  const [svgDownload] = await Promise.all([
+    page.waitForEvent('download', { timeout: LONG }),
+    page.click('button:has-text("Chart (SVG)")'),
+  ]);
+  const svg = readFileSync(await svgDownload.path());
+  for (const [kind, bytes, scale] of [['image/png', png, 2], ['image/svg+xml', svg, 1]]) {
+    const labels = await labelPixels(page, `data:${kind};base64,${bytes.toString('base64')}`, scale);
+    assert.ok(labels.light > 0.8, `${kind}: ${(100 * labels.light).toFixed(1)}% of the label area is light`);
+    assert.ok(labels.dark > 0.01, `${kind}: ${(100 * labels.dark).toFixed(2)}% of the label area is dark text`);
+  }
+  // The share link of the tuned result opens with its run in the Tune tab: target and curves.
+  await page.waitForFunction(() => /#v1\./.test(document.querySelector('#share-link')?.value ?? ''), null,
+    { timeout: LONG, polling: 200 });
+  const tunedLink = await page.inputValue('#share-link');
+  const opened = await chrome.context.newPage();
+  await opened.goto(tunedLink);
+  await opened.waitForSelector('.shared-banner', { timeout: LONG });
+  assert.match(await opened.textContent('.shared-banner'), /towards the equal target/);
+  await opened.click('button[role=tab]:has-text("Tune")');
+  await opened.waitForSelector('#tune-shared[data-target=equal]', { timeout: LONG });
+  assert.ok(await opened.$('#shared-curve-kl polyline'), 'the run\'s KL curve is drawn');
+  await opened.close();
+  // Choosing another split measures it at once, and the chart says which split it shows.
+  await page.click('button[role=tab]:has-text("Probe")');
+  await page.selectOption('#split', 'valid');
+  await page.waitForSelector('#chart-heading[data-split=valid]', { timeout: LONG });
+  await waitForRows(page, 34);
+  assert.match(await page.textContent('#chart-heading'), /34 professions of the valid split/);
+  assert.deepEqual(errors, []);
   await page.close();
 });
 
@@ -860,7 +885,7 @@ async function startSmallRun(page, target = 'real-world') {
     null, { timeout: LONG, polling: 100 });
 }
 
-test('a WALF run interrupted by a reload goes on from its last kept epoch', { timeout: TEST_LIMIT }, async () => {
+e2e('a WALF run interrupted by a reload goes on from its last kept epoch', async () => {
   // The real-world target with the classroom preset: the tracker and the sampled masked-LM term
   // must come back from the kept run as they were.
   const { professions, native, perEpoch } = smallRun();
@@ -936,7 +961,7 @@ test('a WALF run interrupted by a reload goes on from its last kept epoch', { ti
   }
 });
 
-test('a GPU lost in the middle of a run: a message, every result kept, and the run goes on on the CPU', { timeout: TEST_LIMIT }, async () => {
+e2e('a GPU lost in the middle of a run: a message, every result kept, and the run goes on on the CPU', async () => {
   // The equal target: its steps on SwiftShader take half as long as the real-world target's.
   const { professions, native, perEpoch } = smallRun('equal');
   const server = await hubServer({ 'fixtures/tiny-bert': { dir: FIXTURE } });
@@ -999,7 +1024,7 @@ test('a GPU lost in the middle of a run: a message, every result kept, and the r
   }
 });
 
-test('a classroom lesson runs from its first step to its sixth on the bundled model', { timeout: TEST_LIMIT }, async () => {
+e2e('a classroom lesson runs from its first step to its sixth on the bundled model', async () => {
   const page = await chrome.context.newPage();
   await page.setViewportSize({ width: 1400, height: 900 });
   const errors = [];
