@@ -89,8 +89,8 @@ function assertSameSteps(steps, native, what) {
   });
 }
 
-async function shot(page, name) {
-  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+async function shot(page, name, timeout = 30_000) {
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true, timeout });
 }
 
 // Each page's errors and crashes from its opening, for the account of a failed test.
@@ -113,9 +113,7 @@ async function explain(page, name) {
       new Promise((_, no) => setTimeout(() => no(new Error('no answer within 10 s')), 10_000)),
     ]);
     console.log(`failed: ${name}: ${page.url()}\n  ${[...said, ...errors].join('\n  ')}`);
-    await page.screenshot({
-      path: join(ARTIFACTS, `failed-${name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}.png`), fullPage: true, timeout: 10_000,
-    });
+    await shot(page, `failed-${name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}`, 10_000);
   } catch (e) {
     console.log(`failed: ${name}: the page could not be read (${e}); ${errors.join('; ')}`);
   }
