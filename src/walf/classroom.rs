@@ -2,8 +2,8 @@
 //! target within minutes on a laptop's CPU. Its dropout was chosen on the train and valid splits
 //! only, by the validation KL of short runs of minilm-brown beside larger learning rates (its
 //! MODEL_CARD.md lists every candidate; the paper's rate stayed), its masked-LM sampling by speed
-//! alone; the test split was read for the report only. Plain numbers, like [`super::paper`], because the
-//! page offers them without linking the engine.
+//! alone; the test split was read for the report only. Plain numbers, like [`super::paper`],
+//! because the page offers them without linking the engine.
 
 /// Dropout off: at the starting weights a batch's KL in train mode is dominated by the noise
 /// dropout adds, and runs become repeatable.

@@ -102,9 +102,15 @@ function watch(page) {
   page.on('crash', () => errors.push('the page crashed'));
 }
 
+// The errors and crashes of `page` so far; the list grows as more come.
+function errorsOf(page) {
+  if (!pageErrors.has(page)) watch(page);
+  return pageErrors.get(page);
+}
+
 // What a page showed when a test failed: its statuses, notices and errors, and a screenshot.
 async function explain(page, name) {
-  const errors = (pageErrors.get(page) ?? []).map((e) => `page error: ${e}`);
+  const errors = errorsOf(page).map((e) => `page error: ${e}`);
   try {
     // a page that hangs must not hang the account of it
     const said = await Promise.race([
@@ -181,8 +187,7 @@ async function labelPixels(page, src, scale) {
 
 e2e('the bundled model loads on the CPU backend and probes as `walf probe` does', async () => {
   const page = await chrome.context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
+  const errors = errorsOf(page);
   await page.goto(`${app.url}?backend=cpu&split=test`);
   const native = nativeProbeJson(['--split', 'test', '--target', 'equal']);
   const want = new Map(native.professions.map((p) => [p.profession, p.p_female]));
@@ -349,8 +354,7 @@ e2e('a helper worker that breaks or falls silent costs only speed', async () => 
     });
     try {
       const page = await chrome.context.newPage();
-      const errors = [];
-      page.on('pageerror', (e) => errors.push(String(e)));
+      const errors = errorsOf(page);
       await page.goto(`${served.url}?backend=cpu&split=test`);
       await waitForRows(page, want.size);
       assertClose(await chartValues(page), want, 1e-4, `${kind} helper`);
@@ -373,8 +377,7 @@ e2e('automatic times the GPU against the CPU on each model and each run, takes t
   });
   const want = nativeProbe(['--model', FIXTURE, '--split', 'valid', '--target', 'equal']);
   const page = await chrome.context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
+  const errors = errorsOf(page);
   const figures = /WebGPU (\d+) ms\/batch, CPU, (\d+) workers? (\d+) ms\/batch(.*): running on the (GPU|CPU)/;
   try {
     await page.goto(`${served.url}?model=fixtures/tiny-bert&hub=${encodeURIComponent(hub.url)}&split=valid`);
@@ -598,8 +601,7 @@ e2e('a share link opens the same numbers in a fresh browser profile', async () =
 
 e2e('a corrupted link, hostile link contents and broken models give messages', async () => {
   const page = await chrome.context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
+  const errors = errorsOf(page);
   await page.goto(`${app.url}?backend=cpu#v1.AAAAbroken`);
   await page.waitForSelector('.notice.error', { timeout: LONG });
   assert.match(await page.textContent('.notice.error'), /cannot be opened/);
@@ -652,8 +654,7 @@ async function measured(page, act) {
 
 e2e('local files, an edited benchmark, the masked-LM loss, pause and resume, and the PNG chart', async () => {
   const page = await chrome.context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
+  const errors = errorsOf(page);
   await page.goto(`${app.url}?backend=cpu&split=test`);
   await waitForRows(page, 45);
 
@@ -891,8 +892,7 @@ e2e('a WALF run interrupted by a reload goes on from its last kept epoch', async
   const server = await hubServer({ 'fixtures/tiny-bert': { dir: FIXTURE } });
   const address = `${app.url}?model=fixtures/tiny-bert&hub=${encodeURIComponent(server.url)}&backend=cpu&split=test`;
   const page = await chrome.context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
+  const errors = errorsOf(page);
   try {
     await page.goto(address);
     await waitForRows(page, 45);
@@ -964,8 +964,7 @@ e2e('a GPU lost in the middle of a run: a message, every result kept, and the ru
   const { professions, native, perEpoch } = smallRun('equal');
   const server = await hubServer({ 'fixtures/tiny-bert': { dir: FIXTURE } });
   const page = await chrome.context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
+  const errors = errorsOf(page);
   try {
     // The small benchmark first, on the CPU (the whole valid split on SwiftShader takes long).
     await page.goto(`${app.url}?model=fixtures/tiny-bert&hub=${encodeURIComponent(server.url)}&backend=cpu&split=valid`);
@@ -1025,8 +1024,7 @@ e2e('a GPU lost in the middle of a run: a message, every result kept, and the ru
 e2e('a classroom lesson runs from its first step to its sixth on the bundled model', async () => {
   const page = await chrome.context.newPage();
   await page.setViewportSize({ width: 1400, height: 900 });
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
+  const errors = errorsOf(page);
   const want = nativeProbe(['--split', 'test', '--target', 'equal']);
   const step = async (n) => page.waitForSelector(`section.lesson[data-step="${n}"]`, { timeout: LONG });
   try {
