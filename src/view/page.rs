@@ -160,6 +160,9 @@ pub struct Page {
     pub kept_epochs: Option<usize>,
     /// Going on with the kept run waits for its model to load.
     pub resume_after_load: bool,
+    /// A split was chosen while another job held the engine: it is measured when that job
+    /// ends, so that the chart comes to show what the controls say.
+    measure_when_free: bool,
     /// The load whose end the model panel waits for.
     load_job: Option<u64>,
     jobs: HashMap<u64, JobKind>,
@@ -205,6 +208,7 @@ impl Page {
             saved_run: None,
             kept_epochs: None,
             resume_after_load: false,
+            measure_when_free: false,
             load_job: None,
             jobs: HashMap::new(),
             next_job: 0,
@@ -307,7 +311,24 @@ impl Page {
         self.reload()
     }
 
+    /// Shows `split`: measured at once when the engine is free, when the job under way ends
+    /// otherwise, and at the end of a WALF run (whose last probe measures the chosen split).
+    pub fn choose_split(&mut self, split: Split) -> Vec<Effect> {
+        self.split = split;
+        if !self.ready() || self.tuning_now() {
+            // a load measures the chosen split when it ends, and so does a run
+            return Vec::new();
+        }
+        if self.job.is_some() {
+            self.measure_when_free = true;
+            return Vec::new();
+        }
+        self.probe(false)
+    }
+
     pub fn probe(&mut self, after: bool) -> Vec<Effect> {
+        // whatever split was waiting to be measured is the one this probe measures
+        self.measure_when_free = false;
         let split = self.split;
         let benchmark = self.edits.clone();
         self.start_job(JobKind::Probe { after }, |job| Request::Probe {
@@ -706,6 +727,9 @@ impl Page {
                 ));
             }
             Reply::Failed { job, kind, message } => effects.extend(self.failed(job, kind, message)),
+        }
+        if self.measure_when_free && self.job.is_none() && self.ready() && !self.tuning_now() {
+            effects.extend(self.probe(false));
         }
         effects
     }

@@ -24,12 +24,10 @@ pub fn SplitSelect() -> impl IntoView {
     view! {
         <label>"Split "
             <select id="split" on:change=move |ev| {
+                // the chart shows what the controls say: the new split is measured at once, or
+                // when the job under way ends
                 if let Some(s) = Split::parse(&event_target_value(&ev)) {
-                    state.split.set(s);
-                    // the chart shows what the controls say: measure the new split at once
-                    if state.ready() && state.job.get_untracked().is_none() {
-                        state.probe(false);
-                    }
+                    state.update(|p| p.choose_split(s));
                 }
             }>
                 {SPLITS.map(|s| view! {

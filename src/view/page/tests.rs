@@ -778,3 +778,105 @@ fn a_cda_run_needs_its_text_sends_it_and_its_link_says_cda() {
     fresh.open_link(opened);
     assert_eq!(fresh.tune_settings.method, TuneMethod::Cda);
 }
+
+#[test]
+fn a_split_chosen_during_another_job_is_measured_when_that_job_ends() {
+    let mut page = measured(false);
+    // while the engine is free, at once
+    let effects = page.choose_split(Split::Valid);
+    assert!(matches!(
+        sent(&effects)[..],
+        [Request::Probe {
+            split: Split::Valid,
+            ..
+        }]
+    ));
+    page.on_reply(probed(3, Split::Valid, 0.4));
+
+    // during a fill-mask: nothing yet, then the chosen split once the fill is answered
+    let fill = page.start_job(JobKind::Fill, |job| Request::Fill {
+        job,
+        text: "[MASK] is a nurse.".into(),
+        top: 5,
+    });
+    let fill = sent(&fill)[0].job();
+    assert!(page.choose_split(Split::Train).is_empty());
+    assert_eq!(page.split, Split::Train, "the controls show the choice");
+    let effects = page.on_reply(Reply::Filled {
+        job: fill,
+        masks: Vec::new(),
+    });
+    let probes = sent(&effects);
+    assert!(
+        matches!(
+            probes[..],
+            [Request::Probe {
+                split: Split::Train,
+                ..
+            }]
+        ),
+        "{probes:?}"
+    );
+    // its answer asks for nothing more
+    assert!(
+        page.on_reply(probed(probes[0].job(), Split::Train, 0.4))
+            .is_empty()
+    );
+    assert_eq!(page.before.as_ref().map(|b| b.split), Some(Split::Train));
+
+    // during a probe of another split: that probe's answer, then the chosen split's
+    let effects = page.probe(false);
+    let job = sent(&effects)[0].job();
+    assert!(page.choose_split(Split::Test).is_empty());
+    let effects = page.on_reply(probed(job, Split::Train, 0.4));
+    assert!(matches!(
+        sent(&effects)[..],
+        [Request::Probe {
+            split: Split::Test,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn a_split_chosen_during_a_run_is_measured_by_the_runs_last_probe_only() {
+    let mut page = tuning(false);
+    assert!(page.choose_split(Split::Valid).is_empty());
+    let effects = page.on_reply(Reply::TuneFinished {
+        job: 3,
+        reason: "finished after 1 epoch".into(),
+        steps: 2,
+    });
+    let probes = sent(&effects);
+    assert!(
+        matches!(
+            probes[..],
+            [Request::Probe {
+                split: Split::Valid,
+                ..
+            }]
+        ),
+        "{probes:?}"
+    );
+    assert!(
+        page.on_reply(probed(probes[0].job(), Split::Valid, 0.5))
+            .is_empty()
+    );
+
+    // a failed job frees the engine too
+    let effects = page.probe(false);
+    let job = sent(&effects)[0].job();
+    assert!(page.choose_split(Split::Test).is_empty());
+    let effects = page.on_reply(Reply::Failed {
+        job: Some(job),
+        kind: FailureKind::Input,
+        message: "benchmark data professions.tsv: line 3: no share".into(),
+    });
+    assert!(matches!(
+        sent(&effects)[..],
+        [Request::Probe {
+            split: Split::Test,
+            ..
+        }]
+    ));
+}
