@@ -126,6 +126,9 @@ pub struct Page {
     pub target: Target,
     pub before: Option<ProbeReply>,
     pub after: Option<ProbeReply>,
+    /// Measurements answered so far: the timing line carries the count, so that a new
+    /// measurement can be told from the last one even when its numbers are the same.
+    pub measurements: u64,
     /// A result opened from a link, shown until the page measures one itself.
     pub shared: Option<SharedResult>,
     pub fills: Option<Vec<MaskFill>>,
@@ -188,6 +191,7 @@ impl Page {
             target: Target::Equal,
             before: None,
             after: None,
+            measurements: 0,
             shared: None,
             fills: None,
             tune: TuneStatus::Idle,
@@ -639,6 +643,7 @@ impl Page {
             }
             Reply::Probed { job, result } => {
                 self.end_job(Some(job));
+                self.measurements += 1;
                 self.probe_error = None;
                 self.shared = None;
                 // After-values stand beside before-values of the same split only.

@@ -72,11 +72,11 @@ try {
   console.log(`backend: ${await page.textContent('.backend')}`);
 
   // a warm probe of the test split
-  await page.$eval('#probe-timing', (t) => { t.dataset.seconds = 'pending'; });
+  const measured = Number(await page.getAttribute('#probe-timing', 'data-measurement'));
   const beforeProbe = await counts(worker);
   await page.click('#run-probe');
-  await page.waitForFunction(() => document.querySelector('#probe-timing')?.dataset.seconds !== 'pending',
-    null, { timeout: TIMEOUT, polling: 100 });
+  await page.waitForFunction((n) => Number(document.querySelector('#probe-timing')?.dataset.measurement) > n,
+    measured, { timeout: TIMEOUT, polling: 100 });
   const afterProbe = (await marks(worker, 'probed')).at(-1);
   const sentences = Number(await page.$eval('#probe-timing', (t) => t.dataset.sentences));
   const batches = Math.ceil(sentences / 64);

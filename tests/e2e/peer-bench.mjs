@@ -97,11 +97,10 @@ async function server() {
   return { srv, url: `http://127.0.0.1:${srv.address().port}/` };
 }
 
-async function probeTiming(page) {
-  await page.waitForFunction(() => {
-    const t = document.querySelector('#probe-timing');
-    return t && t.dataset.seconds !== 'pending';
-  }, null, { timeout: TIMEOUT, polling: 100 });
+// The timing line of the measurement after the first `after` (the page counts them).
+async function probeTiming(page, after = 0) {
+  await page.waitForFunction((n) => Number(document.querySelector('#probe-timing')?.dataset.measurement) > n,
+    after, { timeout: TIMEOUT, polling: 100 });
   return page.$eval('#probe-timing', (t) => ({ seconds: Number(t.dataset.seconds), sentences: Number(t.dataset.sentences) }));
 }
 
@@ -120,9 +119,9 @@ async function walfProbe(browser, url) {
     await page.goto(url);
     const first = await probeTiming(page);
     const backend = (await page.textContent('.backend')).trim();
-    await page.$eval('#probe-timing', (t) => { t.dataset.seconds = 'pending'; });
+    const count = Number(await page.getAttribute('#probe-timing', 'data-measurement'));
     await page.click('#run-probe');
-    const warm = await probeTiming(page);
+    const warm = await probeTiming(page, count);
     const isolated = await page.evaluate(() => self.crossOriginIsolated);
     return { first, warm, backend, isolated };
   } finally {

@@ -341,6 +341,7 @@ pub fn ProbeView() -> impl IntoView {
             }}}
             {move || state.before.get().map(|b| view! {
                 <p class="hint" id="probe-timing" data-seconds=b.seconds.to_string()
+                    data-measurement=move || state.measurements.get().to_string()
                     data-sentences=b.forward_sentences.to_string()
                     data-threads=b.threads.to_string()>{format!(
                     "{} professions, {} distinct masked sentences, {:.1} s{}",

@@ -824,11 +824,14 @@ fn a_split_chosen_during_another_job_is_measured_when_that_job_ends() {
     );
     assert_eq!(page.before.as_ref().map(|b| b.split), Some(Split::Train));
 
-    // during a probe of another split: that probe's answer, then the chosen split's
+    // during a probe of another split: that probe's answer, then the chosen split's; each
+    // answer counted, though its numbers are the last one's
     let effects = page.probe(false);
     let job = sent(&effects)[0].job();
     assert!(page.choose_split(Split::Test).is_empty());
+    let counted = page.measurements;
     let effects = page.on_reply(probed(job, Split::Train, 0.4));
+    assert_eq!(page.measurements, counted + 1);
     assert!(matches!(
         sent(&effects)[..],
         [Request::Probe {
