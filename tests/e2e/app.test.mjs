@@ -100,6 +100,35 @@ function watch(page) {
   pageErrors.set(page, errors);
   page.on('pageerror', (e) => errors.push(String(e)));
   page.on('crash', () => errors.push('the page crashed'));
+  track(page);
+}
+
+// The page calls under way, each with the lines of this file it was made from: a test that
+// hangs says which call never returned, where a timed-out test says only that it timed out.
+const pending = new Set();
+const THIS_FILE = new RegExp(`${import.meta.url.split('/').pop().replace(/\./g, '\\.')}:(\\d+)`);
+const TRACKED = ['goto', 'reload', 'click', 'fill', 'check', 'uncheck', 'press', 'dispatchEvent',
+  'setInputFiles', 'waitForSelector', 'waitForFunction', 'waitForEvent', 'evaluate', '$eval', '$$eval',
+  '$', 'textContent', 'getAttribute', 'inputValue', 'isVisible', 'isDisabled', 'isChecked', 'screenshot'];
+function track(page) {
+  for (const name of TRACKED) {
+    const original = page[name].bind(page);
+    page[name] = (...args) => {
+      const lines = (new Error().stack ?? '').split('\n').slice(2)
+        .map((f) => f.match(THIS_FILE)?.[1]).filter(Boolean).slice(0, 3);
+      const first = typeof args[0] === 'function' ? 'a function' : JSON.stringify(args[0] ?? '').slice(0, 80);
+      const call = { what: `page.${name}(${first})`, lines, since: Date.now() };
+      pending.add(call);
+      const result = original(...args);
+      Promise.resolve(result).then(() => pending.delete(call), () => pending.delete(call));
+      return result;
+    };
+  }
+}
+
+function pendingCalls() {
+  return [...pending].map((c) =>
+    `${c.what} at line ${c.lines.join(' ← ')}, waiting ${Math.round((Date.now() - c.since) / 1000)} s`);
 }
 
 // The errors and crashes of `page` so far; the list grows as more come.
@@ -127,14 +156,26 @@ async function explain(page, name) {
 
 // A test in the one browser. When it fails, every page still open says what it showed, so that
 // a failure seen only in CI can be read from its log.
+// A test that outlives its limit is failed a little before node's own timeout would cancel it,
+// so that it still gets to say what it was waiting for.
 function e2e(name, body) {
   test(name, { timeout: TEST_LIMIT }, async () => {
+    pending.clear();
+    let timer;
+    const hung = new Promise((_, no) => {
+      timer = setTimeout(() => no(new Error(`still running after ${(TEST_LIMIT - 30_000) / 60_000} minutes`)),
+        TEST_LIMIT - 30_000);
+    });
     try {
-      await body();
+      await Promise.race([body(), hung]);
     } catch (e) {
+      const calls = pendingCalls();
+      if (calls.length) console.log(`failed: ${name}: calls not returned:\n  ${calls.join('\n  ')}`);
       const pages = (chrome?.context.pages() ?? []).filter((p) => p.url() !== 'about:blank');
       for (const [i, page] of pages.entries()) await explain(page, `${name}, page ${i + 1} of ${pages.length}`);
       throw e;
+    } finally {
+      clearTimeout(timer);
     }
   });
 }
@@ -641,15 +682,14 @@ e2e('a corrupted link, hostile link contents and broken models give messages', a
   await page.close();
 });
 
-// Waits for a measurement started by `act` to finish: the timing line is rewritten by each probe.
+// Waits for a measurement started by `act` to be answered: the timing line counts them (its
+// numbers alone can repeat the last measurement's).
 async function measured(page, act) {
   await page.waitForSelector('#probe-timing', { timeout: LONG });
-  await page.$eval('#probe-timing', (t) => { t.dataset.seconds = 'pending'; });
+  const count = Number(await page.getAttribute('#probe-timing', 'data-measurement'));
   await act();
-  await page.waitForFunction(() => {
-    const t = document.querySelector('#probe-timing');
-    return t && t.dataset.seconds !== 'pending';
-  }, null, { timeout: LONG, polling: 200 });
+  await page.waitForFunction((n) => Number(document.querySelector('#probe-timing')?.dataset.measurement) > n,
+    count, { timeout: LONG, polling: 200 });
 }
 
 e2e('local files, an edited benchmark, the masked-LM loss, pause and resume, and the PNG chart', async () => {
