@@ -779,19 +779,25 @@ fn a_cda_run_needs_its_text_sends_it_and_its_link_says_cda() {
     assert_eq!(fresh.tune_settings.method, TuneMethod::Cda);
 }
 
+/// The split and job of each probe the effects ask for (and nothing else).
+fn probes(effects: &[Effect]) -> Vec<(Split, u64)> {
+    sent(effects)
+        .into_iter()
+        .map(|r| match r {
+            Request::Probe { job, split, .. } => (split, job),
+            other => panic!("not a probe: {other:?}"),
+        })
+        .collect()
+}
+
 #[test]
 fn a_split_chosen_during_another_job_is_measured_when_that_job_ends() {
     let mut page = measured(false);
     // while the engine is free, at once
-    let effects = page.choose_split(Split::Valid);
-    assert!(matches!(
-        sent(&effects)[..],
-        [Request::Probe {
-            split: Split::Valid,
-            ..
-        }]
-    ));
-    page.on_reply(probed(3, Split::Valid, 0.4));
+    let [(Split::Valid, job)] = probes(&page.choose_split(Split::Valid))[..] else {
+        panic!("the valid split is measured at once");
+    };
+    page.on_reply(probed(job, Split::Valid, 0.4));
 
     // during a fill-mask: nothing yet, then the chosen split once the fill is answered
     let fill = page.start_job(JobKind::Fill, |job| Request::Fill {
@@ -806,39 +812,23 @@ fn a_split_chosen_during_another_job_is_measured_when_that_job_ends() {
         job: fill,
         masks: Vec::new(),
     });
-    let probes = sent(&effects);
-    assert!(
-        matches!(
-            probes[..],
-            [Request::Probe {
-                split: Split::Train,
-                ..
-            }]
-        ),
-        "{probes:?}"
-    );
+    let [(Split::Train, job)] = probes(&effects)[..] else {
+        panic!("the train split is measured after the fill: {effects:?}");
+    };
     // its answer asks for nothing more
-    assert!(
-        page.on_reply(probed(probes[0].job(), Split::Train, 0.4))
-            .is_empty()
-    );
+    assert!(page.on_reply(probed(job, Split::Train, 0.4)).is_empty());
     assert_eq!(page.before.as_ref().map(|b| b.split), Some(Split::Train));
 
     // during a probe of another split: that probe's answer, then the chosen split's; each
     // answer counted, though its numbers are the last one's
-    let effects = page.probe(false);
-    let job = sent(&effects)[0].job();
+    let [(_, job)] = probes(&page.probe(false))[..] else {
+        panic!("one probe");
+    };
     assert!(page.choose_split(Split::Test).is_empty());
     let counted = page.measurements;
     let effects = page.on_reply(probed(job, Split::Train, 0.4));
     assert_eq!(page.measurements, counted + 1);
-    assert!(matches!(
-        sent(&effects)[..],
-        [Request::Probe {
-            split: Split::Test,
-            ..
-        }]
-    ));
+    assert_eq!(probes(&effects).first().map(|p| p.0), Some(Split::Test));
 }
 
 #[test]
@@ -850,36 +840,20 @@ fn a_split_chosen_during_a_run_is_measured_by_the_runs_last_probe_only() {
         reason: "finished after 1 epoch".into(),
         steps: 2,
     });
-    let probes = sent(&effects);
-    assert!(
-        matches!(
-            probes[..],
-            [Request::Probe {
-                split: Split::Valid,
-                ..
-            }]
-        ),
-        "{probes:?}"
-    );
-    assert!(
-        page.on_reply(probed(probes[0].job(), Split::Valid, 0.5))
-            .is_empty()
-    );
+    let [(Split::Valid, job)] = probes(&effects)[..] else {
+        panic!("the run's last probe measures the chosen split: {effects:?}");
+    };
+    assert!(page.on_reply(probed(job, Split::Valid, 0.5)).is_empty());
 
     // a failed job frees the engine too
-    let effects = page.probe(false);
-    let job = sent(&effects)[0].job();
+    let [(_, job)] = probes(&page.probe(false))[..] else {
+        panic!("one probe");
+    };
     assert!(page.choose_split(Split::Test).is_empty());
     let effects = page.on_reply(Reply::Failed {
         job: Some(job),
         kind: FailureKind::Input,
         message: "benchmark data professions.tsv: line 3: no share".into(),
     });
-    assert!(matches!(
-        sent(&effects)[..],
-        [Request::Probe {
-            split: Split::Test,
-            ..
-        }]
-    ));
+    assert_eq!(probes(&effects), [(Split::Test, job + 1)]);
 }
