@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { deflateRawSync } from 'node:zlib';
 import { launch } from './chromium.mjs';
 import { staticServer, hubServer } from './servers.mjs';
+import { measurementCount, measurementAfter } from './measurements.mjs';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const DIST = process.env.WALF_DIST ?? join(ROOT, 'dist');
@@ -154,10 +155,10 @@ async function explain(page, name) {
   }
 }
 
-// A test in the one browser. When it fails, every page still open says what it showed, so that
-// a failure seen only in CI can be read from its log.
-// A test that outlives its limit is failed a little before node's own timeout would cancel it,
-// so that it still gets to say what it was waiting for.
+// A test in the one browser. When it fails, it names the page calls not returned and every page
+// still open says what it showed, so that a failure seen only in CI can be read from its log;
+// one that outlives its limit is failed a little before node's own timeout, which would end it
+// without a word.
 function e2e(name, body) {
   test(name, { timeout: TEST_LIMIT }, async () => {
     pending.clear();
@@ -682,14 +683,12 @@ e2e('a corrupted link, hostile link contents and broken models give messages', a
   await page.close();
 });
 
-// Waits for a measurement started by `act` to be answered: the timing line counts them (its
-// numbers alone can repeat the last measurement's).
+// Waits for a measurement started by `act` to be answered.
 async function measured(page, act) {
   await page.waitForSelector('#probe-timing', { timeout: LONG });
-  const count = Number(await page.getAttribute('#probe-timing', 'data-measurement'));
+  const count = await measurementCount(page);
   await act();
-  await page.waitForFunction((n) => Number(document.querySelector('#probe-timing')?.dataset.measurement) > n,
-    count, { timeout: LONG, polling: 200 });
+  await measurementAfter(page, count, LONG, 200);
 }
 
 e2e('local files, an edited benchmark, the masked-LM loss, pause and resume, and the PNG chart', async () => {

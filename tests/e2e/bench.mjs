@@ -16,6 +16,7 @@ import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { launch } from './chromium.mjs';
 import { staticServer, hubServer } from './servers.mjs';
+import { measurementCount, measurementAfter } from './measurements.mjs';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const DIST = resolve(process.argv[2] ?? join(ROOT, 'dist'));
@@ -44,10 +45,9 @@ function sizes() {
   console.log(`all wasm: ${mb(wasmRaw)} raw, ${mb(wasmGz)} gzip (target 5 MB gzip)`);
 }
 
-// The timing line of the measurement after the first `after` (the page counts them).
+// The timing line of the measurement after the first `after`.
 async function probeTiming(page, after = 0) {
-  await page.waitForFunction((n) => Number(document.querySelector('#probe-timing')?.dataset.measurement) > n,
-    after, { timeout: TIMEOUT, polling: 50 });
+  await measurementAfter(page, after, TIMEOUT, 50);
   return page.$eval('#probe-timing', (t) => ({
     seconds: Number(t.dataset.seconds),
     sentences: Number(t.dataset.sentences),
@@ -56,7 +56,7 @@ async function probeTiming(page, after = 0) {
 
 // Measures again on the loaded model: the warm figure, without shader compilation or first use.
 async function probeAgain(page) {
-  const count = Number(await page.getAttribute('#probe-timing', 'data-measurement'));
+  const count = await measurementCount(page);
   await page.click('#run-probe');
   return probeTiming(page, count);
 }

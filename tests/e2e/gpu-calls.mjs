@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { launch } from './chromium.mjs';
 import { staticServer, hubServer } from './servers.mjs';
+import { measurementCount, measurementAfter } from './measurements.mjs';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const DIST = resolve(process.argv[2] ?? join(ROOT, 'dist'));
@@ -72,11 +73,10 @@ try {
   console.log(`backend: ${await page.textContent('.backend')}`);
 
   // a warm probe of the test split
-  const measured = Number(await page.getAttribute('#probe-timing', 'data-measurement'));
+  const measured = await measurementCount(page);
   const beforeProbe = await counts(worker);
   await page.click('#run-probe');
-  await page.waitForFunction((n) => Number(document.querySelector('#probe-timing')?.dataset.measurement) > n,
-    measured, { timeout: TIMEOUT, polling: 100 });
+  await measurementAfter(page, measured, TIMEOUT);
   const afterProbe = (await marks(worker, 'probed')).at(-1);
   const sentences = Number(await page.$eval('#probe-timing', (t) => t.dataset.sentences));
   const batches = Math.ceil(sentences / 64);

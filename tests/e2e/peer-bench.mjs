@@ -21,6 +21,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, extname, join, normalize, resolve } from 'node:path';
 import { launch } from './chromium.mjs';
+import { measurementCount, measurementAfter } from './measurements.mjs';
 import { hubServer } from './servers.mjs';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -97,10 +98,9 @@ async function server() {
   return { srv, url: `http://127.0.0.1:${srv.address().port}/` };
 }
 
-// The timing line of the measurement after the first `after` (the page counts them).
+// The timing line of the measurement after the first `after`.
 async function probeTiming(page, after = 0) {
-  await page.waitForFunction((n) => Number(document.querySelector('#probe-timing')?.dataset.measurement) > n,
-    after, { timeout: TIMEOUT, polling: 100 });
+  await measurementAfter(page, after, TIMEOUT);
   return page.$eval('#probe-timing', (t) => ({ seconds: Number(t.dataset.seconds), sentences: Number(t.dataset.sentences) }));
 }
 
@@ -119,7 +119,7 @@ async function walfProbe(browser, url) {
     await page.goto(url);
     const first = await probeTiming(page);
     const backend = (await page.textContent('.backend')).trim();
-    const count = Number(await page.getAttribute('#probe-timing', 'data-measurement'));
+    const count = await measurementCount(page);
     await page.click('#run-probe');
     const warm = await probeTiming(page, count);
     const isolated = await page.evaluate(() => self.crossOriginIsolated);
