@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::data::Group;
@@ -62,6 +63,36 @@ impl KlTracker {
     pub fn get(&self, group: Group) -> Option<GroupKl> {
         self.groups.get(&group).copied()
     }
+
+    /// What the KL's gradient is multiplied by in a batch of `group` whose KL is `kl` (a value:
+    /// detached): λ / (mean + α) from the statistics [`update`](Self::update) would leave, with
+    /// the same arithmetic, computed on the KL's device without changing the tracker. The step
+    /// then needs no read-back before its backward pass: the KL comes back once, with the step's
+    /// other losses, and feeds [`update`](Self::update) there.
+    pub fn scale_on_device(&self, group: Group, kl: Tensor<1>, batch_size: usize) -> Tensor<1> {
+        let (c, lo, hi) = lambda_constants(group);
+        let (mean, variance) = match self.get(group) {
+            None => (kl.clone(), kl.zeros_like()),
+            Some(old) => {
+                let count = old.count + batch_size as f64;
+                let mean = kl
+                    .clone()
+                    .mul_scalar(1.0 - self.beta)
+                    .add_scalar(self.beta * old.mean);
+                let variance = (kl.clone() - mean.clone())
+                    .mul(kl.sub_scalar(old.mean))
+                    .add_scalar(count * old.variance)
+                    .div_scalar(count);
+                (mean, variance)
+            }
+        };
+        let lambda = mean
+            .clone()
+            .mul_scalar(c)
+            .div(variance.add_scalar(1.0))
+            .clamp(lo, hi);
+        lambda.div(mean.add_scalar(alpha(group)))
+    }
 }
 
 /// α of the normalised loss `KL / (mean + α)`.
@@ -74,11 +105,16 @@ pub fn alpha(group: Group) -> f64 {
 
 /// λ = clamp(c · mean / (1 + variance), lo, hi), with the paper's c and bounds per group.
 pub fn adjust_lambda(group: Group, stats: GroupKl) -> f64 {
-    let (c, lo, hi) = match group {
+    let (c, lo, hi) = lambda_constants(group);
+    (c * stats.mean / (1.0 + stats.variance)).clamp(lo, hi)
+}
+
+/// The paper's c, lo and hi of λ for `group`.
+fn lambda_constants(group: Group) -> (f64, f64, f64) {
+    match group {
         Group::MaleDominated => (0.95, 0.8, 1.5),
         Group::FemaleDominated | Group::Balanced => (1.2, 1.0, 1.5),
-    };
-    (c * stats.mean / (1.0 + stats.variance)).clamp(lo, hi)
+    }
 }
 
 #[cfg(test)]
@@ -110,6 +146,49 @@ mod tests {
         assert!((third.variance - expected).abs() < 1e-15);
         // groups are independent
         assert_eq!(t.update(Group::MaleDominated, 2.0, 8).mean, 2.0);
+    }
+
+    #[test]
+    fn the_scale_computed_on_the_device_is_the_one_the_update_gives() {
+        // λ / (mean + α) from the KL still on the device must be what the tracker gives once
+        // the KL is read back: first batches, later ones (the variance's aliased count), λ
+        // clamped low and high, and every group's constants.
+        let device = burn::tensor::Device::flex();
+        let mut tracker = KlTracker::new(0.6);
+        let batches = [
+            (Group::MaleDominated, 0.31, 8),
+            (Group::MaleDominated, 2.40, 8),
+            (Group::FemaleDominated, 0.052, 5),
+            (Group::MaleDominated, 0.9, 3),
+            (Group::FemaleDominated, 3.1, 8),
+            (Group::Balanced, 1.05, 8),
+            (Group::FemaleDominated, 0.4, 8),
+            (Group::Balanced, 0.0008, 2),
+            (Group::MaleDominated, 5.0, 8),
+        ];
+        let mut lambdas = Vec::new();
+        for (group, kl, n) in batches {
+            let before = tracker.clone().groups;
+            let kl_tensor = Tensor::<1>::from_floats([kl as f32], &device);
+            let on_device = tracker.scale_on_device(group, kl_tensor, n);
+            let on_device = on_device.into_data().try_to_vec::<f32>().unwrap()[0] as f64;
+            assert_eq!(tracker.groups, before, "the tracker itself is not moved");
+            let stats = tracker.update(group, kl as f32 as f64, n);
+            let lambda = adjust_lambda(group, stats);
+            let scale = lambda / (stats.mean + alpha(group));
+            assert!(
+                (on_device - scale).abs() <= 1e-6 * scale,
+                "{group:?} KL {kl}: {on_device} on the device, {scale} after the update"
+            );
+            lambdas.push(lambda);
+        }
+        // the cases above reach both bounds and the inside of λ's range
+        let (lo, hi) = (0.8, 1.5);
+        assert!(
+            lambdas.contains(&lo) && lambdas.contains(&hi),
+            "{lambdas:?}"
+        );
+        assert!(lambdas.iter().any(|&l| l > 1.0 && l < hi), "{lambdas:?}");
     }
 
     #[test]

@@ -509,7 +509,6 @@ impl WalfTrainer {
         let Some(batch) = self.queue.get(self.next).cloned() else {
             return Err(Error::Input("the epoch has no batch left to try".into()));
         };
-        let tracker = self.tracker.clone();
         let drafted = match batch {
             Batch::Professions(group, members) => {
                 let professions: Vec<Profession> = members
@@ -517,14 +516,13 @@ impl WalfTrainer {
                     .take(items.max(1))
                     .map(|&i| self.train[i].clone())
                     .collect();
-                self.draft(group, &professions).await
+                self.draft(group, &professions)
             }
             Batch::Sentences(rows) => {
                 let rows: Vec<usize> = rows.into_iter().take(items.max(1)).collect();
-                self.text_draft(&rows).await
+                self.text_draft(&rows)
             }
         };
-        self.tracker = tracker;
         let (draft, grads) = drafted?;
         let check = gradient_check(&self.lm.model, &grads);
         read_all(draft.pending().into_iter().chain(check).collect()).await?;
@@ -537,13 +535,13 @@ impl WalfTrainer {
         group: Group,
         professions: &[Profession],
     ) -> Result<StepRecord> {
-        let (draft, grads) = self.draft(group, professions).await?;
+        let (draft, grads) = self.draft(group, professions)?;
         self.update(draft, grads).await
     }
 
     /// One CDA update on the text's sentences at `rows`.
     pub async fn train_on_text(&mut self, rows: &[usize]) -> Result<StepRecord> {
-        let (draft, grads) = self.text_draft(rows).await?;
+        let (draft, grads) = self.text_draft(rows)?;
         self.update(draft, grads).await
     }
 
@@ -576,12 +574,13 @@ impl WalfTrainer {
         Ok(record)
     }
 
-    /// A step's record from the values of its draft's pending tensors, in order; an error if a
-    /// loss is not finite.
-    fn finish(&self, draft: Draft, values: &[f32]) -> Result<StepRecord> {
+    /// A step's record from the values of its draft's pending tensors, in order, and the KL
+    /// tracker fed the step's KL (real-world target); an error if a loss is not finite.
+    fn finish(&mut self, draft: Draft, values: &[f32]) -> Result<StepRecord> {
         let Draft {
             mut record,
             kl,
+            tracked,
             mlm_sums,
             on,
         } = draft;
@@ -591,6 +590,17 @@ impl WalfTrainer {
             self.ensure_finite(kl, "KL", &on)?;
             record.kl = Some(kl);
             record.total_loss = kl;
+            if let Some((group, professions)) = tracked {
+                // the tracker sees the value only, as the scale the draft computed from it
+                let stats = self.tracker.update(group, kl, professions);
+                let lambda = adjust_lambda(group, stats);
+                let normalized = kl / (stats.mean + alpha(group));
+                record.normalized_loss = Some(normalized);
+                record.lambda = Some(lambda);
+                record.scale = Some(lambda / (stats.mean + alpha(group)));
+                record.total_loss = lambda * normalized;
+                record.tracker = self.tracker.groups.clone();
+            }
         }
         if !mlm_sums.is_empty() {
             let tokens = record.mlm_tokens.unwrap_or(0).max(1) as f64;
@@ -631,18 +641,15 @@ impl WalfTrainer {
         group: Group,
         professions: &[Profession],
     ) -> Result<(StepRecord, GradientsParams)> {
-        let (draft, grads) = self.draft(group, professions).await?;
+        let (draft, grads) = self.draft(group, professions)?;
         let values = read_all(draft.pending()).await?;
         Ok((self.finish(draft, &values)?, grads))
     }
 
-    /// [`gradients`](Self::gradients) with the losses still on the device: the real-world
-    /// target reads its KL here (λ depends on it), the rest waits for [`finish`](Self::finish).
-    async fn draft(
-        &mut self,
-        group: Group,
-        professions: &[Profession],
-    ) -> Result<(Draft, GradientsParams)> {
+    /// [`gradients`](Self::gradients) with the losses still on the device, read back by
+    /// [`finish`](Self::finish)'s caller in one go. Nothing of the trainer changes: the KL
+    /// tracker is fed the step's KL in [`finish`](Self::finish).
+    fn draft(&self, group: Group, professions: &[Profession]) -> Result<(Draft, GradientsParams)> {
         let config = self.config.clone();
         let input = MeasureInput {
             professions,
@@ -678,26 +685,26 @@ impl WalfTrainer {
             total_loss: f64::NAN,
             tracker: BTreeMap::new(),
         };
-        let mut pending_kl = None;
+        let pending_kl = kl.clone().detach();
+        let mut tracked = None;
         let mut mlm_sums = Vec::new();
         match config.target {
             Target::Equal => {
-                pending_kl = Some(kl.clone().detach());
                 accumulator.accumulate(
                     &lm.model,
                     GradientsParams::from_grads(kl.backward(), &lm.model),
                 );
             }
             Target::RealWorld => {
-                // λ and the normaliser are constants of the step, from the KL's value: read now.
-                let kl_value = read_scalar(kl.clone()).await?;
-                self.ensure_finite(kl_value, "KL", &on)?;
-                record.kl = Some(kl_value);
-                // The tracker sees the value only: λ and the normaliser are constants of the step.
-                let stats = self.tracker.update(group, kl_value, professions.len());
-                let lambda = adjust_lambda(group, stats);
-                let scale = lambda / (stats.mean + alpha(group));
-                let weighted = kl.mul_scalar(scale);
+                // λ and the normaliser are constants of the step, from the KL's value. They are
+                // computed where the KL is, so the step reads nothing back before its backward
+                // passes (on a GPU a read waits for everything queued): the KL comes back with
+                // the masked-LM sums and feeds the tracker in `finish`.
+                tracked = Some((group, professions.len()));
+                let scale =
+                    self.tracker
+                        .scale_on_device(group, kl.clone().detach(), professions.len());
+                let weighted = kl.mul(scale);
                 accumulator.accumulate(
                     &lm.model,
                     GradientsParams::from_grads(weighted.backward(), &lm.model),
@@ -729,19 +736,14 @@ impl WalfTrainer {
                         GradientsParams::from_grads(part.backward(), &lm.model),
                     );
                 }
-                let normalized = kl_value / (stats.mean + alpha(group));
-                record.normalized_loss = Some(normalized);
-                record.lambda = Some(lambda);
-                record.scale = Some(scale);
                 record.mlm_tokens = Some(tokens);
                 record.mlm_rows = Some(rows.len());
-                record.total_loss = lambda * normalized;
-                record.tracker = self.tracker.groups.clone();
             }
         }
         let draft = Draft {
             record,
-            kl: pending_kl,
+            kl: Some(pending_kl),
+            tracked,
             mlm_sums,
             on,
         };
@@ -754,13 +756,13 @@ impl WalfTrainer {
         &mut self,
         rows: &[usize],
     ) -> Result<(StepRecord, GradientsParams)> {
-        let (draft, grads) = self.text_draft(rows).await?;
+        let (draft, grads) = self.text_draft(rows)?;
         let values = read_all(draft.pending()).await?;
         Ok((self.finish(draft, &values)?, grads))
     }
 
     /// [`text_gradients`](Self::text_gradients) with the loss still on the device.
-    async fn text_draft(&mut self, rows: &[usize]) -> Result<(Draft, GradientsParams)> {
+    fn text_draft(&self, rows: &[usize]) -> Result<(Draft, GradientsParams)> {
         let Objective::Cda(text) = &self.objective else {
             return Err(Error::Input(
                 "a WALF run has no CDA text to train on".into(),
@@ -809,6 +811,7 @@ impl WalfTrainer {
         let draft = Draft {
             record,
             kl: None,
+            tracked: None,
             mlm_sums,
             on,
         };
@@ -989,8 +992,11 @@ fn poison(model: &MaskedLm, grads: &mut GradientsParams, value: f32) {
 /// A step before its losses are read back (see [`WalfTrainer::update`]).
 struct Draft {
     record: StepRecord,
-    /// The equal target's KL (the real-world target reads it before its backward pass).
+    /// The step's KL (WALF).
     kl: Option<Tensor<1>>,
+    /// The real-world target's group and number of professions: the KL tracker is fed the KL
+    /// once it is read.
+    tracked: Option<(Group, usize)>,
     /// The masked-LM loss's sums, one per chunk, over `record.mlm_tokens` tokens.
     mlm_sums: Vec<Tensor<1>>,
     /// What the step trained on, for messages.
@@ -1010,10 +1016,6 @@ async fn read_all(tensors: Vec<Tensor<1>>) -> Result<Vec<f32>> {
         return Ok(Vec::new());
     }
     read_f32(Tensor::cat(tensors, 0)).await
-}
-
-async fn read_scalar(t: Tensor<1>) -> Result<f64> {
-    Ok(read_f32(t).await?.first().copied().unwrap_or(f32::NAN) as f64)
 }
 
 #[cfg(test)]
