@@ -390,18 +390,15 @@ fn main() {
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     bench.say(&format!(
-        "bench_gpu: burn's CPU backend on {threads} thread(s) against wgpu ({}, fusion {}), \
-         dropout off, up to {} WALF steps or {} s a run",
+        "bench_gpu: burn's CPU backend on {threads} thread(s) against wgpu ({}, fusion {}, \
+         autotune {}), dropout off, up to {} WALF steps or {} s a run",
         if software {
             "any adapter"
         } else {
             "a graphics card"
         },
-        if cfg!(feature = "fusion") {
-            "on"
-        } else {
-            "off"
-        },
+        on_off(cfg!(feature = "fusion")),
+        on_off(cfg!(feature = "autotune")),
         bench.steps,
         bench.budget_s
     ));
@@ -432,4 +429,8 @@ fn main() {
     if failed {
         std::process::exit(1)
     }
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on { "on" } else { "off" }
 }

@@ -4,7 +4,8 @@
 # probe of the test split and up to 20 WALF steps of each target, with the GPU's ratios to the
 # CPU and how far its results are from the CPU's. Unattended, and ends within 8 minutes.
 #
-#   scripts/gpu-bench.sh [--bin PATH] [--out FILE] [--smoke] [--fusion] [-- BENCH_ARGS...]
+#   scripts/gpu-bench.sh [--bin PATH] [--out FILE] [--smoke] [--fusion] [--autotune]
+#                        [-- BENCH_ARGS...]
 #
 #   --bin PATH  a bench_gpu built before (`cargo build --release --example bench_gpu`), for a
 #               machine with a GPU and no registry to build from; without it, it is built here
@@ -13,6 +14,8 @@
 #               checks that the benchmark runs, on a machine without a GPU (CI)
 #   --fusion    built with burn's operation fusion for wgpu (`--features fusion`): run once with
 #               it and once without for the figures that decide whether the app turns it on
+#   --autotune  built with burn's autotune for wgpu (`--features autotune`; with --fusion, both):
+#               the same, for autotune
 #
 # It needs a Vulkan driver for the GPU (wgpu); without a usable adapter it says so and fails.
 set -euo pipefail
@@ -25,12 +28,16 @@ while [ $# -gt 0 ]; do
     --bin) bin="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --smoke) smoke=1; shift ;;
-    --fusion) features=(--features fusion); shift ;;
+    --fusion) features+=(fusion); shift ;;
+    --autotune) features+=(autotune); shift ;;
     --) shift; extra=("$@"); break ;;
     *) echo "gpu-bench: unknown option $1 (see the comment at the top of $0)" >&2; exit 2 ;;
   esac
 done
 
+if [ ${#features[@]} -gt 0 ]; then
+  features=(--features "$(IFS=,; echo "${features[*]}")")
+fi
 if [ -z "$bin" ]; then
   if [ "$smoke" = 1 ]; then
     cargo build --quiet --example bench_gpu ${features[@]+"${features[@]}"}
