@@ -883,10 +883,9 @@ e2e('local files, an edited benchmark, the masked-LM loss, pause and resume, and
   await page.close();
 });
 
-// A small benchmark (two train professions of each group, three valid ones, every test one):
-// short epochs; and the uninterrupted run of the classroom preset towards `target` on it,
-// natively, for three epochs (the first step after a resume must see the same weights).
-function smallRun(target = 'real-world') {
+// A small benchmark, as the professions editor takes it: two train professions of each group,
+// three valid ones, every test one.
+function smallBenchmark() {
   const rows = readFileSync(join(ROOT, 'public/data/professions.tsv'), 'utf8').trimEnd().split('\n');
   const seen = {};
   const kept = rows.filter((line, i) => {
@@ -895,7 +894,14 @@ function smallRun(target = 'real-world') {
     seen[key] = (seen[key] ?? 0) + 1;
     return i === 0 || split === 'test' || (split === 'train' && seen[key] <= 2) || (split === 'valid' && seen[key] <= 1);
   });
-  const professions = `${kept.join('\n')}\n`;
+  return `${kept.join('\n')}\n`;
+}
+
+// The small benchmark (short epochs), and the uninterrupted run of the classroom preset towards
+// `target` on it, natively, for three epochs (the first step after a resume must see the same
+// weights).
+function smallRun(target = 'real-world') {
+  const professions = smallBenchmark();
   const data = mkdtempSync(join(tmpdir(), 'walf-data-'));
   writeFileSync(join(data, 'professions.tsv'), professions);
   const dir = mkdtempSync(join(tmpdir(), 'walf-tune-'));
@@ -922,6 +928,57 @@ async function startSmallRun(page, target = 'real-world') {
   await page.waitForFunction(() => /after epoch 1/.test(document.querySelector('#tune-kept')?.textContent ?? ''),
     null, { timeout: LONG, polling: 100 });
 }
+
+e2e('a GPU error the engine cannot survive is said once: the results kept, nothing thrown in the page, and the CPU takes over', async () => {
+  const server = await hubServer({ 'fixtures/tiny-bert': { dir: FIXTURE } });
+  const page = await chrome.context.newPage();
+  const errors = errorsOf(page);
+  const reports = [];
+  page.on('console', (m) => { if (/engine stopped/.test(m.text())) reports.push(m.text()); });
+  try {
+    await page.goto(`${app.url}?model=fixtures/tiny-bert&hub=${encodeURIComponent(server.url)}&backend=cpu&split=valid`);
+    await waitForRows(page, 34);
+    await page.click('details.editor summary');
+    await page.fill('#edit-professions', smallBenchmark());
+    await measured(page, () => page.click('button:has-text("Measure with these")'));
+    await waitForRows(page, 3);
+    await page.selectOption('#backend', 'webgpu');
+    await page.waitForFunction(() => /WebGPU/.test(document.querySelector('.model-status')?.textContent ?? ''),
+      null, { timeout: LONG, polling: 200 });
+    await measured(page, () => page.click('button:has-text("Measure with these")'));
+    const onGpu = await chartValues(page);
+    // Validation errors nothing captured, as a kernel the adapter cannot compile gives them (burn's
+    // autotune did, on this SwiftShader): the engine panics on each, so its worker is done.
+    const worker = page.workers().find((w) => w.url().includes('walf-worker-loader'));
+    assert.ok(worker, 'the engine worker');
+    assert.equal(await worker.evaluate(() => {
+      for (let i = 0; i < 5; i++) {
+        self.walfDevices.forEach((d) => d.dispatchEvent(new GPUUncapturedErrorEvent('uncapturederror',
+          { error: new GPUValidationError('a shader the adapter rejects') })));
+      }
+      return self.walfDevices.length;
+    }), 1);
+    const offer = page.locator('.notice button:has-text("Continue on the CPU")');
+    await offer.waitFor({ timeout: LONG });
+    const message = await page.textContent('.notice');
+    assert.match(message, /^the engine stopped unexpectedly: wgpu error: a shader the adapter rejects\. The GPU stopped working; every result so far is kept/);
+    assert.doesNotMatch(message, /panicked at|\.rs:/, 'where the engine panicked is for the console');
+    assertClose(await chartValues(page), onGpu, 0, 'the chart after the engine stopped');
+    // whatever the stopped worker still had to say has arrived by now
+    await page.waitForTimeout(3000);
+    assert.equal(reports.length, 1, `the engine's end reported ${reports.length} times`);
+    await offer.click();
+    await page.waitForFunction(() => /CPU/.test(document.querySelector('.model-status')?.textContent ?? ''),
+      null, { timeout: LONG, polling: 200 });
+    await measured(page, () => page.click('button:has-text("Measure with these")'));
+    assertClose(await chartValues(page), onGpu, 1e-4, 'on the CPU after the GPU failed');
+    assert.equal(reports.length, 1);
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+    server.server.close();
+  }
+});
 
 e2e('a WALF run interrupted by a reload goes on from its last kept epoch', async () => {
   // The real-world target with the classroom preset: the tracker and the sampled masked-LM term

@@ -27,6 +27,8 @@ struct Inner {
     // Kept alive as long as the worker is.
     _closures: Vec<Closure<dyn Fn(MessageEvent)>>,
     _error: Option<Closure<dyn Fn(ErrorEvent)>>,
+    /// A worker being ended gets this for its errors (see `restart`).
+    silence: Closure<dyn Fn(ErrorEvent)>,
 }
 
 /// A User Timing mark on the page's timeline (the benchmark reads them to split the time to the
@@ -52,6 +54,7 @@ impl Engine {
             on_reply: Rc::new(on_reply),
             _closures: Vec::new(),
             _error: None,
+            silence: Closure::new(|event: ErrorEvent| event.prevent_default()),
         })));
         engine.spawn(&early);
         engine
@@ -156,10 +159,17 @@ impl Engine {
     /// Ends whatever the worker is doing by ending the worker; a new one starts at once.
     /// Everything the page holds stays; the model must be loaded again.
     pub fn restart(&self) {
-        if let Some(worker) = self.0.borrow_mut().worker.take() {
+        let mut inner = self.0.borrow_mut();
+        if let Some(worker) = inner.worker.take() {
+            // A crashed worker may go on sending (a GPU's validation errors each fail again)
+            // until it is gone: none of it may reach its handlers, which `spawn` drops (a dropped
+            // closure throws when called), nor the page as an uncaught error.
+            worker.set_onmessage(None);
+            worker.set_onerror(Some(inner.silence.as_ref().unchecked_ref()));
             worker.terminate();
         }
-        self.0.borrow_mut().queued.clear();
+        inner.queued.clear();
+        drop(inner);
         self.spawn(&[]);
     }
 }

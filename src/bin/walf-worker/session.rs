@@ -7,6 +7,7 @@
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::module::Module;
 use burn::tensor::Device;
@@ -192,11 +193,22 @@ fn progress(job: Option<u64>, what: &str, done: u64, total: u64) {
 
 pub fn start(product_checks: &[(&str, product::Check)]) {
     // A panic ends this worker's WebAssembly instance: the page hears why, keeps its results
-    // and starts a fresh worker.
+    // and starts a fresh worker. It hears it once: a GPU's validation error panics in the
+    // device's error callback, and each later call on that device panics there again, each
+    // panic only repeating the first one's cause.
+    static CRASHED: AtomicBool = AtomicBool::new(false);
     std::panic::set_hook(Box::new(|info| {
-        let message = format!("the engine stopped unexpectedly: {info}");
-        web_sys::console::error_1(&message.clone().into());
-        fail(None, FailureKind::Crashed, message);
+        if CRASHED.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        // The console gets where it panicked, for a bug report; the page only what happened.
+        web_sys::console::error_1(&format!("the engine stopped unexpectedly: {info}").into());
+        let what = info.payload_as_str().unwrap_or("an internal error");
+        fail(
+            None,
+            FailureKind::Crashed,
+            format!("the engine stopped unexpectedly: {what}"),
+        );
     }));
     let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
     let on_message = Closure::<dyn Fn(MessageEvent)>::new(|event: MessageEvent| {
