@@ -897,6 +897,22 @@ function smallBenchmark() {
   return `${kept.join('\n')}\n`;
 }
 
+// The fixture from `hub` with `professions` as its benchmark, measured on its valid split on
+// the CPU first (the whole split on SwiftShader takes long), then on WebGPU.
+async function smallBenchmarkOnWebgpu(page, hub, professions) {
+  await page.goto(`${app.url}?model=fixtures/tiny-bert&hub=${encodeURIComponent(hub.url)}&backend=cpu&split=valid`);
+  await waitForRows(page, 34);
+  await page.click('details.editor summary');
+  await page.fill('#edit-professions', professions);
+  await measured(page, () => page.click('button:has-text("Measure with these")'));
+  await waitForRows(page, 3);
+  await page.selectOption('#backend', 'webgpu');
+  await page.waitForFunction(() => /WebGPU/.test(document.querySelector('.model-status')?.textContent ?? ''),
+    null, { timeout: LONG, polling: 200 });
+  await measured(page, () => page.click('button:has-text("Measure with these")'));
+  await waitForRows(page, 3);
+}
+
 // The small benchmark (short epochs), and the uninterrupted run of the classroom preset towards
 // `target` on it, natively, for three epochs (the first step after a resume must see the same
 // weights).
@@ -936,16 +952,7 @@ e2e('a GPU error the engine cannot survive is said once: the results kept, nothi
   const reports = [];
   page.on('console', (m) => { if (/engine stopped/.test(m.text())) reports.push(m.text()); });
   try {
-    await page.goto(`${app.url}?model=fixtures/tiny-bert&hub=${encodeURIComponent(server.url)}&backend=cpu&split=valid`);
-    await waitForRows(page, 34);
-    await page.click('details.editor summary');
-    await page.fill('#edit-professions', smallBenchmark());
-    await measured(page, () => page.click('button:has-text("Measure with these")'));
-    await waitForRows(page, 3);
-    await page.selectOption('#backend', 'webgpu');
-    await page.waitForFunction(() => /WebGPU/.test(document.querySelector('.model-status')?.textContent ?? ''),
-      null, { timeout: LONG, polling: 200 });
-    await measured(page, () => page.click('button:has-text("Measure with these")'));
+    await smallBenchmarkOnWebgpu(page, server, smallBenchmark());
     const onGpu = await chartValues(page);
     // Validation errors nothing captured, as a kernel the adapter cannot compile gives them (burn's
     // autotune did, on this SwiftShader): the engine panics on each, so its worker is done.
@@ -1062,18 +1069,7 @@ e2e('a GPU lost in the middle of a run: a message, every result kept, and the ru
   const page = await chrome.context.newPage();
   const errors = errorsOf(page);
   try {
-    // The small benchmark first, on the CPU (the whole valid split on SwiftShader takes long).
-    await page.goto(`${app.url}?model=fixtures/tiny-bert&hub=${encodeURIComponent(server.url)}&backend=cpu&split=valid`);
-    await waitForRows(page, 34);
-    await page.click('details.editor summary');
-    await page.fill('#edit-professions', professions);
-    await measured(page, () => page.click('button:has-text("Measure with these")'));
-    await waitForRows(page, 3);
-    await page.selectOption('#backend', 'webgpu');
-    await page.waitForFunction(() => /WebGPU/.test(document.querySelector('.model-status')?.textContent ?? ''),
-      null, { timeout: LONG, polling: 200 });
-    await measured(page, () => page.click('button:has-text("Measure with these")'));
-    await waitForRows(page, 3);
+    await smallBenchmarkOnWebgpu(page, server, professions);
     const before = await chartValues(page);
     await startSmallRun(page, 'equal');
     // The GPU goes away as a driver reset would take it.
