@@ -168,7 +168,7 @@ mod tests {
         ];
         let mut lambdas = Vec::new();
         for (group, kl, n) in batches {
-            let before = tracker.clone().groups;
+            let before = tracker.groups.clone();
             let kl_tensor = Tensor::<1>::from_floats([kl as f32], &device);
             let on_device = tracker.scale_on_device(group, kl_tensor, n);
             let on_device = on_device.into_data().try_to_vec::<f32>().unwrap()[0] as f64;

@@ -594,10 +594,11 @@ impl WalfTrainer {
                 // the tracker sees the value only, as the scale the draft computed from it
                 let stats = self.tracker.update(group, kl, professions);
                 let lambda = adjust_lambda(group, stats);
-                let normalized = kl / (stats.mean + alpha(group));
+                let normaliser = stats.mean + alpha(group);
+                let normalized = kl / normaliser;
                 record.normalized_loss = Some(normalized);
                 record.lambda = Some(lambda);
-                record.scale = Some(lambda / (stats.mean + alpha(group)));
+                record.scale = Some(lambda / normaliser);
                 record.total_loss = lambda * normalized;
                 record.tracker = self.tracker.groups.clone();
             }
